@@ -1,0 +1,1 @@
+"""The `linker` command line: the same services the dashboard calls."""

@@ -1,0 +1,74 @@
+"""Normalisation of contact data: emails (trimmed, lower-case) and phones (E.164)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import phonenumbers
+
+DEFAULT_REGION = "US"
+
+
+class PhoneType(StrEnum):
+    """Phone types of the contract; a phone without a type is OTHER."""
+
+    MOBILE = "MOBILE"
+    HOME = "HOME"
+    OFFICE = "OFFICE"
+    OTHER = "OTHER"
+
+
+class InvalidContact(ValueError):
+    """An email or phone value that cannot be normalised; the message says why."""
+
+
+def normalize_email(value: str) -> str:
+    """Trim and lower-case an email; raises InvalidContact when it is not an address."""
+    email = value.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or " " in email or domain.startswith("."):
+        raise InvalidContact(f"{value!r} is not an email address (expected name@domain.tld)")
+    return email
+
+
+def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
+    """Return a phone number in E.164; raises InvalidContact when it is not a valid number.
+
+    Numbers without a leading ``+`` are read in ``region`` (default US).
+    """
+    text = value.strip()
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidContact(f"{value!r} is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidContact(
+            f"{value!r} is not a valid phone number (give the country code, e.g. +15551234567)"
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalize_phone(value: str, region: str = DEFAULT_REGION) -> str | None:
+    """E.164 form of ``value``, or None when it is not a valid number."""
+    try:
+        return normalize_phone(value, region)
+    except InvalidContact:
+        return None
+
+
+def try_normalize_email(value: str) -> str | None:
+    """Normalised email, or None when ``value`` is not an address."""
+    try:
+        return normalize_email(value)
+    except InvalidContact:
+        return None
+
+
+def parse_phone_type(value: object) -> PhoneType | None:
+    """The PhoneType named by ``value`` (case-insensitive), or None when it names none."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return PhoneType(value.strip().upper())
+    except ValueError:
+        return None
