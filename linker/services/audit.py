@@ -1,0 +1,30 @@
+"""Audit events: every change a service makes is written with its before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from linker.services.permissions import Actor
+from linker.store.models import AuditEvent, utcnow
+
+
+def record_audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an audit event to the session (committed with the change it describes).
+
+    ``before``/``after`` must never contain secrets: callers pass display views.
+    """
+    event = AuditEvent(at=utcnow(), actor=actor.username, role=actor.role.value, action=action,
+                       entity_type=entity_type, entity_id=str(entity_id), before=before,
+                       after=after)
+    session.add(event)
+    return event

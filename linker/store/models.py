@@ -1,0 +1,313 @@
+"""SQLAlchemy 2.x tables. Uniqueness the product promises is enforced here, by the database.
+
+- one link per (customer, integration); one customer per (integration, external id);
+- email values and MOBILE phone values unique across profiles (normalised forms);
+- integration names unique case-insensitively (``name_key`` is the lower-cased name).
+
+Secrets (password, signing key, secret header values) are stored only encrypted (``*_enc``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Linker table."""
+
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Customer(Base):
+    """A local customer profile."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(500), default="")
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    emails: Mapped[list[CustomerEmail]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.position"
+    )
+    phones: Mapped[list[CustomerPhone]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerPhone.position"
+    )
+    links: Mapped[list[Link]] = relationship(back_populates="customer")
+
+
+class CustomerEmail(Base):
+    """One email of a profile; ``normalized`` is unique across all profiles."""
+
+    __tablename__ = "customer_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    original: Mapped[str] = mapped_column(String(320))
+    normalized: Mapped[str] = mapped_column(String(320), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(100), default="")
+    """Empty when entered locally, else the name of the integration it was pulled from."""
+
+    customer: Mapped[Customer] = relationship(back_populates="emails")
+
+
+class CustomerPhone(Base):
+    """One phone of a profile, stored as E.164; ``mobile_key`` makes MOBILE values unique."""
+
+    __tablename__ = "customer_phones"
+    __table_args__ = (UniqueConstraint("customer_id", "e164", name="uq_phone_per_customer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    original: Mapped[str] = mapped_column(String(64))
+    e164: Mapped[str] = mapped_column(String(20), index=True)
+    type: Mapped[str] = mapped_column(String(10), default="MOBILE")
+    mobile_key: Mapped[str | None] = mapped_column(String(20), unique=True, nullable=True)
+    """Equals ``e164`` for MOBILE phones and is NULL otherwise (NULLs never collide)."""
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(100), default="")
+
+    customer: Mapped[Customer] = relationship(back_populates="phones")
+
+
+class Integration(Base):
+    """One external system behind one lookup adaptor URL."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    username: Mapped[str] = mapped_column(String(200), default="")
+    password_enc: Mapped[str] = mapped_column(Text, default="")
+    realm: Mapped[str] = mapped_column(String(200), default="")
+    signing_key_enc: Mapped[str] = mapped_column(Text, default="")
+    headers: Mapped[list[Any]] = mapped_column(default=list)
+    """Rows ``{"name", "value" | "value_enc", "secret": bool}``; secret values encrypted."""
+    search_query_attributes: Mapped[list[Any]] = mapped_column(default=list)
+    """Rows ``{"attribute", "label"}``."""
+    search_results_attributes: Mapped[list[Any]] = mapped_column(default=list)
+    autolink_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    autolink_fields: Mapped[list[Any]] = mapped_column(default=list)
+    """Subset of ``["email", "mobile"]``."""
+    overwrite_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    timeout_s: Mapped[float] = mapped_column(Float, default=5.0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Link(Base):
+    """(customer, integration) → external customer id, and how it was made."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "integration_id", name="uq_link_customer_integration"),
+        UniqueConstraint("integration_id", "external_customer_id", name="uq_link_external_id"),
+        Index("ix_links_integration", "integration_id", "method"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE")
+    )
+    external_customer_id: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    """``auto`` or ``manual``."""
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    customer: Mapped[Customer] = relationship(back_populates="links")
+    integration: Mapped[Integration] = relationship()
+
+
+class PulledData(Base):
+    """What the last successful DETAILED lookup returned for a (customer, integration)."""
+
+    __tablename__ = "pulled_data"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    transactions: Mapped[list[Any]] = mapped_column(default=list)
+    dropped: Mapped[list[Any]] = mapped_column(default=list)
+    """Emails/phones the adaptor returned that another profile holds: ``{"value", "reason"}``."""
+    fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    exchange_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Suppression(Base):
+    """Auto-linking suppressed for a (customer, integration) after an unlink."""
+
+    __tablename__ = "suppressions"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExchangeRecord(Base):
+    """One stored adaptor exchange (already redacted by the lookup client)."""
+
+    __tablename__ = "exchanges"
+    __table_args__ = (
+        Index("ix_exchanges_integration_time", "integration_id", "started_at"),
+        Index("ix_exchanges_customer", "customer_id"),
+        Index("ix_exchanges_correlation", "correlation_id"),
+        Index("ix_exchanges_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL"), nullable=True
+    )
+    integration_name: Mapped[str] = mapped_column(String(100), default="")
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    trigger: Mapped[str] = mapped_column(String(20))
+    correlation_id: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column()
+    elapsed_ms: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(10))
+    url: Mapped[str] = mapped_column(String(2000))
+    request_headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_body: Mapped[str] = mapped_column(Text, default="")
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True when a body was cut to the storage cap (256 KiB) or at the read cap."""
+    error_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    violations: Mapped[list[Any]] = mapped_column(default=list)
+    result_count: Mapped[int] = mapped_column(Integer, default=0)
+    replay_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AutolinkOutcome(Base):
+    """The recorded result of one auto-link attempt."""
+
+    __tablename__ = "autolink_outcomes"
+    __table_args__ = (
+        Index("ix_outcomes_integration_outcome", "integration_id", "outcome"),
+        Index("ix_outcomes_customer_integration", "customer_id", "integration_id", "created_at"),
+        Index("ix_outcomes_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE")
+    )
+    outcome: Mapped[str] = mapped_column(String(20))
+    """linked, no_match, ambiguous, no_field_match, conflict, suppressed, skipped, error."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    external_customer_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    candidates: Mapped[int] = mapped_column(Integer, default=0)
+    exchange_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(20), default="")
+    """What ran the attempt: customer_created, profile_opened, backfill, debugger."""
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who changed what, when, with before and after."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_entity", "entity_type",
+                                                        "entity_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(50))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str] = mapped_column(String(100))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class User(Base):
+    """A built-in account; the password is stored as an Argon2id hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackfillProgress(Base):
+    """Which (customer, integration) pairs a backfill run has done, so a re-run resumes."""
+
+    __tablename__ = "backfill_progress"
+
+    run_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
