@@ -24,9 +24,20 @@ class InvalidContact(ValueError):
 
 def normalize_email(value: str) -> str:
     """Trim and lower-case an email; raises InvalidContact when it is not an address."""
+    if not isinstance(value, str):
+        raise InvalidContact(f"{value!r} is not an email address (expected text)")
     email = value.strip().lower()
-    local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or " " in email or domain.startswith("."):
+    if not email:
+        raise InvalidContact("an empty value is not an email address")
+    if any(ch.isspace() for ch in email):
+        raise InvalidContact(f"{value!r} is not an email address (it contains whitespace)")
+    if email.count("@") != 1:
+        raise InvalidContact(
+            f"{value!r} is not an email address (it needs exactly one '@': name@domain.tld)"
+        )
+    local, _, domain = email.partition("@")
+    labels = domain.split(".")
+    if not local or len(labels) < 2 or not all(labels):
         raise InvalidContact(f"{value!r} is not an email address (expected name@domain.tld)")
     return email
 
@@ -36,14 +47,16 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
 
     Numbers without a leading ``+`` are read in ``region`` (default US).
     """
+    if not isinstance(value, str):
+        raise InvalidContact(f"{value!r} is not a phone number (expected text)")
     text = value.strip()
     try:
-        parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else region.upper())
     except phonenumbers.NumberParseException as exc:
         raise InvalidContact(f"{value!r} is not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidContact(
-            f"{value!r} is not a valid phone number (give the country code, e.g. +15551234567)"
+            f"{value!r} is not a valid phone number (give the country code, e.g. +14155552671)"
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

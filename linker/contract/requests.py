@@ -23,7 +23,7 @@ def autolink_request(
 
 def search_request(customer_id: str | None, fields: Mapping[str, str]) -> LookupRequest:
     """BASIC manual search: each filled search field as a scalar string, plus ``id``."""
-    query = _present({k: str(v).strip() for k, v in fields.items()})
+    query = _present({k: str(v).strip() for k, v in fields.items() if v is not None})
     if customer_id:
         query["id"] = customer_id
     return LookupRequest(lookupLevel=LookupLevel.BASIC, query=query, uniqueMatchRequired=False)

@@ -9,6 +9,7 @@ without ``externalCustomerId``: errors, result dropped).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -90,6 +91,21 @@ class _Checker:
         self.error(path, f"{what} should be a string, got {_kind(value)}; ignored")
         return None
 
+    def required(self, value: Any, path: str, what: str, dropped: str) -> str | None:
+        """A string that must be present and non-blank; one error (``dropped`` says the effect)."""
+        if isinstance(value, dict | list):
+            self.error(path, f"{what} should be a string, got {_kind(value)}; {dropped}")
+            return None
+        text = self.string(value, path, what)
+        if text is None:
+            if value is None:
+                self.error(path, f"{what} is missing; {dropped}")
+            return None  # a value of another type was already reported by string()
+        if not text.strip():
+            self.error(path, f"{what} is empty; {dropped}")
+            return None
+        return text
+
     def items(self, value: Any, path: str, what: str) -> list[Any]:
         """A list field: a single object or string accepted as a one-item list (warning)."""
         if value is None:
@@ -117,6 +133,19 @@ def _number_text(value: int | float) -> str:
     return str(value)
 
 
+def _text(value: Any) -> str:
+    """Any JSON value as display text: JSON spelling for literals, compact JSON for containers."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _number_text(value)
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _emails(c: _Checker, raw: Any, path: str) -> tuple[Email, ...]:
     emails = []
     for i, item in enumerate(c.items(raw, path, "emails")):
@@ -127,9 +156,9 @@ def _emails(c: _Checker, raw: Any, path: str) -> tuple[Email, ...]:
         if not isinstance(item, dict):
             c.error(here, f"email should be an object, got {_kind(item)}; ignored")
             continue
-        original = c.string(item.get("original"), f"{here}.original", "email original")
-        if not original:
-            c.error(f"{here}.original", "email has no 'original' value; ignored")
+        original = c.required(item.get("original"), f"{here}.original", "email original",
+                              "email ignored")
+        if original is None:
             continue
         emails.append(Email(original=original))
     return tuple(emails)
@@ -139,15 +168,17 @@ def _phones(c: _Checker, raw: Any, path: str) -> tuple[Phone, ...]:
     phones = []
     for i, item in enumerate(c.items(raw, path, "phones")):
         here = f"{path}[{i}]"
-        if isinstance(item, str | int):
-            c.warn(here, 'phone should be an object {"original", "type"}; read the value as original')
+        if isinstance(item, str | int) and not isinstance(item, bool):
+            c.warn(
+                here, 'phone should be an object {"original", "type"}; read the value as original'
+            )
             item = {"original": str(item)}
         if not isinstance(item, dict):
             c.error(here, f"phone should be an object, got {_kind(item)}; ignored")
             continue
-        original = c.string(item.get("original"), f"{here}.original", "phone original")
-        if not original:
-            c.error(f"{here}.original", "phone has no 'original' value; ignored")
+        original = c.required(item.get("original"), f"{here}.original", "phone original",
+                              "phone ignored")
+        if original is None:
             continue
         raw_type = item.get("type")
         phone_type = parse_phone_type(raw_type)
@@ -168,12 +199,9 @@ def _flatten(c: _Checker, value: Any, key: str, path: str, out: dict[str, str]) 
         for sub_key, sub in value.items():
             _flatten(c, sub, f"{key}.{sub_key}", f"{path}.{sub_key}", out)
     elif isinstance(value, list):
-        out[key] = ", ".join(str(v) for v in value)
-    elif value is None:
-        out[key] = ""
+        out[key] = ", ".join(_text(v) for v in value if v is not None)
     else:
-        out[key] = value if isinstance(value, str) else _number_text(value) if not isinstance(
-            value, bool) else ("true" if value else "false")
+        out[key] = _text(value)
 
 
 def _custom_attributes(c: _Checker, raw: Any, path: str) -> dict[str, str]:
@@ -211,13 +239,15 @@ def _transactions(c: _Checker, raw: Any, path: str) -> tuple[Transaction, ...]:
             transactions.append(Transaction(type=TransactionType.GENERIC, fields=fields))
             continue
         try:
-            known = TransactionType(raw_type.upper())
+            known = TransactionType(raw_type.strip().upper())
         except ValueError:
             c.warn(f"{here}.type", f"unknown transaction type {raw_type!r}; shown as GENERIC")
             transactions.append(
                 Transaction(type=TransactionType.GENERIC, fields=fields, original_type=raw_type)
             )
             continue
+        if raw_type != known.value:
+            c.warn(f"{here}.type", f"transaction type should be upper case {known.value!r}")
         transactions.append(Transaction(type=known, fields=fields))
     return tuple(transactions)
 
@@ -226,10 +256,17 @@ def _actions(c: _Checker, raw: Any, path: str) -> tuple[Action, ...]:
     actions = []
     for i, item in enumerate(c.items(raw, path, "actions")):
         here = f"{path}[{i}]"
-        if not isinstance(item, dict) or not item.get("name") or not item.get("formUrl"):
+        if not isinstance(item, dict):
+            c.error(
+                here, f"action should be an object {{name, formUrl}}, got {_kind(item)}; ignored"
+            )
+            continue
+        name = c.string(item.get("name"), f"{here}.name", "action name")
+        form_url = c.string(item.get("formUrl"), f"{here}.formUrl", "action formUrl")
+        if not name or not name.strip() or not form_url or not form_url.strip():
             c.error(here, "action needs a 'name' and a 'formUrl'; ignored")
             continue
-        actions.append(Action(name=str(item["name"]), formUrl=str(item["formUrl"])))
+        actions.append(Action(name=name, formUrl=form_url))
     return tuple(actions)
 
 
@@ -237,11 +274,9 @@ def _profile(c: _Checker, raw: Any, path: str) -> CustomerProfile | None:
     if not isinstance(raw, dict):
         c.error(path, f"result should be an object, got {_kind(raw)}; ignored")
         return None
-    external_id = c.string(raw.get("externalCustomerId"), f"{path}.externalCustomerId",
-                           "externalCustomerId")
-    if external_id is None or not external_id.strip():
-        c.error(f"{path}.externalCustomerId",
-                "externalCustomerId is missing or empty; this result cannot be linked")
+    external_id = c.required(raw.get("externalCustomerId"), f"{path}.externalCustomerId",
+                             "externalCustomerId", "this result cannot be linked")
+    if external_id is None:
         return None
     return CustomerProfile(
         externalCustomerId=external_id,
@@ -279,7 +314,11 @@ def validate_response(payload: Any, kind: RequestKind | None = None) -> Validati
         return outcome
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_results):
-        profile = _profile(c, raw, f"results[{i}]")
+        try:
+            profile = _profile(c, raw, f"results[{i}]")
+        except Exception as exc:  # the promise is "never raises": report, drop the result
+            c.error(f"results[{i}]", f"result could not be read ({type(exc).__name__}: {exc})")
+            continue
         if profile is None:
             continue
         first = seen.setdefault(profile.external_customer_id, i)
