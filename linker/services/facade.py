@@ -1,0 +1,40 @@
+"""One object holding every service, for the dashboard and the CLI."""
+
+from __future__ import annotations
+
+from linker.config import Settings
+from linker.services.autolinking import AutolinkService
+from linker.services.backfill import BackfillService
+from linker.services.context import ServiceContext
+from linker.services.customers import CustomerService
+from linker.services.exchanges import ExchangeService
+from linker.services.integrations import IntegrationService
+from linker.services.linking import LinkingService
+from linker.services.profile import ProfileService
+from linker.services.refresh import RefreshService
+from linker.services.reports import ReportService
+from linker.services.users import UserService
+from linker.services.why import WhyService
+
+
+class Services:
+    """Every use case of Linker, sharing one context (database, secrets, client, clock)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.customers = CustomerService(ctx)
+        self.integrations = IntegrationService(ctx)
+        self.users = UserService(ctx)
+        self.linking = LinkingService(ctx)
+        self.refresh = RefreshService(ctx)
+        self.profiles = ProfileService(ctx)
+        self.autolink = AutolinkService(ctx)
+        self.why = WhyService(ctx)
+        self.backfill = BackfillService(ctx)
+        self.reports = ReportService(ctx)
+        self.exchanges = ExchangeService(ctx)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Services:
+        """Services on the configured database (migrated on first use)."""
+        return cls(ServiceContext.from_settings(settings))
