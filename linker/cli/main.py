@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from importlib import import_module
 
 # Each module defines register(subparsers); a sub-command sets `func(args) -> int` as default.
-COMMAND_MODULES = ["linker.cli.adaptor_cmd", "linker.cli.lookup_cmd"]
+COMMAND_MODULES = [
+    "linker.cli.adaptor_cmd",
+    "linker.cli.lookup_cmd",
+    "linker.cli.db_cmd",
+    "linker.cli.reports_cmd",
+    "linker.cli.users_cmd",
+    "linker.cli.integrations_cmd",
+    "linker.cli.customers_cmd",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
