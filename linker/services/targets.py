@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from linker.lookup.client import AdaptorTarget
+from linker.lookup import AdaptorTarget
 from linker.store.models import Integration
 from linker.store.secretbox import SecretBox
 

@@ -1,0 +1,360 @@
+"""The adaptor client: build, sign, send, time, cap, parse and validate one lookup.
+
+``LookupClient.lookup`` never raises for adaptor problems: every outcome, success or failure,
+comes back as an ``Exchange`` whose request and response have passed through the target's
+Redactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import os
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import certifi
+import httpx
+
+from linker import signing
+from linker.contract import (
+    CustomerProfile,
+    LookupRequest,
+    RequestKind,
+    Violation,
+    request_kind,
+    validate_response,
+)
+from linker.lookup import errors
+from linker.lookup.exchange import (
+    Exchange,
+    ExchangeError,
+    RecordedRequest,
+    RecordedResponse,
+    Trigger,
+)
+from linker.lookup.runner import run_sync
+from linker.lookup.target import AdaptorTarget
+from linker.redaction import MASK, Redactor, basic_credential
+
+USER_AGENT = "Linker/0.1"
+# What Gladly sends (Go's default); httpx decodes gzip bodies before they are counted.
+ACCEPT_ENCODING = "gzip"
+METHOD = "POST"
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client: building one costs ~20 ms each time."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+def random_id() -> bytes:
+    """16 random bytes (the default correlation id source)."""
+    return os.urandom(16)
+
+
+def correlation_id(raw: bytes) -> str:
+    """Gladly-Correlation-Id of an id: base64url without padding (22 chars for 16 bytes)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def trace_id(raw: bytes) -> str:
+    """X-B3-Traceid of an id: lower-case hex of the same bytes."""
+    return raw.hex()
+
+
+class _Masker:
+    """The target's Redactor plus values only known per request (the signature)."""
+
+    def __init__(self, base: Redactor, extra: list[str]) -> None:
+        self._base = base
+        self._extra = [value for value in extra if value]
+
+    def text(self, value: str) -> str:
+        for secret in self._extra:
+            value = value.replace(secret, MASK)
+        return self._base.text(value)
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {name: self._base.header_value(name, self.text(value))
+                for name, value in headers.items()}
+
+
+@dataclass(frozen=True)
+class PreparedLookup:
+    """A signed request ready to send, exactly as it goes on the wire, and its identity."""
+
+    http_request: httpx.Request
+    correlation_id: str
+    started_at: datetime
+    signature: str = ""
+
+    @property
+    def body(self) -> bytes:
+        """The request body bytes (the ones hashed for the signature)."""
+        return self.http_request.content
+
+    def header_pairs(self) -> dict[str, str]:
+        """Every header sent, names as written (Host and Content-Length included)."""
+        return {k.decode("latin-1"): v.decode("latin-1")
+                for k, v in self.http_request.headers.raw}
+
+
+@dataclass
+class _Received:
+    """What has arrived so far; filled while reading, so a timeout keeps the partial answer."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+    received: int = 0
+    truncated: bool = False
+
+
+def _contract_headers(target: AdaptorTarget, started_at: datetime, raw_id: bytes
+                      ) -> dict[str, str]:
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        signing.TIME_HEADER: signing.format_time(started_at),
+        "Gladly-Correlation-Id": correlation_id(raw_id),
+        "X-B3-Traceid": trace_id(raw_id),
+    }
+    if target.has_basic_auth:
+        headers["Authorization"] = f"Basic {basic_credential(target.username, target.password)}"
+        headers["WWW-Authenticate"] = f'Basic realm="{target.realm}"'
+    headers.update(target.headers)
+    headers["User-Agent"] = USER_AGENT
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
+    return headers
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+class LookupClient:
+    """Calls adaptors. Clock, ids and transport are injectable so tests are deterministic.
+
+    ``transport`` (e.g. ``httpx.ASGITransport(app)``) replaces the network for every client
+    this object creates; a client passed to ``lookup`` is used as it is.
+    """
+
+    def __init__(
+        self,
+        now: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], bytes] = random_id,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._now = now
+        self._new_id = new_id
+        self._transport = transport
+
+    def http_client(self) -> httpx.AsyncClient:
+        """A new AsyncClient for lookups: no redirects, no proxy or .netrc from the environment.
+
+        Connections are not limited in number, so a fan-out never queues behind the pool.
+        """
+        return httpx.AsyncClient(
+            transport=self._transport,
+            verify=_tls_context(),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+        )
+
+    def prepare(self, target: AdaptorTarget, request: LookupRequest) -> PreparedLookup:
+        """Build and sign the HTTP request for a lookup without sending it (dry runs).
+
+        The signature covers every header of the built request except transport ones, with
+        the exact values and body bytes that are sent.
+        """
+        started_at = self._now()
+        raw_id = self._new_id()
+        headers = _contract_headers(target, started_at, raw_id)
+        http_request = httpx.Request(METHOD, target.url, headers=headers, content=request.body())
+        http_request.extensions["timeout"] = httpx.Timeout(target.timeout_s).as_dict()
+        signature = ""
+        if target.signing_key:
+            sent = dict(http_request.headers.items())
+            value = signing.authorization_header(
+                target.signing_key, METHOD, str(http_request.url), sent, http_request.content
+            )
+            signature = signing.parse_authorization(value).signature
+            http_request.headers[signing.AUTHORIZATION_HEADER] = value
+        return PreparedLookup(http_request, correlation_id(raw_id), started_at, signature)
+
+    async def lookup(
+        self,
+        target: AdaptorTarget,
+        request: LookupRequest,
+        *,
+        kind: RequestKind | None = None,
+        trigger: Trigger | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> Exchange:
+        """Send one lookup and return its Exchange; never raises for adaptor problems.
+
+        The whole call (connect, send, read) is bounded by ``target.timeout_s``. ``kind``
+        defaults to the kind the request looks like, ``trigger`` to the one of that kind.
+        """
+        kind = kind or request_kind(request)
+        trigger = trigger or Trigger(kind.value)
+        prepared = self.prepare(target, request)
+        received = _Received()
+        error: ExchangeError | None = None
+        deadline = asyncio.timeout(target.timeout_s)
+        start = time.perf_counter()
+        try:
+            async with deadline:
+                if client is None:
+                    async with self.http_client() as own:
+                        await _exchange(own, prepared, target, received)
+                else:
+                    await _exchange(client, prepared, target, received)
+        except Exception as exc:  # every failure becomes the Exchange's error
+            error = errors.exception_error(exc, target.url, target.timeout_s, received.status)
+        if error is None and deadline.expired():
+            # An in-process app may swallow the cancellation and answer late: still a timeout.
+            error = errors.timeout_error(target.timeout_s)
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        masker = _Masker(target.redactor(), [prepared.signature])
+        violations: list[Violation] = []
+        results: tuple[CustomerProfile, ...] = ()
+        if error is None:
+            error, violations, results = _judge(received, target, kind, masker)
+        return Exchange(
+            kind=kind,
+            trigger=trigger,
+            correlation_id=prepared.correlation_id,
+            started_at=prepared.started_at,
+            elapsed_ms=elapsed_ms,
+            request=_recorded_request(prepared, masker),
+            response=_recorded_response(received, masker),
+            error=ExchangeError(error.kind, masker.text(error.message)) if error else None,
+            violations=tuple(Violation(v.path, masker.text(v.message), v.severity)
+                             for v in violations),
+            results=results,
+            integration=target.name,
+            meta={"timeout_s": target.timeout_s, "max_body_bytes": target.max_body_bytes},
+        )
+
+    def lookup_sync(
+        self,
+        target: AdaptorTarget,
+        request: LookupRequest,
+        *,
+        kind: RequestKind | None = None,
+        trigger: Trigger | None = None,
+    ) -> Exchange:
+        """``lookup`` from synchronous code (Streamlit's script thread, the CLI)."""
+        return run_sync(lambda: self.lookup(target, request, kind=kind, trigger=trigger))
+
+
+async def _exchange(http: httpx.AsyncClient, prepared: PreparedLookup, target: AdaptorTarget,
+                    received: _Received) -> None:
+    """Send the request and read at most ``max_body_bytes`` of the answer into ``received``."""
+    response = await http.send(prepared.http_request, stream=True, follow_redirects=False)
+    try:
+        received.status = response.status_code
+        received.headers = dict(response.headers.items())
+        limit = target.max_body_bytes
+        async for chunk in response.aiter_bytes():
+            received.received += len(chunk)
+            room = limit - len(received.body)
+            if len(chunk) > room:
+                received.body += chunk[:room]
+                received.truncated = True
+                break
+            received.body += chunk
+    finally:
+        await response.aclose()
+
+
+def _judge(received: _Received, target: AdaptorTarget, kind: RequestKind, masker: _Masker
+           ) -> tuple[ExchangeError | None, list[Violation], tuple[CustomerProfile, ...]]:
+    """Status, size, JSON and contract checks of a complete answer, in that order.
+
+    Results are read from the payload with every string masked, so an adaptor echoing a
+    secret back cannot smuggle it into a result.
+    """
+    status = received.status or 0
+    body = bytes(received.body)
+    if 300 <= status < 400:
+        return errors.redirect_error(status, _location(received, target.url)), [], ()
+    if not 200 <= status < 300:
+        return errors.status_error(status, body), [], ()
+    if received.truncated:
+        return errors.too_large_error(target.max_body_bytes), [], ()
+    content_type = received.headers.get("content-type", "")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        return errors.invalid_json_error(body, content_type, str(exc)), [], ()
+    violations: list[Violation] = []
+    if not _is_json_type(content_type):
+        violations.append(errors.content_type_warning(content_type))
+    outcome = validate_response(_mask_json(payload, masker), kind)
+    violations.extend(outcome.violations)
+    error = None if outcome.ok else errors.contract_error(violations)
+    return error, violations, tuple(outcome.results)
+
+
+def _mask_json(value: Any, masker: _Masker) -> Any:
+    """A decoded JSON value with every string (keys too) passed through the masker."""
+    if isinstance(value, str):
+        return masker.text(value)
+    if isinstance(value, list):
+        return [_mask_json(item, masker) for item in value]
+    if isinstance(value, dict):
+        return {masker.text(str(k)): _mask_json(v, masker) for k, v in value.items()}
+    return value
+
+
+def _location(received: _Received, url: str) -> str | None:
+    location = received.headers.get("location")
+    if not location:
+        return None
+    try:
+        return str(httpx.URL(url).join(location))
+    except httpx.InvalidURL:
+        return location
+
+
+def _recorded_request(prepared: PreparedLookup, masker: _Masker) -> RecordedRequest:
+    request = prepared.http_request
+    return RecordedRequest(
+        method=request.method,
+        url=masker.text(str(request.url)),
+        headers=masker.headers(prepared.header_pairs()),
+        body=masker.text(prepared.body.decode("utf-8", errors="replace")),
+    )
+
+
+def _recorded_response(received: _Received, masker: _Masker) -> RecordedResponse | None:
+    if received.status is None:
+        return None
+    size = received.received
+    declared = received.headers.get("content-length", "")
+    if received.truncated and declared.isdigit():
+        size = max(size, int(declared))
+    return RecordedResponse(
+        status=received.status,
+        headers=masker.headers(received.headers),
+        body=masker.text(bytes(received.body).decode("utf-8", errors="replace")),
+        size=size,
+        truncated=received.truncated,
+    )

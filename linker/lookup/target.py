@@ -1,0 +1,133 @@
+"""Where and how to call one adaptor: URL, credentials, custom headers, limits."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from linker.redaction import ALWAYS_SECRET_HEADERS, Redactor
+
+DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 15.0
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+# Headers the client sets itself; a custom header may not replace them (the contract fixes
+# their values, and a second copy under another letter case would break the signature).
+RESERVED_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "gladly-authorization",
+    "gladly-time", "gladly-correlation-id", "x-b3-traceid", "authorization", "www-authenticate",
+    "accept", "content-type", "user-agent", "accept-encoding",
+})
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+
+
+class InvalidTarget(ValueError):
+    """A target setting that cannot work (bad URL, header or timeout); the message says why."""
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidTarget(
+            f"adaptor URL {url!r} must be an absolute http(s) URL, e.g. https://adaptor.example/"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidTarget(
+            "put credentials in the username/password settings, not in the adaptor URL"
+        )
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise InvalidTarget(f"header name {name!r} is not a valid HTTP header name")
+        lower = name.lower()
+        if lower in RESERVED_HEADERS:
+            raise InvalidTarget(
+                f"header {name!r} is set by Linker itself; remove it from the custom headers"
+            )
+        if lower in seen:
+            raise InvalidTarget(f"header {name!r} is given twice")
+        seen.add(lower)
+        if not _HEADER_VALUE.match(value):
+            raise InvalidTarget(
+                f"header {name!r} has a value with non-ASCII or control characters"
+            )
+
+
+def _check_realm(realm: str) -> None:
+    if not _HEADER_VALUE.match(realm) or '"' in realm or "\\" in realm:
+        raise InvalidTarget("the realm must be plain ASCII text without quotes or backslashes")
+
+
+@dataclass(frozen=True)
+class AdaptorTarget:
+    """One adaptor to call, as an integration configures it.
+
+    ``timeout_s`` must be positive and is clamped to 15 s (Gladly gives up after 15 s).
+    ``secret_headers`` names custom headers whose values are secret (matched case-insensitively;
+    ``X-API-Key`` and the other always-secret headers are secret anyway).
+    Raises ``InvalidTarget`` for settings that cannot work.
+    """
+
+    url: str
+    name: str = ""
+    username: str = ""
+    password: str = ""
+    realm: str = ""
+    signing_key: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secret_headers: frozenset[str] = frozenset()
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+        _check_headers(self.headers)
+        _check_realm(self.realm)
+        if not isinstance(self.timeout_s, int | float) or math.isnan(self.timeout_s) or (
+            self.timeout_s <= 0
+        ):
+            raise InvalidTarget(f"timeout must be a positive number of seconds, got "
+                                f"{self.timeout_s!r}")
+        if self.max_body_bytes <= 0:
+            raise InvalidTarget("max_body_bytes must be positive")
+        object.__setattr__(self, "timeout_s", min(float(self.timeout_s), MAX_TIMEOUT_S))
+        object.__setattr__(self, "headers", dict(self.headers))
+        object.__setattr__(self, "secret_headers",
+                           frozenset(h.lower() for h in self.secret_headers))
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.name, self.username, self.password, self.realm,
+                     self.signing_key, tuple(sorted(self.headers.items())), self.secret_headers,
+                     self.timeout_s, self.max_body_bytes))
+
+    @property
+    def has_basic_auth(self) -> bool:
+        """True when a Basic Authorization header is sent (username or password set)."""
+        return bool(self.username or self.password)
+
+    def secret_header_values(self) -> dict[str, str]:
+        """The custom headers whose values are secret, by name."""
+        secret = self.secret_headers | ALWAYS_SECRET_HEADERS
+        return {k: v for k, v in self.headers.items() if k.lower() in secret}
+
+    def redactor(self) -> Redactor:
+        """The Redactor masking this target's password, signing key and secret headers."""
+        return Redactor.for_credentials(
+            username=self.username,
+            password=self.password,
+            signing_key=self.signing_key,
+            secret_header_values=self.secret_header_values(),
+        )
+
+    def __repr__(self) -> str:
+        # Never print secrets in tracebacks or logs.
+        return (f"AdaptorTarget(url={self.url!r}, name={self.name!r}, "
+                f"timeout_s={self.timeout_s!r})")
