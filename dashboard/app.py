@@ -1,0 +1,151 @@
+"""The Linker console: ``streamlit run dashboard/app.py`` (or ``python -m streamlit run ...``).
+
+Every run: page config → who is signed in (session, OIDC ``st.user``, or the dev override) →
+the navigation of that role's pages only (a page missing from the navigation cannot be opened,
+not even by URL) → the sidebar with the user, role and Sign out → flash messages → the page.
+Signed-out sessions see only the sign-in page. See ``dashboard/auth.py`` for the session keys.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import auth, state  # noqa: E402
+from linker.services.permissions import Actor  # noqa: E402
+
+PAGES_DIR = ROOT / "pages"
+_DEV_NOTICE = "_app_dev_notice"
+_OIDC_REFUSAL = "_app_oidc_refusal"
+
+
+def secrets() -> dict[str, Any]:
+    """``st.secrets`` as a dict; empty when there is no secrets file."""
+    try:
+        return st.secrets.to_dict()
+    except FileNotFoundError:
+        return {}
+
+
+def oidc_logged_in() -> bool:
+    """True when ``st.user`` holds a signed-in OIDC identity."""
+    return bool(st.user.to_dict().get("is_logged_in", False))
+
+
+def resolve_actor() -> Actor | None:
+    """Who is signed in: a password or dev sign-in kept in the session, else an OIDC user
+    whose claim maps to a role, else the dev override (outside production), else nobody."""
+    st.session_state.pop(_DEV_NOTICE, None)
+    st.session_state.pop(_OIDC_REFUSAL, None)
+    actor = auth.session_actor()
+    if actor is not None:
+        return actor
+    oidc = auth.oidc_config(secrets())
+    if oidc is not None and oidc_logged_in():
+        claims = st.user.to_dict()
+        username = auth.username_from_claims(claims)
+        try:
+            role = auth.role_from_claims(claims, oidc.role_claim, oidc.role_map)
+        except ValueError as exc:
+            st.session_state[_OIDC_REFUSAL] = f"Sign-in is misconfigured: {exc}"
+            return None
+        if role is None:
+            st.session_state[_OIDC_REFUSAL] = (
+                f"{username} signed in, but has no Linker role: none of the values of the "
+                f"'{oidc.role_claim}' claim is mapped to a role in [linker.role_map]. Ask an "
+                "admin to add you to a Linker group, then sign in again.")
+            return None
+        return Actor(username, role)
+    if not st.session_state.get(auth.SESSION_SIGNED_OUT):
+        try:
+            role = auth.dev_role()
+        except auth.DevRoleRefused as exc:
+            st.session_state[_DEV_NOTICE] = str(exc)
+            return None
+        if role is not None:
+            actor = Actor(auth.DEV_USERNAME, role)
+            auth.sign_in(actor, "dev")
+            return actor
+    return None
+
+
+def sign_in_page() -> None:
+    """The sign-in form, centred on the wide page."""
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        sign_in_form()
+
+
+def sign_in_form() -> None:
+    """Username and password of a built-in account; OIDC buttons when ``[auth]`` is set."""
+    st.title("🔗 Linker")
+    refusal = st.session_state.get(_OIDC_REFUSAL)
+    if refusal:
+        st.error(refusal)
+        if st.button("Sign out", key="auth.oidc_sign_out"):
+            st.logout()
+        return
+    if st.session_state.get(_DEV_NOTICE):
+        st.warning(st.session_state[_DEV_NOTICE])
+    st.subheader("Sign in")
+    with st.form("sign_in", border=True):
+        username = st.text_input("Username", key="sign_in.username", autocomplete="username")
+        password = st.text_input("Password", type="password", key="sign_in.password",
+                                 autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary", key="sign_in.submit")
+    if submitted:
+        actor = None
+        if username.strip() and password:
+            actor = state.services().users.authenticate(username, password)
+        if actor is None:
+            st.error("Wrong username or password.")
+        else:
+            auth.sign_in(actor, "password")
+            st.rerun()
+    oidc = auth.oidc_config(secrets())
+    if oidc is not None:
+        st.divider()
+        for provider in oidc.providers:
+            st.button(f"Sign in with {provider or 'single sign-on'}",
+                      key=f"sign_in.oidc.{provider}", on_click=st.login,
+                      args=(provider,) if provider else ())
+
+
+def sidebar(actor: Actor) -> None:
+    """The signed-in user, the role and Sign out."""
+    with st.sidebar:
+        st.markdown(f"Signed in as **{actor.username}**")
+        st.caption(f"Role: {actor.role.value.replace('_', ' ')}")
+        if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):
+            if auth.session_actor() is None and oidc_logged_in():
+                st.logout()
+            auth.sign_out_session()
+            st.rerun()
+
+
+def main() -> None:
+    """One run of the frame."""
+    st.set_page_config(page_title="Linker", page_icon="🔗", layout="wide")
+    actor = resolve_actor()
+    auth.set_current_actor(actor)
+    if actor is None:
+        st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:",
+                               url_path="sign-in", default=True)], position="hidden").run()
+        return
+    pages = [st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
+                     url_path=spec.key, default=index == 0)
+             for index, spec in enumerate(auth.pages_for(actor.role))]
+    navigation = st.navigation(pages, position="sidebar")
+    sidebar(actor)
+    state.show_flashes()
+    navigation.run()
+
+
+main()

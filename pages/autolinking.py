@@ -1,0 +1,296 @@
+"""Auto-linking (admin): per integration the toggle, the fields and the rule in one sentence;
+recent outcomes with filters and a bar chart of counts; the backfill (dry run first, then the
+run with a progress bar and Cancel, and its summary).
+
+Widget keys (for tests): ``autolink.enabled.<id>``, ``autolink.fields.<id>``; filters
+``outcomes.integration`` (0 = all), ``outcomes.outcome`` ("" = all), ``outcomes.window``,
+``outcomes.exchange``; ``backfill.integrations``, ``backfill.dry_run``, ``backfill.run``,
+``backfill.cancel``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import state
+from dashboard.auth import require
+from dashboard.widgets import (
+    AUTOLINK_FIELD_LABELS,
+    BADGES,
+    autolink_rule_sentence,
+    badge_label,
+    exchange_viewer,
+    show_error,
+    status_badge,
+    when,
+)
+from linker.autolink import Outcome
+from linker.services.backfill import BackfillProgress, BackfillSummary
+from linker.services.errors import InvalidInput, ServiceError
+from linker.services.integrations import IntegrationView
+from linker.services.permissions import Permission, PermissionDenied
+
+JOB = "backfill"
+DRY_RESULT = "backfill.dry_result"
+SEEN_FINISH = "backfill.seen_finish"
+WINDOWS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
+           "30d": "Last 30 days", "all": "All time"}
+CHART_COLORS = {"green": "#21c354", "orange": "#ff8c00", "yellow": "#f2c300", "red": "#ff4b4b",
+                "violet": "#803df5", "gray": "#a3a8b8", "blue": "#1c83e1"}
+
+actor = require(Permission.MANAGE_INTEGRATIONS, page="autolinking")
+
+
+# -- per integration --------------------------------------------------------------------------
+
+
+def save_autolink(integration_id: int, name: str) -> None:
+    """on_change of the toggle and the fields: store both, then say what changed."""
+    enabled = bool(st.session_state.get(f"autolink.enabled.{integration_id}"))
+    fields = list(st.session_state.get(f"autolink.fields.{integration_id}") or [])
+    try:
+        state.services().integrations.set_autolink(actor, integration_id, enabled, fields)
+    except (ServiceError, PermissionDenied) as exc:
+        state.flash(f"Auto-linking of {name} was not changed: {exc}", "error")
+        return
+    state.changed()
+    chosen = ", ".join(AUTOLINK_FIELD_LABELS[f] for f in fields) or "no field"
+    state.flash(f"Auto-linking to {name} is {'on' if enabled else 'off'} ({chosen}).")
+
+
+def integration_settings(views: Sequence[IntegrationView]) -> None:
+    """One bordered row per integration: toggle, fields, the rule sentence."""
+    st.subheader("Per integration")
+    if not views:
+        st.info("No integration yet: add one on the Integrations page.")
+    for view in views:
+        with st.container(border=True, key=f"autolink.row.{view.id}"):
+            name, toggle, fields = st.columns([2, 1, 3], vertical_alignment="center")
+            with name:
+                st.markdown(f"**{view.name}**")
+                if not view.active:
+                    status_badge("inactive")
+            toggle.toggle("Auto-linking", value=view.autolink_enabled,
+                          key=f"autolink.enabled.{view.id}", disabled=not view.active,
+                          on_change=save_autolink, args=(view.id, view.name))
+            fields.multiselect("Fields", list(AUTOLINK_FIELD_LABELS),
+                               default=list(view.autolink_fields),
+                               format_func=lambda f: AUTOLINK_FIELD_LABELS[f],
+                               key=f"autolink.fields.{view.id}", disabled=not view.active,
+                               on_change=save_autolink, args=(view.id, view.name))
+            st.caption(autolink_rule_sentence(view))
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+def outcomes_section(views: Sequence[IntegrationView]) -> None:
+    """Filters, the outcomes table, the counts chart and the exchange of a chosen outcome."""
+    st.subheader("Recent outcomes")
+    names = {v.id: v.name for v in views}
+    a, b, c = st.columns(3)
+    integration_id = a.selectbox("Integration", [0, *names], key="outcomes.integration",
+                                 format_func=lambda i: "All integrations" if i == 0
+                                 else names.get(i, str(i)))
+    outcome = b.selectbox("Outcome", ["", *(o.value for o in Outcome)], key="outcomes.outcome",
+                          format_func=lambda o: "All outcomes" if o == "" else badge_label(o))
+    window = c.selectbox("Time", list(WINDOWS), index=2, key="outcomes.window",
+                         format_func=lambda w: WINDOWS[w])
+    try:
+        rows = state.recent_outcomes(actor, integration_id=integration_id or None,
+                                     outcome=outcome or None, window=window)
+        counts = state.outcome_counts(actor, window)
+    except (ServiceError, PermissionDenied) as exc:
+        show_error(exc)
+        return
+    if not rows:
+        st.info("No auto-link attempt matches these filters.")
+    else:
+        st.dataframe(pd.DataFrame([{
+            "Time": when(r.created_at), "Outcome": badge_label(r.outcome.value),
+            "Integration": r.integration_name,
+            "Customer": f"{r.customer_name} ({r.customer_id})", "Reason": r.reason,
+            "Exchange": r.exchange_id, "Trigger": r.trigger,
+        } for r in rows]), hide_index=True, key="outcomes.table",
+            column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
+                           "Reason": st.column_config.TextColumn(width="large")})
+        st.caption(f"{len(rows)} newest attempt(s) shown.")
+    per_outcome = (counts.by_integration.get(names.get(integration_id, ""), {})
+                   if integration_id else counts.total)
+    outcome_chart(per_outcome)
+    labels = {r.exchange_id: f"Exchange {r.exchange_id} · {r.customer_name} · "
+              f"{r.integration_name} · {r.outcome.value.replace('_', ' ')}"
+              for r in rows if r.exchange_id is not None}
+    if labels:
+        chosen = st.selectbox("Open the exchange of an outcome", [0, *labels],
+                              key="outcomes.exchange",
+                              format_func=lambda x: labels.get(x, "Choose an exchange…"))
+        if chosen:
+            try:
+                exchange_viewer(state.read(actor, "exchanges", "get", chosen),
+                                key="outcomes.viewer")
+            except (ServiceError, PermissionDenied) as exc:
+                show_error(exc)
+
+
+def outcome_chart(per_outcome: dict[str, int]) -> None:
+    """Attempts per outcome as a plotly bar chart (every outcome shown, zeros included)."""
+    labels = [o.value for o in Outcome]
+    values = [int(per_outcome.get(label, 0)) for label in labels]
+    colors = [CHART_COLORS[BADGES[label][1]] for label in labels]
+    figure = go.Figure(go.Bar(x=[label.replace("_", " ") for label in labels], y=values,
+                              marker_color=colors, text=values, textposition="auto"))
+    figure.update_layout(title="Attempts per outcome", height=320,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="attempts")
+    st.plotly_chart(figure, key="outcomes.chart", config={"displayModeBar": False})
+
+
+# -- backfill ---------------------------------------------------------------------------------
+
+
+def start_backfill(integration_ids: list[int], dry_run: bool) -> None:
+    """Start the backfill (or its dry run) as a background job of this database."""
+    svc = state.services()
+
+    def work(report: Callable[[Any], None], cancel: threading.Event) -> BackfillSummary:
+        return svc.backfill.run(actor, integration_ids=integration_ids, dry_run=dry_run,
+                                progress=report, cancel=cancel)
+
+    label = "dry run" if dry_run else "backfill"
+    if not dry_run:
+        st.session_state.pop(DRY_RESULT, None)  # the next run wants a fresh dry run
+    state.start_job(JOB, actor, label, work, meta={"selection": tuple(sorted(integration_ids))})
+
+
+def summary_view(summary: BackfillSummary) -> None:
+    """What a run did (or would do): profiles, throughput, attempts per outcome."""
+    counts = summary.counts
+    if summary.dry_run:
+        st.markdown(
+            f"**Dry run of {', '.join(summary.integrations)}:** would link "
+            f"**{counts.get('linked', 0)}**, ambiguous **{counts.get('ambiguous', 0)}**, "
+            f"conflicting **{counts.get('conflict', 0)}**, no match "
+            f"{counts.get('no_match', 0)}, no field match {counts.get('no_field_match', 0)}, "
+            f"suppressed {counts.get('suppressed', 0)}, skipped {counts.get('skipped', 0)}, "
+            f"errors {counts.get('error', 0)}. Nothing was linked.")
+    else:
+        st.markdown(f"**Backfill of {', '.join(summary.integrations)}:** linked "
+                    f"**{counts.get('linked', 0)}** of {summary.attempts} attempt(s).")
+    m = st.columns(4)
+    m[0].metric("Profiles", f"{summary.done} / {summary.total}")
+    m[1].metric("Skipped (done before)", summary.resumed)
+    m[2].metric("Time", f"{summary.elapsed_s:.1f} s")
+    m[3].metric("Profiles / s", f"{summary.profiles_per_second:.1f}")
+    st.dataframe(pd.DataFrame([{"Outcome": badge_label(k), "Attempts": v}
+                               for k, v in counts.items()]),
+                 hide_index=True, key="backfill.summary_table")
+    if summary.cancelled:
+        st.warning("Cancelled: the profiles done so far are kept; run it again with the same "
+                   "integrations to continue where it stopped.")
+
+
+@st.fragment(run_every=1.0)
+def backfill_progress() -> None:
+    """The running job's progress bar and Cancel, refreshed every second."""
+    job = state.job(JOB)
+    if job is None:
+        return
+    if job.done:
+        st.rerun()  # the whole page shows the summary
+    progress = job.progress
+    text = f"{job.label.capitalize()} started by {job.started_by} at {when(job.started_at)}"
+    if isinstance(progress, BackfillProgress):
+        linked = progress.counts.get("linked", 0)
+        st.progress(progress.fraction, text=f"{text}: {progress.done} of {progress.total} "
+                    f"profiles, {linked} linked so far")
+    else:
+        st.progress(0.0, text=f"{text}: finding the profiles to process…")
+    if job.cancel.is_set():
+        st.caption("Cancelling after the current batch…")
+    elif st.button("Cancel", key="backfill.cancel", icon=":material/cancel:"):
+        job.cancel.set()
+        st.rerun()
+
+
+def backfill_section(views: Sequence[IntegrationView], job: state.BackgroundJob | None,
+                     job_done: bool) -> None:
+    """Choose integrations, dry run, run, progress and summary."""
+    st.subheader("Backfill")
+    st.caption("Runs auto-linking over the profiles that are not linked yet. Start with a dry "
+               "run: it asks the adaptors and reports what would happen, but links nothing.")
+    eligible = {v.id: v.name for v in views
+                if v.active and v.autolink_enabled and v.autolink_fields}
+    if not eligible:
+        st.info("No active integration has auto-linking on with a field; turn it on above.")
+        return
+    chosen = st.multiselect("Integrations", list(eligible), default=list(eligible),
+                            key="backfill.integrations", format_func=lambda i: eligible[i])
+    selection = tuple(sorted(chosen))
+    if job is not None and not job_done:
+        backfill_progress()
+        return
+    if job is not None:
+        finished_job(job)
+    dry = st.session_state.get(DRY_RESULT)
+    dry_ok = dry is not None and dry[0] == selection
+    left, right = st.columns(2)
+    if left.button("Dry run", key="backfill.dry_run", icon=":material/science:",
+                   disabled=not chosen):
+        start_backfill(list(selection), dry_run=True)
+        st.rerun()
+    if right.button("Run backfill", key="backfill.run", type="primary",
+                    icon=":material/play_arrow:", disabled=not (chosen and dry_ok),
+                    help=None if dry_ok else "Run a dry run of these integrations first"):
+        start_backfill(list(selection), dry_run=False)
+        st.rerun()
+    if dry_ok and dry is not None:
+        summary_view(dry[1])
+
+
+def current_job() -> tuple[state.BackgroundJob | None, bool]:
+    """The backfill job and whether it had finished when this run started (one snapshot per
+    run, so a job finishing mid-run is noticed by the next run, not half-way through this
+    one). The first run after it finished drops the cached reads (it linked profiles and
+    recorded outcomes) before any section reads them."""
+    job = state.job(JOB)
+    done = job is not None and job.done
+    if job is not None and done and st.session_state.get(SEEN_FINISH) != job.started_at:
+        st.session_state[SEEN_FINISH] = job.started_at
+        state.changed()
+    return job, done
+
+
+def finished_job(job: state.BackgroundJob) -> None:
+    """Show what a finished job did, and keep a dry run's result."""
+    if job.error is not None:
+        if isinstance(job.error, InvalidInput | ServiceError | PermissionDenied):
+            show_error(job.error)
+        else:
+            st.error(f"The {job.label} failed: {job.error!r}; see the server log.")
+        return
+    summary = job.result
+    if not isinstance(summary, BackfillSummary):
+        return
+    if summary.dry_run:
+        st.session_state[DRY_RESULT] = (job.meta.get("selection", ()), summary)
+        return
+    st.success(f"Backfill finished at {when(job.finished_at)}.")
+    summary_view(summary)
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+st.title("Auto-linking")
+st.caption("Linker links a profile by itself only when an integration's answer leaves no "
+           "doubt. Every attempt is recorded with its outcome and reason.")
+backfill_job, backfill_done = current_job()
+integrations = state.integration_list(actor)
+integration_settings(integrations)
+outcomes_section(integrations)
+backfill_section(integrations, backfill_job, backfill_done)

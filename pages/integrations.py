@@ -1,0 +1,473 @@
+"""Integrations (admin; developer read-only): the table with 24 h health, the add / edit form
+with every setting, Test connection, deactivate / reactivate and delete with confirmations.
+
+Widget keys (for tests): ``integrations.selected`` (0 = new), form fields
+``integ.<id|new>.<field>`` (name, url, username, password.value / password.action, realm,
+signing_key.value / signing_key.action, headers, query_attrs, result_attrs, autolink_enabled,
+autolink_fields, overwrite, timeout, active, save), ``integ.test.<id>.email|phone|run``,
+``integ.<id>.deactivate|reactivate|delete`` (dialog buttons ``….yes`` / ``….no``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from dashboard import state
+from dashboard.auth import require
+from dashboard.widgets import (
+    AUTOLINK_FIELD_LABELS,
+    badge_label,
+    confirm_button,
+    editor_rows,
+    exchange_viewer,
+    field_error,
+    field_errors,
+    millis,
+    percent,
+    remember_errors,
+    show_error,
+    status_badge,
+    when,
+)
+from linker.services.errors import InvalidInput, ServiceError
+from linker.services.integrations import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    MIN_TIMEOUT_S,
+    AttributeSpec,
+    HeaderSpec,
+    IntegrationChanges,
+    IntegrationSpec,
+    IntegrationView,
+)
+from linker.services.permissions import Permission, PermissionDenied
+from linker.services.reports import IntegrationHealth
+
+NEW = 0
+SELECTED = "integrations.selected"
+SELECT_NEXT = "integrations.select_next"
+FIELDS = ("name", "url", "username", "password", "realm", "signing_key", "headers",
+          "search_query_attributes", "search_results_attributes", "autolink_enabled",
+          "autolink_fields", "overwrite_existing", "timeout_s", "active")
+KEEP, REPLACE, REMOVE = "Keep", "Replace", "Remove"
+
+actor = require(Permission.VIEW_INTEGRATIONS, page="integrations")
+can_edit = actor.can(Permission.MANAGE_INTEGRATIONS)
+can_test = actor.can(Permission.TEST_INTEGRATIONS)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def integrations_table(views: Sequence[IntegrationView],
+                       health: dict[int, IntegrationHealth]) -> None:
+    """One row per integration: settings summary and the last 24 h of health."""
+    rows = []
+    for view in views:
+        report = health.get(view.id)
+        last = report.last_error if report else None
+        rows.append({
+            "Name": view.name,
+            "URL": view.url,
+            "Active": view.active,
+            "Auto-link": ("on: " + ", ".join(AUTOLINK_FIELD_LABELS.get(f, f)
+                                             for f in view.autolink_fields)
+                          if view.autolink_enabled else "off"),
+            "Status (24 h)": badge_label(report.status if report else
+                                         ("healthy" if view.active else "inactive")),
+            "Calls": report.exchanges if report else 0,
+            "Success": percent(report.success_rate if report else None),
+            "p95": millis(report.p95_ms if report else None),
+            "Last error": f"{last.kind}: {last.message}" if last else "",
+            "Exchange": last.exchange_id if last else None,
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="integrations.table",
+                 column_config={
+                     "Active": st.column_config.CheckboxColumn("Active"),
+                     "Exchange": st.column_config.NumberColumn(
+                         "Exchange", help="Id of the last failed exchange (open it below)",
+                         format="%d"),
+                 })
+
+
+# -- form pieces ------------------------------------------------------------------------------
+
+
+def secret_input(label: str, key: str, is_set: bool) -> str | None:
+    """A write-only secret: "set" with Keep / Replace / Remove once saved, never the value.
+    Returns None to keep, "" to remove, or the new value."""
+    if not is_set:
+        value = st.text_input(label, type="password", key=f"{key}.value",
+                              help="Write-only: once saved it is never shown again")
+        return value or None
+    action = st.radio(f"{label}: 🔒 set", [KEEP, REPLACE, REMOVE], horizontal=True,
+                      key=f"{key}.action", help="The stored value is never shown")
+    if action == REPLACE:
+        value = st.text_input(f"New {label.lower()}", type="password", key=f"{key}.value")
+        return value or None
+    return "" if action == REMOVE else None
+
+
+def attributes_editor(label: str, key: str, rows: Sequence[Any], help: str) -> list[AttributeSpec]:
+    """Editable rows of attribute + label."""
+    frame = pd.DataFrame([{"attribute": r.attribute, "label": r.label} for r in rows],
+                         columns=["attribute", "label"], dtype="object")
+    st.markdown(f"**{label}**", help=help)
+    edited = st.data_editor(frame, num_rows="dynamic", key=key, hide_index=True,
+                            column_config={
+                                "attribute": st.column_config.TextColumn("Attribute"),
+                                "label": st.column_config.TextColumn("Label"),
+                            })
+    return [AttributeSpec(r["attribute"], r["label"])
+            for r in editor_rows(edited, {"attribute": str, "label": str})]
+
+
+def headers_editor(key: str, view: IntegrationView | None) -> list[HeaderSpec]:
+    """Editable extra headers, each markable secret. A stored secret shows as "🔒 set" and
+    keeps its value while its value cell is left empty."""
+    stored = view.headers if view else ()
+    frame = pd.DataFrame([{"name": h.name, "value": "" if h.secret else (h.value or ""),
+                           "secret": h.secret, "stored": "🔒 set" if h.secret else ""}
+                          for h in stored], columns=["name", "value", "secret", "stored"])
+    frame = frame.astype({"name": "object", "value": "object", "secret": "bool",
+                          "stored": "object"})
+    st.markdown("**Extra HTTP headers**", help="Sent with every request. Mark a header secret "
+                "to store its value encrypted and mask it in exchanges; leave a stored "
+                "secret's value empty to keep it.")
+    edited = st.data_editor(frame, num_rows="dynamic", key=key, hide_index=True,
+                            column_config={
+                                "name": st.column_config.TextColumn("Header"),
+                                "value": st.column_config.TextColumn("Value"),
+                                "secret": st.column_config.CheckboxColumn("Secret",
+                                                                          default=False),
+                                "stored": st.column_config.TextColumn("Stored",
+                                                                      disabled=True),
+                            })
+    specs = []
+    for row in editor_rows(edited, {"name": str, "value": str, "secret": bool}):
+        value: str | None = row["value"]
+        if row["secret"] and not value:
+            value = None  # keep the stored secret (or: "give a value" when there is none)
+        specs.append(HeaderSpec(row["name"], value, row["secret"]))
+    return specs
+
+
+def integration_form(view: IntegrationView | None) -> None:
+    """The add form (``view`` None) or the edit form, with errors beside their fields."""
+    prefix = f"integ.{view.id if view else 'new'}."
+    form = prefix + "form"
+    slots: dict[str, DeltaGenerator] = {}
+
+    def slot(name: str) -> None:
+        slots[name] = st.empty()
+
+    with st.container(border=True, key=prefix + "container"):
+        st.subheader(f"Edit {view.name}" if view else "Add an integration")
+        left, right = st.columns(2)
+        with left:
+            name = st.text_input("Name", value=view.name if view else "", key=prefix + "name",
+                                 help="Unique, compared ignoring case")
+            slot("name")
+        with right:
+            url = st.text_input("Adaptor URL", value=view.url if view else "",
+                                key=prefix + "url", placeholder="https://adaptor.example.com/",
+                                help="https; plain http only for localhost / 127.0.0.1 / ::1")
+            slot("url")
+        st.markdown("**Authentication**")
+        a, b, c = st.columns(3)
+        with a:
+            username = st.text_input("Basic auth username", key=prefix + "username",
+                                     value=view.username if view else "")
+            slot("username")
+        with b:
+            password = secret_input("Basic auth password", prefix + "password",
+                                    bool(view and view.password_set))
+            slot("password")
+        with c:
+            realm = st.text_input("Realm", value=view.realm if view else "",
+                                  key=prefix + "realm")
+            slot("realm")
+        signing_key = secret_input("Signing key", prefix + "signing_key",
+                                   bool(view and view.signing_key_set))
+        slot("signing_key")
+        headers = headers_editor(prefix + "headers", view)
+        slot("headers")
+        q, r = st.columns(2)
+        with q:
+            query_attributes = attributes_editor(
+                "Search query attributes", prefix + "query_attrs",
+                view.search_query_attributes if view else (),
+                "Each becomes a search field for agents and the key sent in a Basic search, "
+                "e.g. email / Email, orderNumber / Order Number")
+            slot("search_query_attributes")
+        with r:
+            result_attributes = attributes_editor(
+                "Search results attributes", prefix + "result_attrs",
+                view.search_results_attributes if view else (),
+                "The columns of the search results table, e.g. name / Name")
+            slot("search_results_attributes")
+        st.markdown("**Auto-linking and data**")
+        x, y, z = st.columns(3)
+        with x:
+            autolink_enabled = st.toggle("Auto-linking", key=prefix + "autolink_enabled",
+                                         value=view.autolink_enabled if view else False)
+            slot("autolink_enabled")
+            autolink_fields = st.multiselect(
+                "Auto-linking fields", list(AUTOLINK_FIELD_LABELS),
+                default=list(view.autolink_fields) if view else [],
+                format_func=lambda f: AUTOLINK_FIELD_LABELS[f], key=prefix + "autolink_fields")
+            slot("autolink_fields")
+        with y:
+            overwrite = st.toggle("Overwrite existing values", key=prefix + "overwrite",
+                                  value=view.overwrite_existing if view else False,
+                                  help="Pulled name and address replace the profile's own "
+                                  "(otherwise only blank values are filled)")
+            slot("overwrite_existing")
+            active = True
+            if view is None:
+                active = st.toggle("Active", value=True, key=prefix + "active")
+                slot("active")
+        with z:
+            timeout = st.number_input("Timeout (seconds)", min_value=MIN_TIMEOUT_S,
+                                      max_value=MAX_TIMEOUT_S, step=0.5,
+                                      value=float(view.timeout_s if view else DEFAULT_TIMEOUT_S),
+                                      key=prefix + "timeout")
+            slot("timeout_s")
+        general = st.empty()
+        save = st.button("Save changes" if view else "Add integration", type="primary",
+                         key=prefix + "save")
+
+    if save:
+        svc = state.services()
+        try:
+            if view is None:
+                created = svc.integrations.create(actor, IntegrationSpec(
+                    name=name, url=url, username=username, password=password, realm=realm,
+                    signing_key=signing_key, headers=tuple(headers),
+                    search_query_attributes=tuple(query_attributes),
+                    search_results_attributes=tuple(result_attributes),
+                    autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
+                    overwrite_existing=overwrite, timeout_s=float(timeout), active=active))
+                message = f"Added {created.name}."
+                st.session_state[SELECT_NEXT] = created.id
+            else:
+                updated = svc.integrations.update(actor, view.id, IntegrationChanges(
+                    name=name, url=url, username=username, password=password, realm=realm,
+                    signing_key=signing_key, headers=tuple(headers),
+                    search_query_attributes=tuple(query_attributes),
+                    search_results_attributes=tuple(result_attributes),
+                    autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
+                    overwrite_existing=overwrite, timeout_s=float(timeout)))
+                message = (f"Saved {updated.name}." if updated.updated_at != view.updated_at
+                           else "Nothing changed.")
+        except InvalidInput as exc:
+            remember_errors(form, exc)
+        except (ServiceError, PermissionDenied) as exc:
+            remember_errors(form, None)
+            with general.container():
+                show_error(exc)
+        else:
+            remember_errors(form, None)
+            state.reset_widgets(prefix)
+            state.done(message)
+    errors = field_errors(form)
+    for field in errors:
+        target = slots.get(field)
+        if target is not None:
+            with target.container():
+                field_error(errors, field)
+    unplaced = {f: m for f, m in errors.items() if f not in slots}
+    if unplaced:
+        with general.container():
+            show_error(InvalidInput(errors))
+            for field, message in unplaced.items():
+                st.error(f"{field.replace('_', ' ')}: {message}")
+    elif errors:
+        with general.container():
+            show_error(InvalidInput(errors))
+
+
+def readonly_settings(view: IntegrationView) -> None:
+    """Every setting of ``view`` without edit controls (secrets only as set / not set)."""
+    with st.container(border=True, key=f"integ.{view.id}.readonly"):
+        st.subheader(view.name)
+        st.caption("Read-only: ask an admin to change these settings.")
+        secret = {True: "🔒 set", False: "not set"}
+        fields = {
+            "Adaptor URL": view.url, "Basic auth username": view.username or "–",
+            "Basic auth password": secret[view.password_set], "Realm": view.realm or "–",
+            "Signing key": secret[view.signing_key_set],
+            "Auto-linking": "on" if view.autolink_enabled else "off",
+            "Auto-linking fields": ", ".join(AUTOLINK_FIELD_LABELS.get(f, f)
+                                             for f in view.autolink_fields) or "–",
+            "Overwrite existing values": "on" if view.overwrite_existing else "off",
+            "Timeout": f"{view.timeout_s:g} s", "Active": "yes" if view.active else "no",
+            "Updated": when(view.updated_at),
+        }
+        st.dataframe(pd.DataFrame({"setting": list(fields), "value": list(fields.values())}),
+                     hide_index=True, key=f"integ.{view.id}.settings")
+        st.markdown("**Extra HTTP headers**")
+        st.dataframe(pd.DataFrame([{"header": h.name,
+                                    "value": "🔒 secret" if h.secret else h.value}
+                                   for h in view.headers], columns=["header", "value"]),
+                     hide_index=True, key=f"integ.{view.id}.headers_ro")
+        q, r = st.columns(2)
+        for column, title, rows in ((q, "Search query attributes", view.search_query_attributes),
+                                    (r, "Search results attributes",
+                                     view.search_results_attributes)):
+            with column:
+                st.markdown(f"**{title}**")
+                st.dataframe(pd.DataFrame([{"attribute": a.attribute, "label": a.label}
+                                           for a in rows], columns=["attribute", "label"]),
+                             hide_index=True)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def test_connection(view: IntegrationView) -> None:
+    """One probe search with a test email / phone; the exchange in the exchange viewer."""
+    key = f"integ.test.{view.id}"
+    with st.expander("Test connection", expanded=True, key=key + ".expander"):
+        st.caption("Sends one Basic search to the adaptor (also when the integration is "
+                   "inactive) and shows the request and the answer.")
+        a, b = st.columns(2)
+        email = a.text_input("Test email", key=key + ".email",
+                             placeholder="linker.connection.test@example.com")
+        phone = b.text_input("Test phone", key=key + ".phone", placeholder="+14155550100")
+        if st.button("Test connection", key=key + ".run", icon=":material/network_check:"):
+            try:
+                exchange = state.services().integrations.test_connection(
+                    actor, view.id, email=email or None, phone=phone or None)
+            except (ServiceError, PermissionDenied) as exc:
+                show_error(exc)
+            else:
+                state.changed()
+                st.session_state[key + ".result"] = exchange
+        result = st.session_state.get(key + ".result")
+        if result is not None:
+            if result.ok:
+                st.success(f"{view.name} answered in {millis(result.elapsed_ms)} with "
+                           f"{result.result_count} result(s).")
+            else:
+                st.error(f"The test failed ({result.error.kind.value}); see the exchange.")
+            exchange_viewer(result, key=key + ".exchange")
+
+
+def last_error(view: IntegrationView, report: IntegrationHealth | None) -> None:
+    """The last failed exchange of the last 24 h, openable in the exchange viewer."""
+    if report is None or report.last_error is None:
+        return
+    last = report.last_error
+    with st.expander(f"Last error: {last.kind} at {when(last.at)} (exchange "
+                     f"{last.exchange_id})", key=f"integ.{view.id}.last_error"):
+        st.error(last.message or last.kind)
+        if actor.can(Permission.VIEW_EXCHANGES):
+            try:
+                exchange = state.read(actor, "exchanges", "get", last.exchange_id)
+            except ServiceError as exc:
+                show_error(exc)
+            else:
+                exchange_viewer(exchange, key=f"integ.{view.id}.last_exchange")
+
+
+def status_actions(view: IntegrationView) -> None:
+    """Deactivate / reactivate and delete, each behind a confirmation naming the impact."""
+    svc = state.services()
+    key = f"integ.{view.id}"
+
+    def impact_text(verb: str) -> str:
+        impact = svc.integrations.impact(actor, view.id)
+        if verb == "deactivate":
+            return (f"Deactivating **{view.name}** stops every lookup to it, and its pulled "
+                    f"data disappears from **{impact.profiles_with_data} profile(s)**. Its "
+                    f"{impact.links} link(s) are kept and come back to life, with a refresh, "
+                    "when you reactivate it.")
+        if verb == "reactivate":
+            return (f"Reactivating **{view.name}** turns lookups back on. Its "
+                    f"**{impact.links} link(s)** come back to life; each profile is refreshed "
+                    "when it is next opened.")
+        return (f"Deleting **{view.name}** removes it with its **{impact.links} link(s)**, the "
+                f"pulled data of {impact.profiles_with_data} profile(s), "
+                f"{impact.suppressions} suppression(s) and {impact.outcomes} auto-link "
+                "outcome(s). Its exchanges stay in the log. This cannot be undone.")
+
+    def deactivate() -> None:
+        svc.integrations.deactivate(actor, view.id)
+        state.done(f"Deactivated {view.name}.")
+
+    def reactivate() -> None:
+        svc.integrations.activate(actor, view.id)
+        state.done(f"Reactivated {view.name}.")
+
+    def delete() -> None:
+        removed = svc.integrations.delete(actor, view.id)
+        st.session_state.pop(SELECTED, None)
+        state.done(f"Deleted {view.name} and its {removed.links} link(s).")
+
+    row = st.container(horizontal=True)
+    with row:
+        if view.active:
+            confirm_button("Deactivate", key=f"{key}.deactivate",
+                           title=f"Deactivate {view.name}?",
+                           message=lambda: impact_text("deactivate"),
+                           confirm_label="Yes, deactivate", on_confirm=deactivate,
+                           help="Stop lookups and remove pulled data; links are kept")
+        else:
+            confirm_button("Reactivate", key=f"{key}.reactivate",
+                           title=f"Reactivate {view.name}?",
+                           message=lambda: impact_text("reactivate"),
+                           confirm_label="Yes, reactivate", on_confirm=reactivate)
+        confirm_button("Delete", key=f"{key}.delete", title=f"Delete {view.name}?",
+                       message=lambda: impact_text("delete"), confirm_label="Yes, delete",
+                       on_confirm=delete, help="Remove it and every link to it")
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+st.title("Integrations")
+st.caption("The external systems Linker links profiles to, each behind one lookup adaptor.")
+
+views = state.integration_list(actor)
+health = ({h.integration_id: h for h in state.integration_health(actor)}
+          if actor.can(Permission.VIEW_REPORTS) else {})
+if views:
+    integrations_table(views, health)
+else:
+    st.info("No integration yet." + (" Add one below." if can_edit else ""))
+
+by_id = {v.id: v for v in views}
+options = list(by_id) + ([NEW] if can_edit else [])
+pending = st.session_state.pop(SELECT_NEXT, None)
+if pending in options:
+    st.session_state[SELECTED] = pending
+if st.session_state.get(SELECTED) not in options:
+    st.session_state.pop(SELECTED, None)
+if options:
+    selected = st.selectbox(
+        "Integration", options, key=SELECTED,
+        format_func=lambda i: "➕ Add a new integration" if i == NEW else (
+            f"{by_id[i].name}" + ("" if by_id[i].active else " (inactive)")))
+    if selected == NEW:
+        integration_form(None)
+    elif selected is not None:
+        current = by_id[selected]
+        header = st.container(horizontal=True, vertical_alignment="center")
+        with header:
+            st.markdown(f"### {current.name}")
+            report = health.get(current.id)
+            status_badge(report.status if report else
+                         ("healthy" if current.active else "inactive"))
+        last_error(current, health.get(current.id))
+        if can_test:
+            test_connection(current)
+        if can_edit:
+            status_actions(current)
+            integration_form(current)
+        else:
+            readonly_settings(current)

@@ -1,0 +1,684 @@
+"""Link workbench: find or create a customer, see what linked systems know, link and unlink.
+
+Agents and admins do everything here; support leads read (find, open, the card, pulled data,
+"Why (not) linked?") without any control that changes something. Every action is one service
+call (``dashboard.state.services()``); this page only lays out what the services return.
+
+Widget keys (the AppTest and e2e tests use them):
+
+- find: ``wb.find.by`` (Email / Phone / Name), ``wb.find.query``, ``wb.find.submit``, then
+  ``wb.open.<customer id>`` per result (a single match opens at once);
+- create: ``wb.create.name``, ``wb.create.email``, ``wb.create.phone``,
+  ``wb.create.phone_type``, ``wb.create.submit``;
+- the open profile: ``wb.card.allow.<integration id>`` (allow auto-linking again),
+  ``wb.refresh.<integration id>``, ``wb.unlink.<integration id>`` and ``wb.unlink_all`` (each
+  opens a dialog whose confirm button is ``<key>.yes``), ``wb.why.<integration id>``;
+- link: ``wb.search.in``, ``wb.search.field.<attribute>``, ``wb.search.submit``, the results
+  table ``wb.results`` (single-row selection), ``wb.link.system``, ``wb.link.submit``.
+
+The open profile's id is kept in ``wb.customer_id`` (and in the ``customer`` query parameter,
+so a reload or a link from another page opens it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state, widgets
+from dashboard.auth import require
+from linker.services.autolinking import AutolinkResult
+from linker.services.customers import (
+    CreatedCustomer,
+    CustomerSummary,
+    CustomerView,
+    LinkView,
+    PhoneInput,
+    PulledDataView,
+    SuppressionView,
+)
+from linker.services.errors import InvalidInput, NotFound, ServiceError
+from linker.services.facade import Services
+from linker.services.integrations import IntegrationView
+from linker.services.linking import SearchOutcome, SearchRow, SystemHit
+from linker.services.permissions import Actor, Permission, PermissionDenied, Role
+from linker.services.profile import OpenedProfile
+from linker.services.refresh import RefreshOutcome
+
+ALL_UNLINKED = "All unlinked external systems"
+FIND_BY = ("Email", "Phone", "Name")
+PHONE_TYPES = ("MOBILE", "HOME", "OFFICE", "OTHER")
+TRANSACTION_LABELS = {"ORDER": "Orders", "FLIGHT": "Reservations", "STAY": "Stays",
+                      "SUBSCRIPTION": "Subscriptions", "GENERIC": "Transactions"}
+RECENT = 10
+
+CUSTOMER = "wb.customer_id"
+OPENED = "wb.opened"
+"""What opening (or creating) the current profile did: ``OpenedProfile | CreatedCustomer``."""
+FOUND = "wb.found"
+SEARCHED = "wb.searched"
+"""``(customer id, SearchOutcome)`` of the last search."""
+RESULTS = "wb.results"
+SERVICE_ERRORS = (ServiceError, PermissionDenied)
+
+
+# -- integrations --------------------------------------------------------------------------------
+
+
+def integrations(actor: Actor) -> list[IntegrationView]:
+    """Every integration (name, id, active, search attributes), for *Search In* and the
+    "Why (not) linked?" list.
+
+    INTERIM: no service lists integrations to a role without VIEW_INTEGRATIONS (agents), so
+    for them the list is read with the read-only support-lead role; nothing secret is in an
+    IntegrationView. Replace with a LinkingService method once it exists (asked the lead).
+    """
+    reader = actor if actor.can(Permission.VIEW_INTEGRATIONS) else Actor(
+        actor.username, Role.SUPPORT_LEAD)
+    views: list[IntegrationView] = state.read(reader, "integrations", "list")
+    return views
+
+
+# -- opening a profile ---------------------------------------------------------------------------
+
+
+def open_profile(svc: Services, actor: Actor, customer_id: str) -> None:
+    """Make ``customer_id`` the open profile: ``profiles.open`` refreshes stale data and
+    auto-links it, and what it did is kept to be shown."""
+    forget_search()
+    st.session_state[CUSTOMER] = customer_id
+    st.query_params["customer"] = customer_id
+    try:
+        st.session_state[OPENED] = svc.profiles.open(actor, customer_id)
+    except NotFound as exc:
+        close_profile()
+        widgets.show_error(exc)
+    except SERVICE_ERRORS as exc:
+        st.session_state.pop(OPENED, None)
+        widgets.show_error(exc)
+    state.changed()
+
+
+def close_profile() -> None:
+    """Forget the open profile."""
+    for key in (CUSTOMER, OPENED):
+        st.session_state.pop(key, None)
+    st.query_params.pop("customer", None)
+    forget_search()
+
+
+def forget_search() -> None:
+    """Drop the last search, its selection and the search fields (they are prefilled per
+    profile)."""
+    st.session_state.pop(SEARCHED, None)
+    st.session_state.pop(RESULTS, None)
+    state.reset_widgets("wb.search.field.")
+    state.reset_widgets("wb.link.")
+
+
+def autolink_table(results: Sequence[AutolinkResult]) -> None:
+    """One row per auto-link attempt: integration, outcome, what it means, the exchange."""
+    rows = [{"Integration": r.integration_name, "Outcome": widgets.badge_label(r.outcome.value),
+             "What happened": r.reason + (f" (the refresh after it failed: {r.refresh_error})"
+                                          if r.refresh_error else ""),
+             "Exchange": r.exchange_id} for r in results]
+    st.dataframe(widgets.dataframe_of(rows, ["Integration", "Outcome", "What happened",
+                                             "Exchange"]),
+                 hide_index=True, key="wb.autolink_outcomes")
+
+
+def refresh_lines(outcomes: Sequence[RefreshOutcome]) -> list[str]:
+    """One sentence per refresh."""
+    lines = []
+    for o in outcomes:
+        if o.ok:
+            lines.append(f"Refreshed {o.integration_name}: {o.custom_attribute_count} custom "
+                         f"attributes, {o.transaction_count} transactions.")
+        else:
+            kind = f" ({o.error_kind})" if o.error_kind else ""
+            lines.append(f"Refresh of {o.integration_name} {o.status}{kind}: {o.error}"
+                         + (f" (exchange {o.exchange_id})" if o.exchange_id else ""))
+    return lines
+
+
+def show_what_happened(done: OpenedProfile | CreatedCustomer) -> None:
+    """What creating or opening the profile did: refreshes and auto-link attempts."""
+    if isinstance(done, CreatedCustomer):
+        linked = [r.integration_name for r in done.autolink if r.link_id is not None]
+        st.success(f"Created {done.customer.name or 'the customer'}. "
+                   + (f"Auto-linked to {', '.join(linked)}." if linked
+                      else "Auto-linking found no system to link to."))
+        if done.autolink:
+            autolink_table(done.autolink)
+        return
+    for outcome, line in zip(done.refreshes, refresh_lines(done.refreshes), strict=True):
+        (st.caption if outcome.ok else st.warning)(line)
+    if done.newly_linked:
+        st.success(f"Opening the profile auto-linked it to {', '.join(done.newly_linked)}.")
+    if done.autolink:
+        with st.expander(f"Auto-linking when opened: {len(done.autolink)} attempt(s)",
+                         expanded=bool(done.newly_linked), key="wb.opened.autolink"):
+            autolink_table(done.autolink)
+    if not done.refreshes and not done.autolink:
+        st.caption("Opened: linked data is fresh and no auto-link attempt was needed.")
+
+
+# -- find and create -----------------------------------------------------------------------------
+
+
+def find_section(svc: Services, actor: Actor) -> None:
+    """Find by email, phone or name; one match opens at once, several get Open buttons.
+
+    The criteria are kept, not the results, so the list is read afresh after every change."""
+    st.subheader("Find a customer")
+    with st.form("wb.find", border=False):
+        by_col, query_col = st.columns([1, 3])
+        by = by_col.selectbox("Find by", FIND_BY, key="wb.find.by")
+        query = query_col.text_input("Email, phone or name", key="wb.find.query",
+                                     placeholder="ana.lopez@example.com")
+        submitted = st.form_submit_button("Find", key="wb.find.submit", type="primary")
+    if submitted:
+        if query.strip():
+            st.session_state[FOUND] = (str(by), query.strip())
+        else:
+            st.session_state.pop(FOUND, None)
+            st.warning("Type an email, a phone number or part of a name.")
+    criteria = st.session_state.get(FOUND)
+    try:
+        if criteria is None:
+            label, found = "Newest customers", state.read(actor, "customers", "find",
+                                                          limit=RECENT)
+        else:
+            label = f"{criteria[0]} {criteria[1]}"
+            found = state.read(actor, "customers", "find", limit=25,
+                               **{criteria[0].lower(): criteria[1]})
+    except SERVICE_ERRORS as exc:
+        st.session_state.pop(FOUND, None)
+        widgets.show_error(exc)
+        return
+    if submitted and criteria is not None and len(found) == 1:
+        open_profile(svc, actor, found[0].id)
+    if not found:
+        st.info(f"No customer matches {label}." if criteria else "No customers yet.")
+        return
+    st.caption(f"{label}: {len(found)} found" if criteria else label)
+    for summary in found:
+        found_row(svc, actor, summary)
+
+
+def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
+    """A search result: name, contact, linked systems and an Open button."""
+    row = st.container(horizontal=True, vertical_alignment="center", key=f"wb.row.{summary.id}")
+    with row:
+        link = f" 🔗 {', '.join(summary.linked_systems)}" if summary.linked_systems else ""
+        contact = " · ".join(v for v in (summary.main_email, *summary.phones[:1]) if v)
+        st.markdown(f"**{summary.name or '(no name)'}** · {contact or 'no contact data'}{link}")
+        current = st.session_state.get(CUSTOMER) == summary.id
+        if st.button("Open", key=f"wb.open.{summary.id}", disabled=current):
+            open_profile(svc, actor, summary.id)
+            st.rerun()
+
+
+def create_section(svc: Services, actor: Actor) -> None:
+    """Create a customer (name, email, phone with type); auto-linking runs at once."""
+    errors = widgets.field_errors("wb.create")
+    with st.expander("Create a customer", expanded=bool(errors), key="wb.create.open"), \
+            st.form("wb.create", border=False):
+        name = st.text_input("Name", key="wb.create.name")
+        widgets.field_error(errors, "name")
+        email = st.text_input("Email", key="wb.create.email")
+        widgets.field_error(errors, "emails")
+        number_col, type_col = st.columns([3, 1])
+        phone = number_col.text_input("Phone", key="wb.create.phone",
+                                      placeholder="+1 415 555 0134")
+        phone_type = type_col.selectbox("Type", PHONE_TYPES, key="wb.create.phone_type")
+        widgets.field_error(errors, "phones", "address")
+        submitted = st.form_submit_button("Create and auto-link", key="wb.create.submit",
+                                          type="primary")
+    if not submitted:
+        return
+    try:
+        created = svc.customers.create(
+            actor, name, [email] if email.strip() else [],
+            [PhoneInput(phone, str(phone_type))] if phone.strip() else [])
+    except InvalidInput as exc:
+        widgets.remember_errors("wb.create", exc)
+        st.rerun()
+    except SERVICE_ERRORS as exc:
+        widgets.remember_errors("wb.create", None)
+        widgets.show_error(exc)
+        return
+    widgets.remember_errors("wb.create", None)
+    state.reset_widgets("wb.create.")
+    forget_search()
+    st.session_state[CUSTOMER] = created.customer.id
+    st.query_params["customer"] = created.customer.id
+    st.session_state[OPENED] = created
+    st.session_state.pop(FOUND, None)
+    state.done()
+
+
+# -- the open profile ------------------------------------------------------------------------------
+
+
+def profile_section(svc: Services, actor: Actor, customer_id: str,
+                    known: Sequence[IntegrationView]) -> None:
+    """The card, what opening did, each linked system's data, linking and the why."""
+    try:
+        view: CustomerView = state.read(actor, "customers", "get", customer_id)
+    except NotFound as exc:
+        close_profile()
+        widgets.show_error(exc)
+        return
+    can_link = actor.can(Permission.LINK)
+    st.divider()
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.subheader(f"Customer: {view.name or '(no name)'}")
+    if head.button("Close", key="wb.close"):
+        close_profile()
+        st.rerun()
+
+    def allow_again(suppression: SuppressionView) -> None:
+        act(lambda: svc.linking.clear_suppression(actor, view.id, suppression.integration_id),
+            f"Auto-linking to {suppression.integration_name} is allowed again; it runs the "
+            "next time the profile is opened.")
+
+    widgets.customer_card(view, key="wb.card", on_allow_autolink=allow_again if can_link
+                          else None)
+    done = st.session_state.get(OPENED)
+    if done is not None:
+        show_what_happened(done)
+    linked_systems(svc, actor, view, can_link)
+    if can_link:
+        with st.container(key="wb.link_section"):
+            link_section(svc, actor, view, known)
+    why_section(actor, view, known)
+
+
+def act(call: Callable[[], object], message: str, kind: state.FlashKind = "success") -> None:
+    """Run a write; on success clear caches, flash ``message`` and rerun; else show why."""
+    try:
+        call()
+    except SERVICE_ERRORS as exc:
+        widgets.show_error(exc)
+        return
+    state.done(message, kind)
+
+
+def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bool) -> None:
+    """Per linked system: the link, fetched-at, Refresh, Unlink, custom attributes and
+    transaction cards. Then "Unlink customer" from all systems."""
+    st.subheader("Linked systems")
+    if not view.links:
+        st.caption("Not linked to any external system.")
+        return
+    pulled = {p.integration_id: p for p in view.pulled}
+    for link in view.links:
+        with st.container(border=True, key=f"wb.linked.{link.integration_id}"):
+            linked_system(svc, actor, view, link, pulled.get(link.integration_id), can_link)
+    if can_link:
+        names = ", ".join(link.integration_name for link in view.links)
+        widgets.confirm_button(
+            "Unlink customer", key="wb.unlink_all", title="Unlink from all systems",
+            message=f"Unlink **{view.name or view.id}** from **all** systems ({names})? Their "
+                    "transactions and custom attributes disappear from the profile, and it is "
+                    "never auto-linked to them again unless someone allows it.",
+            confirm_label="Yes, unlink from all",
+            on_confirm=lambda: unlink_all(svc, actor, view.id))
+
+
+def unlink_all(svc: Services, actor: Actor, customer_id: str) -> None:
+    """Unlink from every system, then say how many."""
+    count = svc.linking.unlink_all(actor, customer_id)
+    forget_search()
+    state.done(f"Unlinked from {count} system(s); auto-linking to them is off for this profile.")
+
+
+def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
+    """Unlink from one system."""
+    svc.linking.unlink(actor, customer_id, link.integration_id)
+    forget_search()
+    state.done(f"Unlinked from {link.integration_name}; auto-linking to it is off for this "
+               "profile.")
+
+
+def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
+    """Refresh one linked system now and say how it went."""
+    try:
+        outcomes = svc.refresh.refresh(actor, customer_id, link.integration_id)
+    except SERVICE_ERRORS as exc:
+        widgets.show_error(exc)
+        return
+    failed = any(not o.ok for o in outcomes)
+    state.done(" ".join(refresh_lines(outcomes)) or "Nothing to refresh.",
+               "warning" if failed else "success")
+
+
+def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkView,
+                  pulled: PulledDataView | None, can_link: bool) -> None:
+    """One linked system's block."""
+    iid = link.integration_id
+    how = "auto-linked" if link.method == "auto" else f"linked by {link.created_by}"
+    head = st.container(horizontal=True, vertical_alignment="center")
+    with head:
+        st.markdown(f"**{link.integration_name}** · external id `{link.external_customer_id}`"
+                    f" · {how} {widgets.when(link.created_at)}")
+        if can_link and link.integration_active and st.button(
+                "Refresh", key=f"wb.refresh.{iid}", icon=":material/refresh:"):
+            refresh_one(svc, actor, view.id, link)
+        if can_link:
+            widgets.confirm_button(
+                "Unlink", key=f"wb.unlink.{iid}", title=f"Unlink from {link.integration_name}",
+                message=f"Unlink **{view.name or view.id}** from **{link.integration_name}** "
+                        f"(external id {link.external_customer_id})? Its data disappears "
+                        "from the profile and auto-linking to it is turned off for this "
+                        "profile.",
+                confirm_label="Yes, unlink", on_confirm=lambda: unlink_one(svc, actor, view.id,
+                                                                           link))
+    if not link.integration_active:
+        st.caption(f"{link.integration_name} is inactive: the link is kept but its data is "
+                   "hidden until an admin activates it.")
+        return
+    pulled_data(iid, pulled)
+
+
+def pulled_data(iid: int, pulled: PulledDataView | None) -> None:
+    """Fetched-at, last error, dropped values, custom attributes and transaction cards."""
+    if pulled is None or pulled.fetched_at is None:
+        st.caption("No data pulled yet" + (f": {pulled.last_error}" if pulled and
+                                            pulled.last_error else "; use Refresh."))
+        return
+    st.caption(f"Fetched {widgets.when(pulled.fetched_at)}")
+    if pulled.last_error:
+        st.warning(f"The last refresh ({widgets.when(pulled.last_attempt_at)}) failed: "
+                   f"{pulled.last_error}. Showing the data fetched before.")
+    for dropped in pulled.dropped:
+        st.caption(f"Not added to the profile: {dropped.get('kind')} {dropped.get('value')} "
+                   f"({dropped.get('reason')})")
+    if pulled.custom_attributes:
+        rows = [{"Attribute": k, "Value": _text(v)} for k, v in pulled.custom_attributes.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"wb.attrs.{iid}")
+    transaction_cards(iid, pulled.transactions)
+
+
+# -- transaction cards ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _day(value: Any) -> str:
+    return str(value or "")[:10]
+
+
+def _join(*parts: Any) -> str:
+    return " · ".join(str(p) for p in parts if p not in (None, ""))
+
+
+def transaction_title(t: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """The headline of a transaction card and the keys it used."""
+    kind = str(t.get("type", "GENERIC")).upper()
+    if kind == "ORDER":
+        used = {"orderNumber", "orderStatus", "orderTotal", "createdAt"}
+        return _join(f"**Order {t.get('orderNumber', '?')}**", t.get("orderStatus"),
+                     t.get("orderTotal"), _day(t.get("createdAt"))), used
+    if kind == "FLIGHT":
+        used = {"flightNumber", "origin", "destination", "departureAt", "status"}
+        route = f"{t.get('origin', '?')} → {t.get('destination', '?')}"
+        return _join(f"**{t.get('flightNumber', 'Flight')}** {route}",
+                     f"departs {str(t.get('departureAt', '')).replace('T', ' ')[:16]}",
+                     t.get("status")), used
+    if kind == "STAY":
+        name_key = next((k for k in ("propertyName", "hotel", "name", "property") if k in t),
+                        "")
+        used = {name_key, "checkIn", "checkOut", "status"}
+        return _join(f"**{t.get(name_key, 'Stay')}**",
+                     f"{_day(t.get('checkIn'))} → {_day(t.get('checkOut'))}",
+                     t.get("status")), used
+    if kind == "SUBSCRIPTION":
+        name_key = next((k for k in ("plan", "name", "product") if k in t), "")
+        used = {name_key, "status", "price"}
+        return _join(f"**{t.get(name_key, 'Subscription')}**", t.get("status"),
+                     t.get("price")), used
+    first = next(((k, v) for k, v in t.items() if k != "type" and isinstance(v, str)), None)
+    if first is None:
+        return "**Transaction**", set()
+    return f"**{first[1]}**", {first[0]}
+
+
+def transaction_card(iid: int, index: int, t: Mapping[str, Any]) -> None:
+    """One transaction: headline, the other flat values, and nested lists as tables."""
+    title, used = transaction_title(t)
+    with st.container(border=True, key=f"wb.tx.{iid}.{index}"):
+        st.markdown(title)
+        flat = [f"{k}: {v}" for k, v in t.items()
+                if k not in used and k != "type" and not isinstance(v, list | dict)]
+        if flat:
+            st.caption(" · ".join(flat))
+        for k, v in t.items():
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                st.caption(k)
+                st.dataframe(pd.DataFrame([{c: _text(x) for c, x in row.items()} for row in v]),
+                             hide_index=True, key=f"wb.tx.{iid}.{index}.{k}")
+            elif isinstance(v, dict | list) and v:
+                st.caption(f"{k}: {_text(v)}")
+
+
+def transaction_cards(iid: int, transactions: Sequence[Mapping[str, Any]]) -> None:
+    """Cards grouped by type, each group labelled with its count ("3 Orders")."""
+    groups: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
+    for index, t in enumerate(transactions):
+        groups.setdefault(str(t.get("type", "GENERIC")).upper(), []).append((index, t))
+    for kind, items in groups.items():
+        label = TRANSACTION_LABELS.get(kind, kind.title())
+        with st.expander(f"{len(items)} {label}", expanded=len(items) <= 3,
+                         key=f"wb.txs.{iid}.{kind}"):
+            for index, t in items:
+                transaction_card(iid, index, t)
+
+
+# -- link to external customer ------------------------------------------------------------------
+
+
+def link_section(svc: Services, actor: Actor, view: CustomerView,
+                 known: Sequence[IntegrationView]) -> None:
+    """Search In one or all unlinked systems, the prefilled fields, Search, results, Link."""
+    st.subheader("Link to external customer")
+    linked = {link.integration_id for link in view.links}
+    active = [i for i in known if i.active]
+    options = [ALL_UNLINKED] + [i.name for i in active]
+    labels = {i.name: i.name + (" (linked)" if i.id in linked else "") for i in active}
+    chosen = st.selectbox("Search In", options, key="wb.search.in",
+                          format_func=lambda name: labels.get(name, name))
+    ids = None if chosen == ALL_UNLINKED else [i.id for i in active if i.name == chosen]
+    try:
+        fields = svc.linking.search_fields(actor, ids, view.id)
+    except SERVICE_ERRORS as exc:
+        widgets.show_error(exc)
+        return
+    if not fields:
+        st.info("Nothing to search: " + ("the profile is linked to every active system that "
+                "has search fields." if ids is None else f"{chosen} has no search fields; an "
+                "admin can add them."))
+        return
+    with st.form("wb.search", border=False):
+        values = {}
+        for field in fields:
+            help_text = "Searched in " + ", ".join(field.integrations)
+            values[field.attribute] = st.text_input(
+                field.label, value=field.prefill, key=f"wb.search.field.{field.attribute}",
+                help=help_text)
+        submitted = st.form_submit_button("Search", key="wb.search.submit", type="primary",
+                                          icon=":material/search:")
+    if submitted:
+        try:
+            outcome = svc.linking.search(actor, view.id, integration_ids=ids, fields=values)
+        except SERVICE_ERRORS as exc:
+            widgets.show_error(exc)
+            return
+        st.session_state[SEARCHED] = (view.id, outcome)
+        st.session_state.pop(RESULTS, None)
+        state.reset_widgets("wb.link.")
+    searched = st.session_state.get(SEARCHED)
+    if searched is not None and searched[0] == view.id:
+        search_results(svc, actor, view, searched[1])
+
+
+def search_problems(outcome: SearchOutcome) -> None:
+    """Every failure named with its error kind and exchange; everything failed: say so."""
+    if outcome.all_failed:
+        st.error(outcome.message, icon=":material/cloud_off:")
+        return
+    for failure in outcome.failures:
+        exchange = f" (exchange {failure.exchange_id})" if failure.exchange_id else ""
+        st.warning(f"{failure.integration_name} could not be searched: {failure.error_kind}: "
+                   f"{failure.message}{exchange}. The other systems' results are below; try "
+                   f"{failure.integration_name} again on its own in a moment.",
+                   icon=":material/error:")
+    for skipped in outcome.skipped:
+        st.caption(f"{skipped.integration_name} was not searched: {skipped.reason}.")
+
+
+def results_frame(outcome: SearchOutcome, customer_id: str) -> pd.DataFrame:
+    """The results table: Systems, the search results attributes, and who already holds a
+    record (when someone does)."""
+    columns = ["Systems"] + [c.label for c in outcome.columns]
+    rows = []
+    for row in outcome.rows:
+        values = {"Systems": ", ".join(row.system_names)}
+        values.update({c.label: row.values.get(c.attribute, "") for c in outcome.columns})
+        held = [f"{s.integration_name}: {s.linked_customer}" for s in row.systems
+                if s.linked_customer_id and s.linked_customer_id != customer_id]
+        values["Already linked to"] = "; ".join(held)
+        rows.append(values)
+    if any(r["Already linked to"] for r in rows):
+        columns.append("Already linked to")
+    return widgets.dataframe_of(rows, columns)
+
+
+def selected_row(event: Any) -> int | None:
+    """The selected row index of a dataframe selection event (a dict under AppTest)."""
+    try:
+        rows = event["selection"]["rows"]
+    except (KeyError, TypeError):
+        return None
+    return int(rows[0]) if rows else None
+
+
+def search_results(svc: Services, actor: Actor, view: CustomerView,
+                   outcome: SearchOutcome) -> None:
+    """Failures, the results table with row selection, the system choice and Link."""
+    search_problems(outcome)
+    if outcome.all_failed:
+        return
+    if not outcome.rows:
+        searched = ", ".join(outcome.searched) or "no system"
+        st.info(f"No match in {searched}. Try another email, phone or order number.")
+        return
+    st.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.searched)}. Pick a row, "
+               "then the system to link.")
+    event = st.dataframe(results_frame(outcome, view.id), hide_index=True, key=RESULTS,
+                         on_select="rerun", selection_mode="single-row")
+    index = selected_row(event)
+    if index is None or index >= len(outcome.rows):
+        return
+    link_choice(svc, actor, view, outcome.rows[index])
+
+
+def hit_label(hit: SystemHit, customer_id: str) -> str:
+    """A system of a result row, as the system picker shows it."""
+    held = (f" · already linked to {hit.linked_customer}"
+            if hit.linked_customer_id and hit.linked_customer_id != customer_id else "")
+    return f"{hit.integration_name} · {hit.external_customer_id}{held}"
+
+
+def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow) -> None:
+    """Choose the system of the picked row and link."""
+    hits = {hit_label(h, view.id): h for h in row.systems}
+    choice = st.selectbox("System to link", list(hits), key="wb.link.system")
+    if not st.button("Link", key="wb.link.submit", type="primary", icon=":material/link:"):
+        return
+    hit = hits[str(choice)]
+    try:
+        outcome = svc.linking.link(actor, view.id, hit.integration_id, hit.external_customer_id)
+    except SERVICE_ERRORS as exc:
+        widgets.show_error(exc)
+        return
+    forget_search()
+    message = f"Linked to {hit.integration_name} (external id {hit.external_customer_id})."
+    refresh = outcome.refresh
+    if refresh is not None:
+        message += " " + " ".join(refresh_lines([refresh]))
+    state.done(message, "success" if refresh is None or refresh.ok else "warning")
+
+
+# -- why (not) linked ------------------------------------------------------------------------------
+
+
+def why_section(actor: Actor, view: CustomerView, known: Sequence[IntegrationView]) -> None:
+    """Per integration, the state, the fix and the trail behind it."""
+    st.subheader("Why (not) linked?")
+    if not known:
+        st.caption("No integrations are configured.")
+        return
+    for integration in known:
+        with st.expander(f"{integration.name}" + ("" if integration.active else " (inactive)"),
+                         key=f"wb.why.{integration.id}"):
+            try:
+                why = state.read(actor, "why", "explain", view.id, integration.id)
+            except SERVICE_ERRORS as exc:
+                widgets.show_error(exc)
+                continue
+            st.markdown(why.summary)
+            if why.fix:
+                st.info(why.fix, icon=":material/build:")
+            if why.trail:
+                rows = [{"When": widgets.when(t.at),
+                         "Step": widgets.badge_label(t.outcome) if t.outcome else t.entry,
+                         "What happened": t.reason, "Trigger": t.trigger, "By": t.actor,
+                         "Exchange": t.exchange_id} for t in why.trail]
+                st.dataframe(pd.DataFrame(rows), hide_index=True,
+                             key=f"wb.why.{integration.id}.trail")
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """The page: find / create, then the open profile."""
+    actor = require(Permission.VIEW_CUSTOMERS, page="workbench")
+    svc = state.services()
+    st.title("Link workbench")
+    if not actor.can(Permission.LINK):
+        st.caption("Read-only: you can find customers and see what linked systems know; "
+                   "linking needs the agent or admin role.")
+    wanted = st.query_params.get("customer")
+    if wanted and wanted != st.session_state.get(CUSTOMER):
+        open_profile(svc, actor, wanted)
+    if actor.can(Permission.EDIT_CUSTOMERS):
+        find_col, create_col = st.columns([3, 2])
+        with find_col:
+            find_section(svc, actor)
+        with create_col:
+            st.subheader("New customer")
+            create_section(svc, actor)
+    else:
+        find_section(svc, actor)
+    customer_id = st.session_state.get(CUSTOMER)
+    if customer_id:
+        try:
+            known = integrations(actor)
+        except SERVICE_ERRORS as exc:
+            widgets.show_error(exc)
+            known = []
+        profile_section(svc, actor, customer_id, known)
+
+
+main()

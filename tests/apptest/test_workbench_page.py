@@ -1,0 +1,290 @@
+"""The Link workbench under AppTest, against real reference adaptors served over loopback.
+
+The test database gets three integrations (``seed``): Shop and Loyalty (the demo's settings,
+signed; Loyalty with Basic auth) and "Broken shop", a shop adaptor answering every request with
+HTTP 503, which never auto-links but is searched by "All unlinked external systems". Customers:
+Jun (auto-linked to Shop and Loyalty by email) and Grace, whose email two Shop accounts share
+(auto-linking is ambiguous, so she is linked by hand).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from linker.demo import DEMO_INTEGRATIONS, DemoAdaptors, DemoCustomer, seed_demo
+from linker.services.facade import Services
+from linker.services.permissions import SYSTEM
+from tests.apptest.conftest import texts
+
+SHOP, LOYALTY = DEMO_INTEGRATIONS[0], DEMO_INTEGRATIONS[1]
+BROKEN = replace(SHOP, key="broken", name="Broken shop", autolink_fields=(),
+                 signing_key="broken-shop-key", faults=("status:503",))
+INTEGRATIONS = (SHOP, LOYALTY, BROKEN)
+JUN = DemoCustomer("email_match", "Jun Martin", ("jun.martin@example.com",),
+                   (("+13035211291", "MOBILE"),))
+GRACE = DemoCustomer("duplicate_email", "Grace Evans", ("grace.evans@example.com",), ())
+SELECT_ROW_0 = {"selection": {"rows": [0], "columns": [], "cells": []}}
+EDIT_KEYS = ("wb.create.submit", "wb.search.submit", "wb.link.submit", "wb.unlink_all")
+EDIT_PREFIXES = ("wb.refresh.", "wb.unlink.", "wb.card.allow.")
+
+
+@pytest.fixture(scope="module")
+def adaptor_urls() -> Iterator[dict[str, str]]:
+    """Shop, Loyalty and Broken shop adaptors on free loopback ports."""
+    with DemoAdaptors(dict.fromkeys(("shop", "loyalty", "broken"), 0),
+                      integrations=INTEGRATIONS) as adaptors:
+        yield adaptors.urls
+
+
+@pytest.fixture
+def seeded(services: Services, adaptor_urls: dict[str, str]) -> Services:
+    """The three integrations and the two customers, created through the services."""
+    seed_demo(services.ctx, adaptor_urls, customers=[JUN, GRACE],
+              integrations=INTEGRATIONS, accounts=())
+    return services
+
+
+def customer_id(services: Services, email: str) -> str:
+    """The id of the profile holding ``email``."""
+    found = services.customers.find(SYSTEM, email=email)
+    assert len(found) == 1, found
+    return found[0].id
+
+
+def integration_id(services: Services, name: str) -> int:
+    """The id of the integration called ``name``."""
+    return services.integrations.get_by_name(SYSTEM, name).id
+
+
+def ok(at: AppTest) -> AppTest:
+    """Assert the run raised nothing; return the app for chaining."""
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    """Every message, markdown and caption of the run, joined (for substring checks)."""
+    parts: list[str] = []
+    for elements in (at.success, at.info, at.warning, at.error, at.markdown, at.caption,
+                     at.subheader, at.title):
+        parts.extend(texts(elements))
+    return "\n".join(parts)
+
+
+def frames(at: AppTest) -> list[pd.DataFrame]:
+    """The data of every dataframe of the run (plain dataframes have no key under AppTest)."""
+    return [frame.value for frame in at.dataframe]
+
+
+def keys_of(at: AppTest) -> set[str]:
+    """Keys of every button (form submit buttons included) in the run."""
+    found = {b.key for b in at.button if b.key}
+    return found | {b.key for b in at.get("form_submit_button") if getattr(b, "key", None)}
+
+
+def find(at: AppTest, by: str, query: str) -> AppTest:
+    """Use the find form."""
+    at.selectbox(key="wb.find.by").select(by)
+    at.text_input(key="wb.find.query").input(query)
+    return ok(at.button(key="wb.find.submit").click().run())
+
+
+@pytest.fixture
+def workbench(app_as: Callable[..., AppTest], seeded: Services) -> Callable[[str], AppTest]:
+    """``workbench(role)``: the workbench page, signed in as ``role``, on the seeded database."""
+    def make(role: str) -> AppTest:
+        return ok(app_as(role, page="workbench.py"))
+
+    return make
+
+
+# -- every role ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["agent", "admin", "support_lead"])
+def test_each_allowed_role_renders_the_page_and_opens_a_profile(
+        workbench: Callable[[str], AppTest], role: str) -> None:
+    at = workbench(role)
+    assert [t.value for t in at.title] == ["Link workbench"]
+    at = find(at, "Email", JUN.emails[0])
+    text = all_text(at)
+    assert "Customer: Jun Martin" in text
+    assert "**Shop** · external id `shop-00121`" in text
+    assert "**Loyalty** · external id" in text
+    # Pulled data: Shop's custom attributes and order cards, Loyalty's tier.
+    attributes = [set(frame["Attribute"]) for frame in frames(at) if "Attribute" in frame]
+    assert {"customerSince", "orderCount", "totalSpent"} in attributes  # Shop
+    assert {"tier", "points", "memberSince"} in attributes  # Loyalty
+    assert any(m.startswith("**Order #") for m in texts(at.markdown))
+    assert any(e.label == "4 Orders" for e in at.expander)
+    assert "Fetched " in text
+    # "Why (not) linked?" for every integration.
+    assert {e.label for e in at.expander if e.label in {"Shop", "Loyalty", "Broken shop"}} == {
+        "Shop", "Loyalty", "Broken shop"}
+    assert "Linked to Shop record shop-00121 (automatically" in text
+
+
+def test_developer_cannot_reach_the_page(app_as: Callable[..., AppTest], seeded: Services
+                                         ) -> None:
+    at = ok(app_as("developer"))
+    with pytest.raises(ValueError, match=r"workbench\.py"):
+        at.switch_page("../pages/workbench.py")
+
+
+def test_support_lead_sees_no_edit_controls(workbench: Callable[[str], AppTest],
+                                            seeded: Services) -> None:
+    cid = customer_id(seeded, JUN.emails[0])
+    seeded.linking.unlink(SYSTEM, cid, integration_id(seeded, "Loyalty"))
+    at = find(workbench("support_lead"), "Email", JUN.emails[0])
+    keys = keys_of(at)
+    assert not keys & set(EDIT_KEYS), keys
+    assert not [k for k in keys if k.startswith(EDIT_PREFIXES)], keys
+    assert "Read-only" in all_text(at)
+    assert "Link to external customer" not in all_text(at)
+    # The suppression is shown, without the action.
+    assert "Auto-linking to Loyalty is off for this profile" in all_text(at)
+
+
+# -- agent and admin: the main actions ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["agent", "admin"])
+def test_create_customer_shows_what_auto_linking_did(
+        workbench: Callable[[str], AppTest], seeded: Services, role: str) -> None:
+    at = workbench(role)
+    at.text_input(key="wb.create.name").input("Dmitri Lopez")
+    at.text_input(key="wb.create.email").input("dmitri.lopez@example.com")
+    at = ok(at.button(key="wb.create.submit").click().run())
+    assert any(s.startswith("Created Dmitri Lopez.") for s in texts(at.success)), texts(
+        at.success)
+    [outcomes] = [frame for frame in frames(at) if "Outcome" in frame]
+    by_system = dict(zip(outcomes["Integration"], outcomes["Outcome"], strict=True))
+    # dmitri.lopez@example.com belongs to two Shop accounts (a deliberate duplicate).
+    assert by_system["Shop"] == "🟠 ambiguous"
+    assert by_system["Loyalty"] == "🟢 linked"
+    assert "Customer: Dmitri Lopez" in all_text(at)
+    assert seeded.customers.find(SYSTEM, email="dmitri.lopez@example.com")
+
+
+def test_create_customer_with_bad_email_shows_the_field_error(
+        workbench: Callable[[str], AppTest]) -> None:
+    at = workbench("agent")
+    at.text_input(key="wb.create.name").input("Nobody")
+    at.text_input(key="wb.create.email").input("not-an-email")
+    at = ok(at.button(key="wb.create.submit").click().run())
+    assert any("not-an-email" in e for e in texts(at.error)), texts(at.error)
+    assert at.text_input(key="wb.create.email").value == "not-an-email"
+
+
+@pytest.mark.parametrize("role", ["agent", "admin"])
+def test_search_one_system_select_a_row_and_link(
+        workbench: Callable[[str], AppTest], seeded: Services, role: str) -> None:
+    at = find(workbench(role), "Email", GRACE.emails[0])
+    assert "Customer: Grace Evans" in all_text(at)
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.run())
+    fields = {t.key: t.value for t in at.text_input if str(t.key).startswith("wb.search.field.")}
+    assert fields == {"wb.search.field.email": GRACE.emails[0], "wb.search.field.phone": "",
+                      "wb.search.field.orderNumber": ""}
+    assert at.text_input(key="wb.search.field.orderNumber").label == "Order Number"
+    at = ok(at.button(key="wb.search.submit").click().run())
+    results = at.dataframe(key="wb.results").value
+    assert list(results.columns) == ["Systems", "Name", "Email", "Phone", "Customer since",
+                                     "Orders"]
+    assert len(results) == 2 and set(results["Systems"]) == {"Shop"}
+    at.session_state["wb.results"] = SELECT_ROW_0
+    at = ok(at.run())
+    choice = at.selectbox(key="wb.link.system")
+    assert choice.options[0].startswith("Shop · shop-")
+    external_id = choice.options[0].split(" · ")[1]
+    at = ok(at.button(key="wb.link.submit").click().run())
+    assert any(s.startswith(f"Linked to Shop (external id {external_id}).")
+               for s in texts(at.success)), texts(at.success)
+    view = seeded.customers.get(SYSTEM, customer_id(seeded, GRACE.emails[0]))
+    assert [(link.integration_name, link.external_customer_id, link.method, link.created_by)
+            for link in view.links] == [("Shop", external_id, "manual", f"{role}-user")]
+    assert f"**Shop** · external id `{external_id}`" in all_text(at)
+
+
+def test_search_all_unlinked_names_the_failing_system_and_shows_the_others(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    assert at.selectbox(key="wb.search.in").value == "All unlinked external systems"
+    at = ok(at.button(key="wb.search.submit").click().run())
+    warnings = texts(at.warning)
+    assert any(w.startswith("Broken shop could not be searched: http_status") and "exchange "
+               in w for w in warnings), warnings
+    results = at.dataframe(key="wb.results").value
+    assert len(results) == 2 and set(results["Systems"]) == {"Shop"}
+    assert not any("Sorry, search is not working" in e for e in texts(at.error))
+
+
+def test_search_where_every_system_fails_says_search_is_not_working(
+        workbench: Callable[[str], AppTest]) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    at.selectbox(key="wb.search.in").select("Broken shop")
+    at = ok(at.run())
+    at = ok(at.button(key="wb.search.submit").click().run())
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Sorry, search is not working right now")
+    assert "Broken shop failed (http_status" in errors[0]
+    assert not [frame for frame in frames(at) if "Systems" in frame]
+
+
+def test_unlink_one_system_after_confirmation_then_allow_auto_linking_again(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    loyalty = integration_id(seeded, "Loyalty")
+    at = find(workbench("agent"), "Email", JUN.emails[0])
+    at = ok(at.button(key=f"wb.unlink.{loyalty}").click().run())
+    assert any("from **Loyalty**" in m for m in texts(at.markdown)), "dialog not open"
+    cid = customer_id(seeded, JUN.emails[0])
+    assert len(seeded.customers.get(SYSTEM, cid).links) == 2  # nothing happened yet
+    at = ok(at.button(key=f"wb.unlink.{loyalty}.yes").click().run())
+    assert "Unlinked from Loyalty; auto-linking to it is off for this profile." in texts(
+        at.success)
+    view = seeded.customers.get(SYSTEM, cid)
+    assert [link.integration_name for link in view.links] == ["Shop"]
+    assert [s.integration_name for s in view.suppressions] == ["Loyalty"]
+    at = ok(at.button(key=f"wb.card.allow.{loyalty}").click().run())
+    assert any(s.startswith("Auto-linking to Loyalty is allowed again") for s in
+               texts(at.success))
+    assert seeded.customers.get(SYSTEM, cid).suppressions == ()
+
+
+def test_unlink_customer_from_all_systems_after_confirmation(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", JUN.emails[0])
+    at = ok(at.button(key="wb.unlink_all").click().run())
+    at = ok(at.button(key="wb.unlink_all.no").click().run())
+    cid = customer_id(seeded, JUN.emails[0])
+    assert len(seeded.customers.get(SYSTEM, cid).links) == 2  # cancelled
+    at = ok(at.button(key="wb.unlink_all").click().run())
+    at = ok(at.button(key="wb.unlink_all.yes").click().run())
+    assert any(s.startswith("Unlinked from 2 system(s)") for s in texts(at.success))
+    assert seeded.customers.get(SYSTEM, cid).links == ()
+    assert "Not linked to any external system." in all_text(at)
+
+
+def test_refresh_a_linked_system(workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    shop = integration_id(seeded, "Shop")
+    at = find(workbench("admin"), "Email", JUN.emails[0])
+    at = ok(at.button(key=f"wb.refresh.{shop}").click().run())
+    assert any(s.startswith("Refreshed Shop: 3 custom attributes") for s in texts(at.success)), (
+        texts(at.success))
+
+
+def test_find_by_name_lists_matches_with_open_buttons(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Name", "N")
+    keys = keys_of(at)
+    jun, grace = (customer_id(seeded, c.emails[0]) for c in (JUN, GRACE))
+    assert {f"wb.open.{jun}", f"wb.open.{grace}"} <= keys
+    at = ok(at.button(key=f"wb.open.{grace}").click().run())
+    text = all_text(at)
+    assert "Customer: Grace Evans" in text
+    assert "Not linked to any external system." in text

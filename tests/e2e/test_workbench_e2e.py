@@ -1,0 +1,119 @@
+"""The Link workbench in a real browser: an agent signs in, finds a customer, searches every
+unlinked system, picks a result in the (canvas) table and links it.
+
+Set LINKER_SCREENSHOTS=1 to save ``docs/screenshots/workbench.png`` for the README.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from linker.demo import DEMO_ACCOUNTS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
+                                                  reason=CHROMIUM_MISSING)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "screenshots" / "workbench.png"
+AGENT = next(a for a in DEMO_ACCOUNTS if a.username == "agent")
+LEAD = next(a for a in DEMO_ACCOUNTS if a.username == "lead")
+AMBIGUOUS_EMAIL = "grace.evans@example.com"
+"""A seeded customer whose email two Shop accounts share: auto-linking left her unlinked."""
+TIMEOUT_MS = 30_000
+
+
+def wait_for_app(page: Page) -> None:
+    """Wait until the app is connected and no script run is in progress (Streamlit's own e2e
+    rule); callers then wait for the element they expect."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                           timeout=TIMEOUT_MS)
+
+
+def sign_in(page: Page, site: DemoSite, username: str, password: str) -> None:
+    """Sign in through the form and land on the Link workbench."""
+    page.goto(site.url)
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Link workbench")).to_be_visible(
+        timeout=TIMEOUT_MS)
+    wait_for_app(page)
+
+
+def find_customer(page: Page, query: str, name: str) -> None:
+    """Find by email; a single match opens the profile."""
+    page.get_by_label("Email, phone or name").fill(query)
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Customer: {name}")).to_be_visible(
+        timeout=TIMEOUT_MS)
+    wait_for_app(page)
+
+
+def test_agent_links_a_customer_to_a_search_result(page: Page, demo_site: DemoSite) -> None:
+    assert AMBIGUOUS_EMAIL in demo_site.report.customer_ids
+    sign_in(page, demo_site, AGENT.username, AGENT.password)
+    find_customer(page, AMBIGUOUS_EMAIL, "Grace Evans")
+    expect(page.get_by_text("Not linked to any external system.")).to_be_visible()
+
+    # Search In defaults to all unlinked systems; the fields are prefilled from the profile.
+    linking = page.locator(".st-key-wb-link_section")
+    expect(linking.get_by_role("textbox", name="Email", exact=True)).to_have_value(
+        AMBIGUOUS_EMAIL)
+    expect(linking.get_by_role("textbox", name="Order Number")).to_be_visible()
+    linking.locator(".st-key-wb-search-submit button").click()
+    results = linking.locator(".st-key-wb-results [data-testid='stDataFrame']")
+    expect(results).to_be_visible(timeout=TIMEOUT_MS)
+    wait_for_app(page)
+
+    # The table is a canvas: click row 0's selection checkbox.
+    box = results.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)
+    system = page.get_by_label("System to link")
+    expect(system).to_be_visible(timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    page.get_by_role("button", name="Link", exact=True).click()
+
+    expect(page.get_by_text("Linked to Shop (external id shop-")).to_be_visible(
+        timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    # st.badge with a tooltip renders its label twice; the first is the visible icon.
+    icon = page.locator(".st-key-wb-card-card").get_by_text("🔗", exact=True).first
+    expect(icon).to_be_visible()
+    expect(page.get_by_text("2 Orders", exact=True)).to_be_visible()
+    if os.environ.get("LINKER_SCREENSHOTS") == "1":
+        save_screenshot(page)
+    icon.hover()
+    expect(page.get_by_text("Linked to Shop: external id shop-")).to_be_visible(
+        timeout=TIMEOUT_MS)
+
+
+def save_screenshot(page: Page) -> None:
+    """The whole workbench in one image (Streamlit scrolls inside its main area, so the
+    window is made tall enough instead of using a full-page capture)."""
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 1440, "height": 2400})
+    wait_for_app(page)
+    page.evaluate("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) "
+                  "e.scrollTop = 0; })")
+    page.screenshot(path=str(SCREENSHOT))
+    if size is not None:
+        page.set_viewport_size(size)
+
+
+def test_support_lead_reads_without_edit_controls(page: Page, demo_site: DemoSite) -> None:
+    sign_in(page, demo_site, LEAD.username, LEAD.password)
+    expect(page.get_by_text("Read-only")).to_be_visible()
+    find_customer(page, "jun.martin@example.com", "Jun Martin")
+    expect(page.get_by_role("heading", name="Linked systems")).to_be_visible()
+    for label in ("Search", "Refresh", "Unlink", "Unlink customer", "Create and auto-link"):
+        expect(page.get_by_role("button", name=label, exact=True)).to_have_count(0)
