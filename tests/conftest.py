@@ -18,3 +18,9 @@ def signing_vectors() -> list[dict[str, Any]]:
         "vectors"
     ]
     return vectors
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API leaves an event loop running in the
+    main thread, which would break later tests that call ``asyncio.run``."""
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
