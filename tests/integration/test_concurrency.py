@@ -1,0 +1,108 @@
+"""Racing links: many threads at once end with exactly one link; the others get a Conflict."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+
+from linker.services.errors import Conflict
+from linker.services.linking import LinkingService, create_link
+from linker.store.models import AuditEvent, Link
+from tests.integration.test_linking import AGENT, World, unique_record
+from tests.integration.test_linking import world as world
+
+THREADS = 20
+JOIN_DEADLINE_S = 120.0
+
+
+def race(work: Callable[[int], object]) -> tuple[int, list[str], list[BaseException]]:
+    """Run ``work(i)`` in THREADS threads released together; count wins, conflicts, crashes."""
+    barrier = threading.Barrier(THREADS)
+    lock = threading.Lock()
+    wins: list[int] = []
+    conflicts: list[str] = []
+    crashes: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=JOIN_DEADLINE_S)
+            work(i)
+        except Conflict as exc:
+            with lock:
+                conflicts.append(str(exc))
+        except BaseException as exc:  # recorded and asserted on below
+            with lock:
+                crashes.append(exc)
+        else:
+            with lock:
+                wins.append(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=JOIN_DEADLINE_S)
+    assert not any(t.is_alive() for t in threads), "a linking thread never finished"
+    return len(wins), conflicts, crashes
+
+
+def _link_count(world: World) -> int:
+    with world.ctx.db.session(readonly=True) as s:
+        return s.scalar(select(func.count()).select_from(Link)) or 0
+
+
+def _audit_count(world: World) -> int:
+    with world.ctx.db.session(readonly=True) as s:
+        return s.scalar(select(func.count()).select_from(AuditEvent)
+                        .where(AuditEvent.action == "link.created")) or 0
+
+
+def test_one_customer_many_external_records_at_once(world: World) -> None:
+    shop = world.add_integration("Shop", "shop")
+    customer = world.add_customer("Ada")
+
+    def work(i: int) -> None:
+        with world.ctx.db.session() as s:
+            create_link(s, customer_id=customer, integration_id=shop,
+                        external_customer_id=f"X-{i}", method="auto", actor=AGENT)
+
+    wins, conflicts, crashes = race(work)
+    assert crashes == []
+    assert (wins, len(conflicts)) == (1, THREADS - 1)
+    assert all("this profile is already linked to Shop" in c for c in conflicts)
+    assert _link_count(world) == 1 and _audit_count(world) == 1
+
+
+def test_many_customers_one_external_record_at_once(world: World) -> None:
+    shop = world.add_integration("Shop", "shop")
+    customers = [world.add_customer(f"Person {i}") for i in range(THREADS)]
+
+    def work(i: int) -> None:
+        with world.ctx.db.session() as s:
+            create_link(s, customer_id=customers[i], integration_id=shop,
+                        external_customer_id="SHARED", method="auto", actor=AGENT)
+
+    wins, conflicts, crashes = race(work)
+    assert crashes == []
+    assert (wins, len(conflicts)) == (1, THREADS - 1)
+    assert all("external record SHARED is already linked to Person" in c for c in conflicts)
+    assert _link_count(world) == 1 and _audit_count(world) == 1
+
+
+def test_manual_links_racing_through_the_service(world: World) -> None:
+    shop = world.add_integration("Shop", "shop")
+    person = unique_record()
+    customers = [world.add_customer(f"Person {i}") for i in range(THREADS)]
+    service = LinkingService(world.ctx)
+
+    def work(i: int) -> None:
+        outcome = service.link(AGENT, customers[i], shop, person.external_customer_id)
+        assert outcome.refresh is not None and outcome.refresh.ok
+
+    wins, conflicts, crashes = race(work)
+    assert crashes == []
+    assert (wins, len(conflicts)) == (1, THREADS - 1)
+    assert _link_count(world) == 1
+    assert sum(1 for e in world.exchanges() if e.kind == "detailed") == 1
