@@ -43,9 +43,8 @@ from linker.services.customers import (
 )
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.facade import Services
-from linker.services.integrations import IntegrationView
-from linker.services.linking import SearchOutcome, SearchRow, SystemHit
-from linker.services.permissions import Actor, Permission, PermissionDenied, Role
+from linker.services.linking import SearchOutcome, SearchRow, SystemChoice, SystemHit
+from linker.services.permissions import Actor, Permission, PermissionDenied
 from linker.services.profile import OpenedProfile
 from linker.services.refresh import RefreshOutcome
 
@@ -69,18 +68,10 @@ SERVICE_ERRORS = (ServiceError, PermissionDenied)
 # -- integrations --------------------------------------------------------------------------------
 
 
-def integrations(actor: Actor) -> list[IntegrationView]:
-    """Every integration (name, id, active, search attributes), for *Search In* and the
-    "Why (not) linked?" list.
-
-    INTERIM: no service lists integrations to a role without VIEW_INTEGRATIONS (agents), so
-    for them the list is read with the read-only support-lead role; nothing secret is in an
-    IntegrationView. Replace with a LinkingService method once it exists (asked the lead).
-    """
-    reader = actor if actor.can(Permission.VIEW_INTEGRATIONS) else Actor(
-        actor.username, Role.SUPPORT_LEAD)
-    views: list[IntegrationView] = state.read(reader, "integrations", "list")
-    return views
+def integrations(actor: Actor) -> list[SystemChoice]:
+    """Every integration (id, name, active), for *Search In* and the "Why (not) linked?" list."""
+    systems: list[SystemChoice] = state.read(actor, "linking", "systems")
+    return systems
 
 
 # -- opening a profile ---------------------------------------------------------------------------
@@ -266,7 +257,7 @@ def create_section(svc: Services, actor: Actor) -> None:
 
 
 def profile_section(svc: Services, actor: Actor, customer_id: str,
-                    known: Sequence[IntegrationView]) -> None:
+                    known: Sequence[SystemChoice]) -> None:
     """The card, what opening did, each linked system's data, linking and the why."""
     try:
         view: CustomerView = state.read(actor, "customers", "get", customer_id)
@@ -488,7 +479,7 @@ def transaction_cards(iid: int, transactions: Sequence[Mapping[str, Any]]) -> No
 
 
 def link_section(svc: Services, actor: Actor, view: CustomerView,
-                 known: Sequence[IntegrationView]) -> None:
+                 known: Sequence[SystemChoice]) -> None:
     """Search In one or all unlinked systems, the prefilled fields, Search, results, Link."""
     st.subheader("Link to external customer")
     linked = {link.integration_id for link in view.links}
@@ -622,7 +613,7 @@ def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow)
 # -- why (not) linked ------------------------------------------------------------------------------
 
 
-def why_section(actor: Actor, view: CustomerView, known: Sequence[IntegrationView]) -> None:
+def why_section(actor: Actor, view: CustomerView, known: Sequence[SystemChoice]) -> None:
     """Per integration, the state, the fix and the trail behind it."""
     st.subheader("Why (not) linked?")
     if not known:

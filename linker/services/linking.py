@@ -442,11 +442,31 @@ def _all_failed_message(failures: Sequence[SearchFailure]) -> str:
 # The service
 
 
+@dataclass(frozen=True)
+class SystemChoice:
+    """An integration as the link workbench offers it: no settings, only what agents need."""
+
+    id: int
+    name: str
+    active: bool
+
+
 class LinkingService:
     """Search, link, unlink and suppression for agents (permission LINK)."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+
+    def systems(self, actor: Actor) -> list[SystemChoice]:
+        """Every integration by name (for *Search In* and "Why (not) linked?"), without settings:
+        agents may not see integration settings, but they need to choose a system."""
+        actor.require(Permission.VIEW_CUSTOMERS, "list external systems")
+        with self.ctx.db.session(readonly=True) as session:
+            rows = session.execute(
+                select(Integration.id, Integration.name, Integration.active)
+                .order_by(Integration.name)
+            ).all()
+        return [SystemChoice(int(i), str(n), bool(a)) for i, n, a in rows]
 
     def search_fields(self, actor: Actor, integration_ids: list[int] | None,
                       customer_id: str | None = None) -> list[SearchField]:
