@@ -16,12 +16,17 @@ COMMAND_MODULES = [
     "linker.cli.users_cmd",
     "linker.cli.integrations_cmd",
     "linker.cli.customers_cmd",
+    "linker.cli.autolink_cmd",
+    "linker.cli.demo_cmd",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="linker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="linker",
+        description="Link customer profiles to external systems through lookup adaptors.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:

@@ -1,0 +1,240 @@
+"""Built-in accounts: create, change role, disable/enable, list, and log in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from linker.services.audit import record_audit
+from linker.services.context import ServiceContext
+from linker.services.errors import Conflict, InvalidInput, NotFound
+from linker.services.passwords import (
+    dummy_hash,
+    generate_password,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+from linker.services.permissions import Actor, Permission, Role
+from linker.store.models import User
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class UserView:
+    """An account as the console shows it (never the password hash)."""
+
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+    def display(self) -> dict[str, object]:
+        """Plain dict for audit events and JSON output."""
+        return {"username": self.username, "role": self.role.value, "disabled": self.disabled}
+
+
+@dataclass(frozen=True)
+class EnsuredUser:
+    """What ``ensure_user`` did: the account, whether it was created, what changed."""
+
+    user: UserView
+    created: bool
+    changed: tuple[str, ...]
+    generated_password: str | None
+
+
+def normalize_username(username: str) -> str:
+    """The stored form of a username (trimmed, lower-case); raises InvalidInput when invalid."""
+    name = username.strip().lower()
+    if not _USERNAME.match(name):
+        raise InvalidInput({"username": (
+            "use 1-100 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
+            "or digit"
+        )})
+    return name
+
+
+def parse_role(role: Role | str) -> Role:
+    """The Role named by ``role``; raises InvalidInput listing the roles otherwise."""
+    try:
+        return Role(role.strip().lower() if isinstance(role, str) else role)
+    except ValueError:
+        choices = ", ".join(r.value for r in Role)
+        raise InvalidInput({"role": f"{role!r} is not a role; choose one of {choices}"}) from None
+
+
+def _view(user: User) -> UserView:
+    return UserView(id=user.id, username=user.username, role=Role(user.role),
+                    disabled=user.disabled, created_at=user.created_at)
+
+
+def _checked_password(password: str) -> str:
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput({"password": problem})
+    return password
+
+
+class UserService:
+    """Accounts of the console; every method but ``authenticate`` needs MANAGE_USERS."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def create(self, actor: Actor, username: str, role: Role | str,
+               password: str | None = None) -> tuple[UserView, str | None]:
+        """Create an account. Returns the account and, when no password was given, the
+        generated one (shown once, never stored in clear). Conflict when the name is taken."""
+        actor.require(Permission.MANAGE_USERS, "create users")
+        name = normalize_username(username)
+        new_role = parse_role(role)
+        generated = None if password is not None else generate_password()
+        secret = _checked_password(password) if password is not None else str(generated)
+        password_hash = hash_password(secret)
+        try:
+            with self.ctx.db.session() as s:
+                if s.scalar(select(User.id).where(User.username == name)) is not None:
+                    raise Conflict(f"a user named {name} already exists; pick another name")
+                user = User(username=name, role=new_role.value, password_hash=password_hash,
+                            disabled=False, created_at=self.ctx.now())
+                s.add(user)
+                s.flush()
+                view = _view(user)
+                record_audit(s, actor, "user.created", "user", name, None, view.display())
+        except IntegrityError:
+            raise Conflict(f"a user named {name} already exists; pick another name") from None
+        return view, generated
+
+    def ensure_user(self, actor: Actor, username: str, role: Role | str,
+                    password: str | None = None) -> EnsuredUser:
+        """Make the account exist with this role (and password, when given); idempotent.
+
+        A missing account is created (with a generated password when none is given); an
+        existing one gets the role, and the password when one is given and differs.
+        """
+        actor.require(Permission.MANAGE_USERS, "create users")
+        name = normalize_username(username)
+        new_role = parse_role(role)
+        if password is not None:
+            _checked_password(password)
+        with self.ctx.db.session() as s:
+            exists = s.scalar(select(User.id).where(User.username == name)) is not None
+        if not exists:
+            view, generated = self.create(actor, name, new_role, password)
+            return EnsuredUser(view, True, ("created",), generated)
+        changed: list[str] = []
+        with self.ctx.db.session() as s:
+            user = self._load(s, name)
+            if user.role != new_role.value:
+                changed.append("role")
+                self._set_role(s, actor, user, new_role)
+            if password is not None and not verify_password(user.password_hash, password):
+                changed.append("password")
+                user.password_hash = hash_password(password)
+                record_audit(s, actor, "user.password_changed", "user", name, None, None)
+            view = _view(user)
+        return EnsuredUser(view, False, tuple(changed), None)
+
+    def change_role(self, actor: Actor, username: str, role: Role | str) -> UserView:
+        """Give the account another role. The last enabled admin cannot lose the role."""
+        actor.require(Permission.MANAGE_USERS, "change roles")
+        new_role = parse_role(role)
+        with self.ctx.db.session() as s:
+            user = self._load(s, username)
+            if user.role != new_role.value:
+                self._set_role(s, actor, user, new_role)
+            return _view(user)
+
+    def set_password(self, actor: Actor, username: str, password: str) -> UserView:
+        """Replace the account's password (at least 12 characters)."""
+        actor.require(Permission.MANAGE_USERS, "change passwords")
+        password_hash = hash_password(_checked_password(password))
+        with self.ctx.db.session() as s:
+            user = self._load(s, username)
+            user.password_hash = password_hash
+            record_audit(s, actor, "user.password_changed", "user", user.username, None, None)
+            return _view(user)
+
+    def disable(self, actor: Actor, username: str) -> UserView:
+        """Stop the account from logging in. The last enabled admin cannot be disabled."""
+        actor.require(Permission.MANAGE_USERS, "disable users")
+        with self.ctx.db.session() as s:
+            user = self._load(s, username)
+            if not user.disabled:
+                if user.role == Role.ADMIN.value:
+                    self._keep_an_admin(s, user, "disable")
+                before = _view(user).display()
+                user.disabled = True
+                record_audit(s, actor, "user.disabled", "user", user.username, before,
+                             _view(user).display())
+            return _view(user)
+
+    def enable(self, actor: Actor, username: str) -> UserView:
+        """Let a disabled account log in again."""
+        actor.require(Permission.MANAGE_USERS, "enable users")
+        with self.ctx.db.session() as s:
+            user = self._load(s, username)
+            if user.disabled:
+                before = _view(user).display()
+                user.disabled = False
+                record_audit(s, actor, "user.enabled", "user", user.username, before,
+                             _view(user).display())
+            return _view(user)
+
+    def list(self, actor: Actor) -> list[UserView]:
+        """Every account, by username."""
+        actor.require(Permission.MANAGE_USERS, "list users")
+        with self.ctx.db.session() as s:
+            return [_view(u) for u in s.scalars(select(User).order_by(User.username))]
+
+    def authenticate(self, username: str, password: str) -> Actor | None:
+        """The Actor for valid credentials of an enabled account, else None.
+
+        An unknown username is checked against a dummy hash so it takes as long as a real check.
+        """
+        name = username.strip().lower()
+        with self.ctx.db.session() as s:
+            user = s.scalar(select(User).where(User.username == name))
+            if user is None:
+                verify_password(dummy_hash(), password)
+                return None
+            if not verify_password(user.password_hash, password) or user.disabled:
+                return None
+            if needs_rehash(user.password_hash):
+                user.password_hash = hash_password(password)
+            return Actor(user.username, Role(user.role))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _load(s: Session, username: str) -> User:
+        user = s.scalar(select(User).where(User.username == username.strip().lower()))
+        if user is None:
+            raise NotFound(f"no user named {username.strip()!r}; check the name with "
+                           "'linker users list'")
+        return user
+
+    def _set_role(self, s: Session, actor: Actor, user: User, role: Role) -> None:
+        if user.role == Role.ADMIN.value and not user.disabled:
+            self._keep_an_admin(s, user, "take the admin role from")
+        before = _view(user).display()
+        user.role = role.value
+        record_audit(s, actor, "user.role_changed", "user", user.username, before,
+                     _view(user).display())
+
+    @staticmethod
+    def _keep_an_admin(s: Session, user: User, what: str) -> None:
+        admins = s.scalar(select(func.count()).select_from(User).where(
+            User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != user.id))
+        if not admins:
+            raise Conflict(f"cannot {what} {user.username}: it is the last enabled admin; "
+                           "make another user admin first")
