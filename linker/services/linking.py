@@ -40,7 +40,7 @@ DEFAULT_COLUMNS = (("name", "Name"), ("email", "Email"), ("phone", "Phone"))
 
 
 @dataclass(frozen=True)
-class LinkView:
+class LinkRecordView:
     """A link between a profile and an external record."""
 
     customer_id: str
@@ -63,7 +63,7 @@ class LinkView:
 class LinkOutcome:
     """A manual link and the detailed refresh that followed it."""
 
-    link: LinkView
+    link: LinkRecordView
     refresh: RefreshOutcome | None
 
 
@@ -209,9 +209,9 @@ def group_hits(hits: Sequence[tuple[int, CustomerProfile]]) -> list[list[int]]:
 # The link primitive
 
 
-def link_view(link: Link, integration_name: str) -> LinkView:
+def link_view(link: Link, integration_name: str) -> LinkRecordView:
     """The view of a Link row."""
-    return LinkView(link.customer_id, link.integration_id, integration_name,
+    return LinkRecordView(link.customer_id, link.integration_id, integration_name,
                     link.external_customer_id, link.method, link.created_by, link.created_at)
 
 
