@@ -1,0 +1,200 @@
+"""The auto-link decision of contract section 2.2: a pure function of the profile and the results.
+
+``decide`` never does I/O. It says whether the one result of an auto-link request is the same
+person as the profile (``linked`` candidate) or why not, in a sentence a support lead can act on.
+Blockers that need the database (suppression, a record already linked elsewhere) are the
+service's job; their outcomes (``conflict``, ``suppressed``) live in the same ``Outcome`` enum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from linker.contract import CustomerProfile
+from linker.identity import PhoneType, try_normalize_phone
+
+
+class Outcome(StrEnum):
+    """The recorded result of one auto-link attempt."""
+
+    LINKED = "linked"
+    NO_MATCH = "no_match"
+    AMBIGUOUS = "ambiguous"
+    NO_FIELD_MATCH = "no_field_match"
+    CONFLICT = "conflict"
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+class AutolinkField(StrEnum):
+    """The auto-linking fields an integration can enable."""
+
+    EMAIL = "email"
+    MOBILE = "mobile"
+
+
+@dataclass(frozen=True)
+class AutolinkDecision:
+    """What the rule says about one auto-link answer.
+
+    ``external_customer_id`` is set only for a ``linked`` candidate; ``candidates`` is the number
+    of results that came back.
+    """
+
+    outcome: Outcome
+    reason: str
+    external_customer_id: str | None
+    candidates: int
+
+
+def _fields(fields: Collection[str]) -> frozenset[AutolinkField]:
+    try:
+        return frozenset(AutolinkField(f) for f in fields)
+    except ValueError:
+        known = ", ".join(f.value for f in AutolinkField)
+        raise ValueError(f"unknown auto-linking field in {sorted(fields)!r}; use {known}") from None
+
+
+def _email_key(value: str) -> str:
+    return value.strip().lower()
+
+
+def _returned_emails(result: CustomerProfile) -> list[str]:
+    return [_email_key(e.original) for e in result.emails if e.original.strip()]
+
+
+def _returned_mobiles(result: CustomerProfile) -> list[str]:
+    """E.164 of the result's MOBILE phones; unparseable numbers never match, so are left out."""
+    mobiles = (try_normalize_phone(p.original) for p in result.phones
+               if p.type is PhoneType.MOBILE)
+    return [m for m in mobiles if m is not None]
+
+
+def _returned_non_mobiles(result: CustomerProfile) -> list[tuple[str, PhoneType]]:
+    phones = ((try_normalize_phone(p.original), p.type) for p in result.phones
+              if p.type is not PhoneType.MOBILE)
+    return [(e164, kind) for e164, kind in phones if e164 is not None]
+
+
+@dataclass(frozen=True)
+class _Profile:
+    emails: tuple[str, ...]
+    mobiles: tuple[str, ...]
+    fields: frozenset[AutolinkField]
+
+    @classmethod
+    def of(cls, emails: Sequence[str], mobiles: Sequence[str],
+           fields: Collection[str]) -> _Profile:
+        keys = tuple(dict.fromkeys(_email_key(e) for e in emails if e.strip()))
+        e164 = (try_normalize_phone(m) for m in mobiles)
+        return cls(keys, tuple(dict.fromkeys(m for m in e164 if m is not None)), _fields(fields))
+
+    def matches(self, result: CustomerProfile) -> list[str]:
+        """What of ``result`` equals the profile on the enabled fields, e.g. ``email a@b.c``."""
+        found: list[str] = []
+        if AutolinkField.EMAIL in self.fields:
+            found += [f"email {e}" for e in dict.fromkeys(_returned_emails(result))
+                      if e in self.emails]
+        if AutolinkField.MOBILE in self.fields:
+            found += [f"mobile phone {m}" for m in dict.fromkeys(_returned_mobiles(result))
+                      if m in self.mobiles]
+        return found
+
+    def compared(self) -> str:
+        """The profile values the rule compares, in words."""
+        parts = []
+        if AutolinkField.EMAIL in self.fields:
+            parts.append("emails " + (", ".join(self.emails) or "(none)"))
+        if AutolinkField.MOBILE in self.fields:
+            parts.append("mobile phones " + (", ".join(self.mobiles) or "(none)"))
+        return " and ".join(parts)
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def describe_ambiguity(
+    profile_emails: Sequence[str],
+    profile_mobiles: Sequence[str],
+    fields: Collection[str],
+    results: Sequence[CustomerProfile],
+) -> str:
+    """Which results match the profile on which value, e.g. ``results 7 and 9 share the email x``.
+
+    Used to explain an ``ambiguous`` outcome and to suggest how to resolve it.
+    """
+    profile = _Profile.of(profile_emails, profile_mobiles, fields)
+    holders: dict[str, list[str]] = {}
+    for result in results:
+        for value in profile.matches(result):
+            holders.setdefault(value, []).append(result.external_customer_id)
+    shared = [(value, ids) for value, ids in holders.items() if len(ids) > 1]
+    if shared:
+        return "; ".join(f"results {_join(ids)} share the {value}" for value, ids in shared)
+    ids = [r.external_customer_id for r in results]
+    return f"results {_join(ids)} came back"
+
+
+def _no_field_match_reason(profile: _Profile, result: CustomerProfile) -> str:
+    returned = []
+    if AutolinkField.EMAIL in profile.fields:
+        returned.append("emails " + (", ".join(_returned_emails(result)) or "(none)"))
+    if AutolinkField.MOBILE in profile.fields:
+        returned.append("mobile phones " + (", ".join(_returned_mobiles(result)) or "(none)"))
+    reason = (f"1 result came back (record {result.external_customer_id}) but none of its "
+              f"{' or '.join(returned)} equals the profile's {profile.compared()}")
+    if AutolinkField.MOBILE in profile.fields:
+        typed = [f"{e164} is {kind.value}" for e164, kind in _returned_non_mobiles(result)
+                 if e164 in profile.mobiles]
+        if typed:
+            reason += (f"; the record's phone {_join(typed)}, and only MOBILE phones "
+                       "auto-link")
+    return reason
+
+
+def decide(
+    profile_emails: Sequence[str],
+    profile_mobiles: Sequence[str],
+    fields: Collection[str],
+    results: Sequence[CustomerProfile],
+) -> AutolinkDecision:
+    """Apply the auto-link rule (contract section 2.2) to the results of one auto-link request.
+
+    ``profile_emails`` are the profile's emails, ``profile_mobiles`` its MOBILE phones (any
+    format; compared as E.164), ``fields`` the enabled auto-linking fields (``"email"``,
+    ``"mobile"``). Only a single result can link, and only when one of its emails (trimmed,
+    case-insensitive) or one of its MOBILE phones (E.164) equals the profile's. A returned HOME,
+    OFFICE or OTHER phone never links; an unparseable phone never matches. Raises ValueError for
+    an unknown field name.
+    """
+    profile = _Profile.of(profile_emails, profile_mobiles, fields)
+    count = len(results)
+    if not profile.fields:
+        return AutolinkDecision(Outcome.SKIPPED, "No auto-linking field is enabled for this "
+                                "integration, so no auto-link request is sent.", None, count)
+    if count == 0:
+        return AutolinkDecision(
+            Outcome.NO_MATCH,
+            f"No result came back for the profile's {profile.compared()}; the external system "
+            "has no record of this person.", None, 0)
+    if count > 1:
+        detail = describe_ambiguity(profile_emails, profile_mobiles, fields, results)
+        return AutolinkDecision(
+            Outcome.AMBIGUOUS,
+            f"{count} results came back; auto-linking needs exactly one ({detail}).", None,
+            count)
+    result = results[0]
+    matched = profile.matches(result)
+    if not matched:
+        return AutolinkDecision(Outcome.NO_FIELD_MATCH, _no_field_match_reason(profile, result)
+                                + ".", None, 1)
+    return AutolinkDecision(
+        Outcome.LINKED,
+        f"1 result came back (record {result.external_customer_id}) and its {_join(matched)} "
+        "equals the profile's.", result.external_customer_id, 1)

@@ -1,0 +1,455 @@
+"""Auto-linking: the rule of contract section 2.2 run against every eligible integration.
+
+Flow of one attempt (one profile × one integration), also used by the backfill:
+
+1. *plan* (read): skip without a request when the integration has no auto-linking field, the
+   pair is suppressed (the profile was unlinked before), or the profile has nothing to send for
+   the enabled fields; otherwise build one BASIC auto-link request;
+2. *send*: the requests of a profile go out concurrently, no database session held open;
+3. *record* (one write transaction per attempt): store the exchange, apply ``decide``, create
+   the link inside a savepoint (a unique violation becomes a ``conflict`` outcome, never a crash
+   or a duplicate), and record an ``AutolinkOutcome`` row for every attempt;
+4. *refresh*: a new link is followed by a DETAILED lookup (its own transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from linker.autolink import AutolinkDecision, AutolinkField, Outcome, decide
+from linker.contract import LookupRequest, autolink_request
+from linker.identity import PhoneType
+from linker.lookup import Exchange, Trigger, lookup_many_sync
+from linker.lookup.target import AdaptorTarget, InvalidTarget
+from linker.services.context import ServiceContext
+from linker.services.errors import Conflict, InvalidInput, NotFound
+from linker.services.linking import create_link
+from linker.services.permissions import Actor, Permission
+from linker.services.refresh import refresh_pairs
+from linker.services.targets import target_for
+from linker.store.exchanges import record_exchange
+from linker.store.models import AutolinkOutcome, Customer, Integration, Link, Suppression
+
+
+class AutolinkTrigger(StrEnum):
+    """What started an auto-link attempt (stored on its outcome)."""
+
+    CUSTOMER_CREATED = "customer_created"
+    PROFILE_OPENED = "profile_opened"
+    BACKFILL = "backfill"
+    DEBUGGER = "debugger"
+
+
+def check_trigger(actor: Actor, trigger: str) -> AutolinkTrigger:
+    """The trigger as an enum, after checking the actor may start auto-linking that way.
+
+    Automatic runs (customer created, profile opened) need VIEW_CUSTOMERS, a backfill needs
+    RUN_BACKFILL, and linking from the debugger needs TEST_INTEGRATIONS and LINK.
+    """
+    try:
+        kind = AutolinkTrigger(trigger)
+    except ValueError:
+        allowed = ", ".join(t.value for t in AutolinkTrigger)
+        raise InvalidInput({"trigger": f"unknown trigger {trigger!r}; use one of {allowed}"}
+                           ) from None
+    if kind is AutolinkTrigger.BACKFILL:
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+    elif kind is AutolinkTrigger.DEBUGGER:
+        actor.require(Permission.TEST_INTEGRATIONS, "auto-link from the debugger")
+        actor.require(Permission.LINK, "auto-link from the debugger")
+    else:
+        actor.require(Permission.VIEW_CUSTOMERS, "auto-link a customer")
+    return kind
+
+
+@dataclass(frozen=True)
+class AutolinkResult:
+    """The outcome of one auto-link attempt for a (customer, integration).
+
+    ``outcome_id`` is the recorded ``AutolinkOutcome`` row (None in a dry run); ``link_id`` is
+    set when the attempt created a link; ``refresh_error`` says why the DETAILED lookup after
+    the link failed, if it did (the link stays).
+    """
+
+    customer_id: str
+    integration_id: int
+    integration_name: str
+    outcome: Outcome
+    reason: str
+    external_customer_id: str | None = None
+    candidates: int = 0
+    exchange_id: int | None = None
+    error_kind: str | None = None
+    outcome_id: int | None = None
+    link_id: int | None = None
+    refresh_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSnapshot:
+    """What an auto-link attempt needs of a profile, read once."""
+
+    customer_id: str
+    name: str
+    emails: tuple[str, ...]
+    """Email addresses as entered, main first."""
+    phones: tuple[str, ...]
+    """E.164 of every phone (all are sent; only MOBILE ones can match)."""
+    mobiles: tuple[str, ...]
+    """E.164 of the MOBILE phones."""
+
+    @classmethod
+    def of(cls, customer: Customer) -> ProfileSnapshot:
+        """Snapshot of a loaded customer (emails and phones in position order)."""
+        emails = tuple(e.original.strip() for e in sorted(customer.emails,
+                                                          key=lambda e: e.position))
+        phones = sorted(customer.phones, key=lambda p: p.position)
+        return cls(customer.id, customer.name or "", emails,
+                   tuple(dict.fromkeys(p.e164 for p in phones)),
+                   tuple(p.e164 for p in phones if p.type == PhoneType.MOBILE.value))
+
+
+@dataclass(frozen=True)
+class IntegrationSnapshot:
+    """What an auto-link attempt needs of an integration (secrets only inside ``target``)."""
+
+    id: int
+    name: str
+    fields: frozenset[str]
+    target: AdaptorTarget | None
+    problem: str = ""
+    """Why the adaptor cannot be called (an unusable setting); empty when it can."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One planned attempt: a request to send, or an outcome known without sending one."""
+
+    profile: ProfileSnapshot
+    integration: IntegrationSnapshot
+    request: LookupRequest | None = None
+    preset: AutolinkDecision | None = None
+
+
+# ------------------------------------------------------------------------------------ planning
+
+
+def autolink_integrations(session: Session, ids: Collection[int] | None = None
+                          ) -> list[Integration]:
+    """Active integrations with auto-linking on (optionally only ``ids``), by name."""
+    query = select(Integration).where(Integration.active.is_(True),
+                                      Integration.autolink_enabled.is_(True))
+    if ids is not None:
+        query = query.where(Integration.id.in_(list(ids)))
+    return list(session.scalars(query.order_by(Integration.name_key)))
+
+
+def snapshot_integration(ctx: ServiceContext, integration: Integration) -> IntegrationSnapshot:
+    """The integration's auto-link settings and its adaptor target."""
+    fields = frozenset(str(f) for f in integration.autolink_fields
+                       if str(f) in {f.value for f in AutolinkField})
+    try:
+        return IntegrationSnapshot(integration.id, integration.name, fields,
+                                   target_for(integration, ctx.secrets))
+    except InvalidTarget as exc:
+        return IntegrationSnapshot(integration.id, integration.name, fields, None,
+                                   f"{integration.name} cannot be called: {exc}")
+
+
+def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
+                 suppressed: bool) -> Attempt:
+    """The attempt for one pair: a preset outcome when no request may or need be sent."""
+    def preset(outcome: Outcome, reason: str) -> Attempt:
+        return Attempt(profile, integration, preset=AutolinkDecision(outcome, reason, None, 0))
+
+    if not integration.fields:
+        return preset(Outcome.SKIPPED, f"{integration.name} has auto-linking on but no "
+                      "auto-linking field (email or mobile phone), so no request was sent.")
+    if suppressed:
+        return preset(Outcome.SUPPRESSED, f"This profile was unlinked from {integration.name} "
+                      "before, so it is never auto-linked to it again unless someone clears "
+                      "the suppression; no request was sent.")
+    has_email = AutolinkField.EMAIL in integration.fields and bool(profile.emails)
+    has_mobile = AutolinkField.MOBILE in integration.fields and bool(profile.mobiles)
+    if not (has_email or has_mobile):
+        wanted = " or ".join(
+            {"email": "an email", "mobile": "a MOBILE phone"}[f]
+            for f in sorted(integration.fields))
+        return preset(Outcome.SKIPPED, f"The profile has no value for {integration.name}'s "
+                      f"auto-linking fields (it needs {wanted}), so no request was sent.")
+    if integration.target is None:
+        return preset(Outcome.ERROR, f"{integration.problem}; fix the integration's settings. "
+                      "No request was sent.")
+    request = autolink_request(profile.customer_id, profile.name, profile.emails,
+                               profile.phones)
+    return Attempt(profile, integration, request=request)
+
+
+def load_profiles(session: Session, customer_ids: Sequence[str]) -> dict[str, ProfileSnapshot]:
+    """Snapshots of the given customers (missing ids are left out)."""
+    customers = session.scalars(
+        select(Customer).where(Customer.id.in_(list(customer_ids)))
+        .options(selectinload(Customer.emails), selectinload(Customer.phones)))
+    return {c.id: ProfileSnapshot.of(c) for c in customers}
+
+
+def linked_pairs(session: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
+    """(customer, integration) pairs of the given customers that have a link."""
+    rows = session.execute(select(Link.customer_id, Link.integration_id)
+                           .where(Link.customer_id.in_(list(customer_ids))))
+    return {(c, i) for c, i in rows}
+
+
+def suppressed_pairs(session: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
+    """(customer, integration) pairs of the given customers whose auto-linking is suppressed."""
+    rows = session.execute(select(Suppression.customer_id, Suppression.integration_id)
+                           .where(Suppression.customer_id.in_(list(customer_ids))))
+    return {(c, i) for c, i in rows}
+
+
+def plan_attempts(session: Session, customer_ids: Sequence[str],
+                  integrations: Sequence[IntegrationSnapshot]) -> list[Attempt]:
+    """Attempts for every given customer × integration it is not linked to."""
+    profiles = load_profiles(session, customer_ids)
+    linked = linked_pairs(session, customer_ids)
+    suppressed = suppressed_pairs(session, customer_ids)
+    return [plan_attempt(profiles[cid], integration,
+                         suppressed=(cid, integration.id) in suppressed)
+            for cid in customer_ids if cid in profiles
+            for integration in integrations if (cid, integration.id) not in linked]
+
+
+# ----------------------------------------------------------------------------------- recording
+
+
+def _link_or_conflict(session: Session, actor: Actor, attempt: Attempt,
+                      decision: AutolinkDecision) -> tuple[AutolinkDecision, int | None]:
+    """Create the link for a ``linked`` decision; a unique violation becomes ``conflict``."""
+    external_id = decision.external_customer_id
+    assert external_id is not None
+    try:
+        link = create_link(session, customer_id=attempt.profile.customer_id,
+                           integration_id=attempt.integration.id,
+                           external_customer_id=external_id, method="auto", actor=actor)
+    except Conflict as exc:
+        reason = (f"{attempt.integration.name} record {external_id} matched the profile but was "
+                  f"not linked: {exc}.")
+        return replace(decision, outcome=Outcome.CONFLICT, reason=reason), None
+    return decision, link.id
+
+
+def judge(attempt: Attempt, exchange: Exchange | None) -> AutolinkDecision:
+    """The decision for an attempt: its preset, the exchange's failure, or the rule's."""
+    if attempt.preset is not None:
+        return attempt.preset
+    assert exchange is not None
+    if exchange.error is not None:
+        return AutolinkDecision(Outcome.ERROR, f"The auto-link request to "
+                                f"{attempt.integration.name} failed ({exchange.error.kind}): "
+                                f"{exchange.error.message}", None, 0)
+    profile = attempt.profile
+    return decide(profile.emails, profile.mobiles, attempt.integration.fields, exchange.results)
+
+
+def store_exchange(session: Session, actor: Actor, attempt: Attempt, exchange: Exchange
+                   ) -> int:
+    """Store the attempt's exchange and return its id."""
+    record = record_exchange(session, exchange, integration_id=attempt.integration.id,
+                             customer_id=attempt.profile.customer_id, actor=actor.username)
+    session.flush()
+    return record.id
+
+
+def record_attempt(session: Session, actor: Actor, attempt: Attempt, exchange: Exchange | None,
+                   *, trigger: AutolinkTrigger, now: datetime) -> AutolinkResult:
+    """Store the exchange, decide, link (or conflict) and record the outcome, in ``session``."""
+    exchange_id = store_exchange(session, actor, attempt, exchange) if exchange else None
+    decision = judge(attempt, exchange)
+    link_id = None
+    if decision.outcome is Outcome.LINKED:
+        decision, link_id = _link_or_conflict(session, actor, attempt, decision)
+    row = AutolinkOutcome(
+        customer_id=attempt.profile.customer_id, integration_id=attempt.integration.id,
+        outcome=decision.outcome.value, reason=decision.reason,
+        external_customer_id=decision.external_customer_id, candidates=decision.candidates,
+        exchange_id=exchange_id, trigger=trigger.value, actor=actor.username, created_at=now)
+    session.add(row)
+    session.flush()
+    return AutolinkResult(
+        customer_id=attempt.profile.customer_id, integration_id=attempt.integration.id,
+        integration_name=attempt.integration.name, outcome=decision.outcome,
+        reason=decision.reason, external_customer_id=decision.external_customer_id,
+        candidates=decision.candidates, exchange_id=exchange_id,
+        error_kind=exchange.error.kind.value if exchange and exchange.error else None,
+        outcome_id=row.id, link_id=link_id)
+
+
+def refresh_new_links(ctx: ServiceContext, actor: Actor, results: Sequence[AutolinkResult]
+                      ) -> list[AutolinkResult]:
+    """Run the DETAILED lookup of every link just created (concurrently, no session held during
+    the calls); a failed refresh is reported on its result and the link stays."""
+    pairs = [(r.customer_id, r.integration_id) for r in results if r.link_id is not None]
+    if not pairs:
+        return list(results)
+    refreshed = {(o.customer_id, o.integration_id): o
+                 for o in refresh_pairs(ctx, actor, pairs, trigger=Trigger.DETAILED)}
+    out = []
+    for result in results:
+        outcome = refreshed.get((result.customer_id, result.integration_id))
+        if result.link_id is not None and (outcome is None or not outcome.ok):
+            error = outcome.error if outcome else "the link was removed before its refresh"
+            result = replace(result, refresh_error=error)
+        out.append(result)
+    return out
+
+
+# --------------------------------------------------------------------------------- entry point
+
+
+def _customer_attempts(ctx: ServiceContext, customer_id: str) -> list[Attempt]:
+    with ctx.db.session(readonly=True) as session:
+        if session.get(Customer, customer_id) is None:
+            raise NotFound(f"customer {customer_id!r} does not exist; check the id or search "
+                           "by email, phone or name")
+        integrations = [snapshot_integration(ctx, i) for i in autolink_integrations(session)]
+        return plan_attempts(session, [customer_id], integrations)
+
+
+def apply_attempts(ctx: ServiceContext, actor: Actor, attempts: Sequence[Attempt],
+                   exchanges: Iterable[Exchange | None], *, trigger: AutolinkTrigger
+                   ) -> list[AutolinkResult]:
+    """Record each attempt in its own transaction, then refresh the links it created."""
+    results = []
+    for attempt, exchange in zip(attempts, exchanges, strict=True):
+        with ctx.db.session() as session:
+            results.append(record_attempt(session, actor, attempt, exchange, trigger=trigger,
+                                          now=ctx.now()))
+    return refresh_new_links(ctx, actor, results)
+
+
+def send_attempts(ctx: ServiceContext, attempts: Sequence[Attempt], *, trigger: Trigger
+                  ) -> list[Exchange | None]:
+    """Send the requests of ``attempts`` concurrently; None for attempts with a preset."""
+    jobs = [(a.integration.target, a.request) for a in attempts
+            if a.request is not None and a.integration.target is not None]
+    sent = iter(lookup_many_sync(ctx.client, jobs, trigger=trigger))
+    return [next(sent) if a.request is not None else None for a in attempts]
+
+
+def autolink_customer(ctx: ServiceContext, actor: Actor, customer_id: str, *, trigger: str
+                      ) -> list[AutolinkResult]:
+    """Auto-link one profile to every active auto-link integration it is not linked to.
+
+    One result (and one recorded outcome) per integration, ordered by integration name.
+    Requests go out concurrently; nothing is linked unless the rule says so and the record is
+    free. ``trigger``: customer_created, profile_opened, backfill or debugger. Raises NotFound
+    for an unknown customer and PermissionDenied per ``check_trigger``.
+    """
+    kind = check_trigger(actor, trigger)
+    attempts = _customer_attempts(ctx, customer_id)
+    exchange_trigger = Trigger.BACKFILL if kind is AutolinkTrigger.BACKFILL else Trigger.AUTOLINK
+    exchanges = send_attempts(ctx, attempts, trigger=exchange_trigger)
+    return apply_attempts(ctx, actor, attempts, exchanges, trigger=kind)
+
+
+# -------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class OutcomeView:
+    """One recorded auto-link outcome, for the Auto-linking page."""
+
+    id: int
+    created_at: datetime
+    customer_id: str
+    customer_name: str
+    integration_id: int
+    integration_name: str
+    outcome: Outcome
+    reason: str
+    external_customer_id: str | None
+    candidates: int
+    exchange_id: int | None
+    trigger: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    """Auto-link attempts per outcome (every outcome present, zeros included)."""
+
+    total: dict[str, int]
+    by_integration: dict[str, dict[str, int]]
+    """Integration name → outcome → attempts."""
+
+    @property
+    def attempts(self) -> int:
+        """All attempts counted."""
+        return sum(self.total.values())
+
+
+def _zeros() -> dict[str, int]:
+    return {o.value: 0 for o in Outcome}
+
+
+class AutolinkService:
+    """Auto-linking use cases: run it for a profile, and report what it did."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def autolink_customer(self, actor: Actor, customer_id: str, *, trigger: str
+                          ) -> list[AutolinkResult]:
+        """See the module-level ``autolink_customer``."""
+        return autolink_customer(self.ctx, actor, customer_id, trigger=trigger)
+
+    def recent_outcomes(self, actor: Actor, *, integration_id: int | None = None,
+                        outcome: str | None = None, since: datetime | None = None,
+                        limit: int = 200) -> list[OutcomeView]:
+        """The newest recorded outcomes, optionally for one integration / outcome / period."""
+        actor.require(Permission.VIEW_REPORTS, "view auto-link outcomes")
+        if outcome is not None and outcome not in {o.value for o in Outcome}:
+            allowed = ", ".join(o.value for o in Outcome)
+            raise InvalidInput({"outcome": f"unknown outcome {outcome!r}; use one of {allowed}"})
+        query = (select(AutolinkOutcome, Customer.name, Integration.name)
+                 .join(Customer, Customer.id == AutolinkOutcome.customer_id)
+                 .join(Integration, Integration.id == AutolinkOutcome.integration_id))
+        if integration_id is not None:
+            query = query.where(AutolinkOutcome.integration_id == integration_id)
+        if outcome is not None:
+            query = query.where(AutolinkOutcome.outcome == outcome)
+        if since is not None:
+            query = query.where(AutolinkOutcome.created_at >= since)
+        query = query.order_by(AutolinkOutcome.created_at.desc(), AutolinkOutcome.id.desc())
+        with self.ctx.db.session(readonly=True) as session:
+            rows = session.execute(query.limit(max(1, min(limit, 10_000)))).all()
+            return [OutcomeView(
+                id=row.id, created_at=row.created_at, customer_id=row.customer_id,
+                customer_name=customer_name, integration_id=row.integration_id,
+                integration_name=integration_name, outcome=Outcome(row.outcome),
+                reason=row.reason, external_customer_id=row.external_customer_id,
+                candidates=row.candidates, exchange_id=row.exchange_id, trigger=row.trigger,
+                actor=row.actor) for row, customer_name, integration_name in rows]
+
+    def outcome_counts(self, actor: Actor, since: datetime | None = None) -> OutcomeCounts:
+        """Every recorded attempt since ``since`` (all time when None), per outcome and
+        integration, counted in SQL."""
+        actor.require(Permission.VIEW_REPORTS, "view auto-link outcome counts")
+        query = (select(Integration.name, AutolinkOutcome.outcome, func.count())
+                 .join(Integration, Integration.id == AutolinkOutcome.integration_id)
+                 .group_by(Integration.name, AutolinkOutcome.outcome))
+        if since is not None:
+            query = query.where(AutolinkOutcome.created_at >= since)
+        total = _zeros()
+        by_integration: dict[str, dict[str, int]] = {}
+        with self.ctx.db.session(readonly=True) as session:
+            for name, outcome, count in session.execute(query):
+                total[outcome] = total.get(outcome, 0) + count
+                by_integration.setdefault(name, _zeros())[outcome] = count
+        return OutcomeCounts(total=total, by_integration=dict(sorted(by_integration.items())))

@@ -1,0 +1,406 @@
+"""Backfill: run auto-linking over existing unlinked profiles, concurrently, resumably.
+
+How it works:
+
+- *What*: every profile not yet linked to all of the chosen integrations (default: every active
+  integration with auto-linking on and at least one field), in id order, optionally only one
+  shard (``crc32(customer id) % N == I``) so several workers can split the work.
+- *Concurrency*: profiles go in batches; within a batch the auto-link requests (and the
+  DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
+  flight over one connection pool; the database work runs in writer threads (one on SQLite,
+  whose writes serialise anyway; several on PostgreSQL), one short transaction per attempt.
+- *Resume*: after each batch its profiles are recorded in ``backfill_progress`` under a run key
+  derived from the integration set and the shard. A run that stops early (cancelled, Ctrl-C,
+  crash) leaves those rows, and the next run with the same integrations and shard skips the
+  profiles already done; a run that completes deletes them, so the next one starts afresh.
+  Nothing is linked twice: linked pairs are never attempted, and the database's unique
+  constraints turn a race into a ``conflict`` outcome.
+- *Dry run*: sends the same auto-link requests and reports what would happen, but records
+  nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
+  link, no outcome, no progress. It ignores the progress of interrupted runs.
+- *Cancel*: the ``cancel`` event is checked between batches; the batch in flight completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, joinedload
+
+from linker.autolink import AutolinkDecision, Outcome
+from linker.contract import RequestKind
+from linker.lookup import Exchange, Trigger, run_sync
+from linker.services.audit import record_audit
+from linker.services.autolinking import (
+    Attempt,
+    AutolinkResult,
+    AutolinkTrigger,
+    IntegrationSnapshot,
+    autolink_integrations,
+    judge,
+    plan_attempts,
+    record_attempt,
+    snapshot_integration,
+)
+from linker.services.context import ServiceContext
+from linker.services.errors import InvalidInput
+from linker.services.permissions import Actor, Permission
+from linker.services.refresh import RefreshPlan, apply_refresh, plan_refresh
+from linker.store.exchanges import record_exchange
+from linker.store.models import BackfillProgress as ProgressRow
+from linker.store.models import Customer, Link
+
+MAX_CONCURRENCY = 256
+MAX_PG_WRITERS = 8
+DRY_RUN_NOTE = "backfill dry run"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """Where a running backfill is: profiles done of the total, and outcomes so far."""
+
+    done: int
+    total: int
+    counts: dict[str, int]
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of the profiles done (1.0 when there is nothing to do)."""
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    """What a backfill run did (or, in a dry run, would do)."""
+
+    run_key: str
+    dry_run: bool
+    integrations: tuple[str, ...]
+    shard: tuple[int, int] | None
+    total: int
+    """Profiles this run set out to process (after skipping those already done)."""
+    done: int
+    resumed: int
+    """Profiles skipped because an interrupted earlier run with the same key did them."""
+    counts: dict[str, int]
+    """Attempts per outcome (one attempt per profile × integration); every outcome present."""
+    elapsed_s: float
+    cancelled: bool
+
+    @property
+    def profiles_per_second(self) -> float:
+        """Throughput of this run (0 when nothing was done)."""
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def attempts(self) -> int:
+        """Auto-link attempts made (or simulated)."""
+        return sum(self.counts.values())
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)``; raises InvalidInput unless 0 <= I < N."""
+    index, sep, count = text.strip().partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not 0 <= shard[0] < shard[1]:
+        raise InvalidInput({"shard": f"{text!r} is not a shard; write I/N with 0 <= I < N, "
+                            "e.g. 0/4 for the first of four workers"})
+    return shard
+
+
+def in_shard(customer_id: str, shard: tuple[int, int] | None) -> bool:
+    """True when the customer belongs to the shard (stable: crc32 of the id, modulo N)."""
+    if shard is None:
+        return True
+    return zlib.crc32(customer_id.encode("utf-8")) % shard[1] == shard[0]
+
+
+def run_key(integration_ids: Sequence[int], shard: tuple[int, int] | None) -> str:
+    """The progress key of a run: the sorted integration ids and the shard."""
+    ids = ",".join(str(i) for i in sorted(set(integration_ids)))
+    if len(ids) > 60:
+        ids = "h" + hashlib.sha256(ids.encode()).hexdigest()[:16]
+    suffix = f":{shard[0]}/{shard[1]}" if shard else ""
+    return f"autolink:{ids}{suffix}"
+
+
+def _zeros() -> dict[str, int]:
+    return {o.value: 0 for o in Outcome}
+
+
+def _batches(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+@dataclass
+class _Run:
+    """State of one run shared by its tasks."""
+
+    actor: Actor
+    integrations: list[IntegrationSnapshot]
+    dry_run: bool
+    concurrency: int
+    key: str
+
+
+class BackfillService:
+    """Auto-links existing unlinked profiles in bulk (see the module docstring)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # -- public ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        actor: Actor,
+        *,
+        integration_ids: Sequence[int] | None = None,
+        dry_run: bool = False,
+        concurrency: int = 8,
+        shard: tuple[int, int] | None = None,
+        progress: Callable[[BackfillProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        batch_size: int | None = None,
+    ) -> BackfillSummary:
+        """Auto-link every unlinked profile of the chosen integrations (all eligible by default).
+
+        ``concurrency`` bounds requests in flight (1..256); ``shard=(I, N)`` processes only
+        profiles with ``crc32(id) % N == I``; ``progress`` is called after every batch (in the
+        calling thread); ``cancel`` is checked between batches. Raises PermissionDenied without
+        RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations.
+        """
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+        problems: dict[str, str] = {}
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            problems["concurrency"] = f"must be between 1 and {MAX_CONCURRENCY}"
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            problems["shard"] = "write I/N with 0 <= I < N"
+        if batch_size is not None and batch_size < 1:
+            problems["batch_size"] = "must be at least 1"
+        if problems:
+            raise InvalidInput(problems)
+        integrations = self._integrations(integration_ids)
+        state = _Run(actor, integrations, dry_run, concurrency,
+                     run_key([i.id for i in integrations], shard))
+        pending, resumed = self._pending(state, shard)
+        size = batch_size or max(64, concurrency * 16)
+        return run_sync(lambda: self._run_async(state, pending, resumed, shard, size, progress,
+                                                cancel))
+
+    # -- planning -------------------------------------------------------------------------
+
+    def _integrations(self, ids: Sequence[int] | None) -> list[IntegrationSnapshot]:
+        with self.ctx.db.session(readonly=True) as session:
+            found = autolink_integrations(session, None if ids is None else set(ids))
+            snapshots = [snapshot_integration(self.ctx, i) for i in found]
+        if ids is None:
+            usable = [s for s in snapshots if s.fields]
+            if not usable:
+                raise InvalidInput({"integrations": "no active integration has auto-linking on "
+                                    "with at least one auto-linking field; turn it on first"})
+            return usable
+        unusable = sorted(set(ids) - {s.id for s in snapshots})
+        no_fields = [s.name for s in snapshots if not s.fields]
+        if unusable or no_fields:
+            parts = []
+            if unusable:
+                parts.append(f"integration(s) {', '.join(map(str, unusable))} do not exist, are "
+                             "inactive or have auto-linking off")
+            if no_fields:
+                parts.append(f"{', '.join(no_fields)} have no auto-linking field")
+            raise InvalidInput({"integrations": "; ".join(parts) + "; fix them or leave them "
+                                "out"})
+        return snapshots
+
+    def _pending(self, state: _Run, shard: tuple[int, int] | None) -> tuple[list[str], int]:
+        """Profiles of the shard not linked to every chosen integration, minus those done."""
+        ids = [i.id for i in state.integrations]
+        links = (select(func.count()).select_from(Link)
+                 .where(Link.customer_id == Customer.id, Link.integration_id.in_(ids))
+                 .scalar_subquery())
+        with self.ctx.db.session(readonly=True) as session:
+            candidates = [cid for cid in session.scalars(
+                select(Customer.id).where(links < len(ids)).order_by(Customer.id))
+                if in_shard(cid, shard)]
+            done: set[str] = set()
+            if not state.dry_run:
+                done = set(session.scalars(select(ProgressRow.customer_id)
+                                           .where(ProgressRow.run_key == state.key)))
+        pending = [cid for cid in candidates if cid not in done]
+        return pending, len(candidates) - len(pending)
+
+    # -- the async pipeline ---------------------------------------------------------------
+
+    async def _run_async(self, state: _Run, pending: list[str], resumed: int,
+                         shard: tuple[int, int] | None, size: int,
+                         progress: Callable[[BackfillProgress], None] | None,
+                         cancel: threading.Event | None) -> BackfillSummary:
+        start = time.perf_counter()
+        counts = _zeros()
+        done = 0
+        cancelled = False
+        writers = 1 if self.ctx.db.is_sqlite else min(state.concurrency, MAX_PG_WRITERS)
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(writers, thread_name_prefix="linker-backfill-db") as pool:
+
+            async def in_db(fn: Callable[..., T], *args: Any) -> T:
+                return await loop.run_in_executor(pool, fn, *args)
+
+            slots = asyncio.Semaphore(state.concurrency)
+            async with self.ctx.client.http_client() as http:
+                for batch in _batches(pending, size):
+                    if cancel is not None and cancel.is_set():
+                        cancelled = True
+                        break
+                    attempts = await in_db(self._plan, state, batch)
+                    results = await asyncio.gather(*(
+                        self._attempt(state, attempt, http, slots, in_db)
+                        for attempt in attempts))
+                    if not state.dry_run:
+                        await in_db(self._mark_done, state.key, batch)
+                    done += len(batch)
+                    for result in results:
+                        counts[result.outcome.value] += 1
+                    if progress is not None:
+                        progress(BackfillProgress(done, len(pending), dict(counts),
+                                                  time.perf_counter() - start))
+            summary = BackfillSummary(
+                run_key=state.key, dry_run=state.dry_run,
+                integrations=tuple(i.name for i in state.integrations), shard=shard,
+                total=len(pending), done=done, resumed=resumed, counts=counts,
+                elapsed_s=time.perf_counter() - start, cancelled=cancelled)
+            if not state.dry_run:
+                await in_db(self._finish, state, summary)
+        return summary
+
+    async def _attempt(self, state: _Run, attempt: Attempt, http: httpx.AsyncClient,
+                       slots: asyncio.Semaphore,
+                       in_db: Callable[..., Any]) -> AutolinkResult:
+        """One attempt: send, record (or simulate), then refresh a new link."""
+        exchange: Exchange | None = None
+        target = attempt.integration.target
+        if attempt.request is not None and target is not None:
+            async with slots:
+                exchange = await self.ctx.client.lookup(
+                    target, attempt.request, kind=RequestKind.AUTOLINK,
+                    trigger=Trigger.BACKFILL, client=http)
+        if state.dry_run:
+            dry: AutolinkResult = await in_db(self._simulate, state, attempt, exchange)
+            return dry
+        result: AutolinkResult
+        plan: RefreshPlan | None
+        result, plan = await in_db(self._record, state, attempt, exchange)
+        if plan is None:
+            return result
+        detailed: Exchange | None = None
+        if plan.target is not None:
+            async with slots:
+                detailed = await self.ctx.client.lookup(
+                    plan.target, plan.request, kind=RequestKind.DETAILED,
+                    trigger=Trigger.DETAILED, client=http)
+        error: str | None = await in_db(self._apply_refresh, state, plan, detailed)
+        return replace(result, refresh_error=error) if error else result
+
+    # -- database steps (writer threads) --------------------------------------------------
+
+    def _plan(self, state: _Run, batch: Sequence[str]) -> list[Attempt]:
+        with self.ctx.db.session(readonly=True) as session:
+            return plan_attempts(session, batch, state.integrations)
+
+    def _record(self, state: _Run, attempt: Attempt, exchange: Exchange | None
+                ) -> tuple[AutolinkResult, RefreshPlan | None]:
+        with self.ctx.db.session() as session:
+            result = record_attempt(session, state.actor, attempt, exchange,
+                                    trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
+            plan = None
+            if result.link_id is not None:
+                plan = plan_refresh(self.ctx, _link_for_refresh(session, result.link_id))
+        return result, plan
+
+    def _apply_refresh(self, state: _Run, plan: RefreshPlan, exchange: Exchange | None
+                       ) -> str | None:
+        with self.ctx.db.session() as session:
+            outcome = apply_refresh(self.ctx, session, state.actor, plan, exchange)
+        return outcome.error
+
+    def _simulate(self, state: _Run, attempt: Attempt, exchange: Exchange | None
+                  ) -> AutolinkResult:
+        """What a real attempt would do, storing only the exchange."""
+        with self.ctx.db.session() as session:
+            exchange_id = None
+            if exchange is not None:
+                exchange_id = record_exchange(
+                    session, exchange, integration_id=attempt.integration.id,
+                    customer_id=attempt.profile.customer_id,
+                    actor=f"{state.actor.username} ({DRY_RUN_NOTE})").id
+            decision = judge(attempt, exchange)
+            if decision.outcome is Outcome.LINKED:
+                decision = _would_conflict(session, attempt, decision)
+        return AutolinkResult(
+            customer_id=attempt.profile.customer_id, integration_id=attempt.integration.id,
+            integration_name=attempt.integration.name, outcome=decision.outcome,
+            reason=decision.reason, external_customer_id=decision.external_customer_id,
+            candidates=decision.candidates, exchange_id=exchange_id,
+            error_kind=exchange.error.kind.value if exchange and exchange.error else None)
+
+    def _mark_done(self, key: str, batch: Sequence[str]) -> None:
+        """Record the batch's profiles as done; rows another worker wrote already are kept."""
+        now = self.ctx.now()
+        insert = sqlite_insert if self.ctx.db.is_sqlite else postgresql_insert
+        rows = [{"run_key": key, "customer_id": cid, "done_at": now} for cid in batch]
+        with self.ctx.db.session() as session:
+            session.execute(insert(ProgressRow).on_conflict_do_nothing(), rows)
+
+    def _finish(self, state: _Run, summary: BackfillSummary) -> None:
+        """Clear the progress of a completed run (keep it to resume otherwise) and audit."""
+        with self.ctx.db.session() as session:
+            if not summary.cancelled:
+                session.execute(delete(ProgressRow).where(ProgressRow.run_key == state.key))
+            record_audit(session, state.actor, "backfill.run", "backfill", state.key, None, {
+                "integrations": list(summary.integrations), "done": summary.done,
+                "total": summary.total, "resumed": summary.resumed,
+                "cancelled": summary.cancelled, "counts": dict(summary.counts)})
+
+
+def _would_conflict(session: Session, attempt: Attempt, decision: AutolinkDecision
+                    ) -> AutolinkDecision:
+    """A dry run's ``linked`` becomes ``conflict`` when the record is already linked."""
+    holder = session.scalar(select(Link).where(
+        Link.integration_id == attempt.integration.id,
+        Link.external_customer_id == decision.external_customer_id))
+    if holder is None:
+        return decision
+    return replace(decision, outcome=Outcome.CONFLICT, reason=(
+        f"{attempt.integration.name} record {decision.external_customer_id} matched the "
+        f"profile but is already linked to profile {holder.customer_id}; it would not be "
+        "linked."))
+
+
+def _link_for_refresh(session: Session, link_id: int) -> Link:
+    """The new link with what ``plan_refresh`` reads (integration, profile, contacts) loaded
+    in two queries instead of one lazy load each."""
+    link = session.scalars(
+        select(Link).where(Link.id == link_id).options(
+            joinedload(Link.integration),
+            joinedload(Link.customer).selectinload(Customer.emails),
+            joinedload(Link.customer).selectinload(Customer.phones))
+        .execution_options(populate_existing=True)).one()
+    return link

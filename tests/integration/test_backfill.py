@@ -1,0 +1,425 @@
+"""Backfill: dry run, real run, idempotent re-run, resume after cancel, shards, the CLI.
+
+Adaptors run in-process (ASGITransport) except for the CLI and loopback tests, which serve the
+reference adaptor over a real socket with BackgroundServer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from linker.adaptor import BackgroundServer, create_app, load_dataset
+from linker.autolink import Outcome
+from linker.cli import autolink_cmd
+from linker.cli.main import main
+from linker.config import Settings
+from linker.lookup import LookupClient
+from linker.services.backfill import (
+    BackfillProgress,
+    BackfillService,
+    BackfillSummary,
+    in_shard,
+    parse_shard,
+    run_key,
+)
+from linker.services.errors import InvalidInput
+from linker.services.linking import create_link
+from linker.services.permissions import SYSTEM, Actor, PermissionDenied, Role
+from linker.store.models import (
+    AuditEvent,
+    AutolinkOutcome,
+    ExchangeRecord,
+    Integration,
+    Link,
+    Suppression,
+)
+from linker.store.models import (
+    BackfillProgress as ProgressRow,
+)
+from tests.integration.test_linking import SIGNING_KEY, World
+from tests.integration.test_linking import world as world
+
+ADMIN = Actor("root", Role.ADMIN)
+LINKABLE = 8
+
+
+@dataclass
+class Population:
+    """Customers of a backfill test, by what the backfill should do with them."""
+
+    shop: int
+    linkable: list[str]
+    nobody: list[str]
+    ambiguous: str
+    suppressed: str
+    already_linked: str
+    taken: str
+    """Matches a record that another profile (``already_linked``) holds: a conflict."""
+
+    @property
+    def candidates(self) -> list[str]:
+        """Every profile the backfill should look at (all but ``already_linked``)."""
+        return [*self.linkable, *self.nobody, self.ambiguous, self.suppressed, self.taken]
+
+
+def populate(world: World) -> Population:
+    shop_data = load_dataset("shop")
+    duplicates = shop_data.duplicate_emails()
+    unique = [r for r in shop_data.records if r.duplicate_of is None and r.emails
+              and not {e.lower() for e in r.emails} & duplicates]
+    duplicate = next(r for r in shop_data.records if r.duplicate_of is not None)
+    shop = world.add_integration("Shop", "shop", autolink_fields=["email"])
+    linkable = [world.add_customer(f"Linkable {i}", [r.emails[0]])
+                for i, r in enumerate(unique[:LINKABLE])]
+    nobody = [world.add_customer(f"Nobody {i}", [f"nobody{i}@nowhere.example"])
+              for i in range(3)]
+    ambiguous = world.add_customer("Twin", [duplicate.emails[0]])
+    suppressed = world.add_customer("Unlinked", [unique[LINKABLE].emails[0]])
+    held = unique[LINKABLE + 1]
+    already = world.add_customer("Holder", ["holder@example.com"])
+    taken = world.add_customer("Taken", [held.emails[0]])
+    with world.ctx.db.session() as s:
+        s.add(Suppression(customer_id=suppressed, integration_id=shop, created_by="bob"))
+        create_link(s, customer_id=already, integration_id=shop,
+                    external_customer_id=held.external_customer_id, method="manual",
+                    actor=ADMIN)
+    return Population(shop, linkable, nobody, ambiguous, suppressed, already, taken)
+
+
+def count(world: World, model: type, *where: object) -> int:
+    with world.ctx.db.session(readonly=True) as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def column(world: World, attribute: Any) -> list[Any]:
+    with world.ctx.db.session(readonly=True) as s:
+        return list(s.scalars(select(attribute)))
+
+
+def backfill(world: World, **kwargs: object) -> BackfillSummary:
+    return BackfillService(world.ctx).run(ADMIN, **kwargs)  # type: ignore[arg-type]
+
+
+EXPECTED = {"linked": LINKABLE, "no_match": 3, "ambiguous": 1, "suppressed": 1, "conflict": 1}
+
+
+def expected_counts() -> dict[str, int]:
+    return {**{o.value: 0 for o in Outcome}, **EXPECTED}
+
+
+# ---------------------------------------------------------------------------------- dry run
+
+
+def test_dry_run_links_nothing_and_records_only_exchanges(world: World) -> None:
+    pop = populate(world)
+    summary = backfill(world, dry_run=True)
+
+    assert summary.dry_run and not summary.cancelled
+    assert summary.counts == expected_counts()
+    assert (summary.total, summary.done) == (len(pop.candidates), len(pop.candidates))
+    assert count(world, Link) == 1  # only the pre-existing manual link
+    assert count(world, AutolinkOutcome) == 0 and count(world, ProgressRow) == 0
+    exchanges = world.exchanges()
+    assert len(exchanges) == len(pop.candidates) - 1  # the suppressed profile sends nothing
+    assert {(e.trigger, e.kind, e.actor) for e in exchanges} == {
+        ("backfill", "autolink", "root (backfill dry run)")}
+    assert count(world, AuditEvent, AuditEvent.action == "backfill.run") == 0
+
+
+# ---------------------------------------------------------------------------------- real run
+
+
+def test_real_run_links_refreshes_and_records(world: World) -> None:
+    pop = populate(world)
+    seen: list[BackfillProgress] = []
+    summary = backfill(world, concurrency=4, batch_size=5, progress=seen.append)
+
+    assert summary.counts == expected_counts()
+    assert summary.done == summary.total == len(pop.candidates) and summary.resumed == 0
+    assert summary.profiles_per_second > 0 and summary.integrations == ("Shop",)
+    assert [p.done for p in seen] == [5, 10, 14] and seen[-1].total == 14
+    assert seen[-1].counts == expected_counts()
+    with world.ctx.db.session(readonly=True) as s:
+        links = {link.customer_id: link for link in s.scalars(select(Link))}
+        rows = list(s.scalars(select(AutolinkOutcome)))
+        kinds = {e.kind for e in s.scalars(select(ExchangeRecord))}
+    assert set(links) == {*pop.linkable, pop.already_linked}
+    assert all(links[c].method == "auto" and links[c].created_by == "root"
+               for c in pop.linkable)
+    assert len(rows) == len(pop.candidates)
+    assert {(r.trigger, r.actor) for r in rows} == {("backfill", "root")}
+    assert kinds == {"autolink", "detailed"}
+    assert count(world, ExchangeRecord, ExchangeRecord.kind == "detailed") == LINKABLE
+    assert all(world.pulled(c, pop.shop) is not None for c in pop.linkable)
+    assert count(world, ProgressRow) == 0  # a completed run clears its progress
+    [audit] = world.audit("backfill.run")
+    assert audit.after is not None and audit.after["done"] == len(pop.candidates)
+
+
+def test_rerun_links_nothing_twice(world: World) -> None:
+    pop = populate(world)
+    backfill(world)
+    again = backfill(world)
+    # Linked profiles are no longer candidates; the others are attempted again.
+    assert again.total == len(pop.candidates) - LINKABLE
+    assert again.counts["linked"] == 0
+    assert again.counts["no_match"] == 3 and again.counts["conflict"] == 1
+    assert count(world, Link) == LINKABLE + 1
+    assert count(world, AuditEvent, AuditEvent.action == "link.created") == LINKABLE + 1
+
+
+def test_two_workers_at_once_never_link_twice(world: World) -> None:
+    pop = populate(world)
+    summaries: list[BackfillSummary] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=60)
+            summaries.append(backfill(world, concurrency=4, batch_size=3))
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [] and len(summaries) == 2
+    assert count(world, Link) == LINKABLE + 1
+    linked = sum(s.counts["linked"] for s in summaries)
+    assert linked == LINKABLE
+    with world.ctx.db.session(readonly=True) as s:
+        per_customer = s.execute(select(Link.customer_id, func.count()).group_by(
+            Link.customer_id)).all()
+    assert all(n == 1 for _, n in per_customer)
+    assert set(pop.linkable) <= {c for c, _ in per_customer}
+
+
+# --------------------------------------------------------------------------- cancel and resume
+
+
+def test_cancel_before_start_does_nothing(world: World) -> None:
+    populate(world)
+    cancel = threading.Event()
+    cancel.set()
+    summary = backfill(world, cancel=cancel)
+    assert summary.cancelled and summary.done == 0 and summary.attempts == 0
+    assert world.calls("Shop") == 0 and count(world, AutolinkOutcome) == 0
+
+
+def test_cancelled_run_resumes_where_it_stopped(world: World) -> None:
+    pop = populate(world)
+    cancel = threading.Event()
+
+    def stop_after_first_batch(progress: BackfillProgress) -> None:
+        cancel.set()
+
+    first = backfill(world, batch_size=4, progress=stop_after_first_batch, cancel=cancel)
+    assert first.cancelled and first.done == 4 and first.total == len(pop.candidates)
+    assert count(world, ProgressRow) == 4
+    assert count(world, AutolinkOutcome) == 4
+    done_first = set(column(world, ProgressRow.customer_id))
+
+    second = backfill(world, batch_size=4)
+    assert not second.cancelled
+    assert second.resumed == 4 - sum(1 for c in done_first if c in pop.linkable)
+    with world.ctx.db.session(readonly=True) as s:
+        attempted = [r.customer_id for r in s.scalars(select(AutolinkOutcome))]
+    # Every candidate was attempted exactly once across the two runs.
+    assert sorted(attempted) == sorted(pop.candidates)
+    assert count(world, Link) == LINKABLE + 1
+    assert count(world, ProgressRow) == 0
+
+
+# -------------------------------------------------------------------------------------- shards
+
+
+def test_shards_partition_the_customers(world: World) -> None:
+    pop = populate(world)
+    shards = 3
+    per_shard: list[set[str]] = []
+    for index in range(shards):
+        before = set(column(world, AutolinkOutcome.customer_id))
+        summary = backfill(world, shard=(index, shards))
+        assert summary.shard == (index, shards)
+        after = set(column(world, AutolinkOutcome.customer_id))
+        mine = after - before
+        assert all(in_shard(c, (index, shards)) for c in mine)
+        assert summary.done == len(mine)
+        per_shard.append(mine)
+    assert sum(len(s) for s in per_shard) == len(pop.candidates)
+    assert set().union(*per_shard) == set(pop.candidates)
+    assert count(world, Link) == LINKABLE + 1
+
+
+def test_shard_helpers() -> None:
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "-1/2", "x/2", "3", "1/0"):
+        with pytest.raises(InvalidInput, match="shard"):
+            parse_shard(bad)
+    ids = [f"c{i}" for i in range(200)]
+    buckets = [[c for c in ids if in_shard(c, (i, 4))] for i in range(4)]
+    assert sorted(c for b in buckets for c in b) == sorted(ids)
+    assert all(buckets)
+    assert run_key([3, 1], None) == "autolink:1,3"
+    assert run_key([1], (0, 2)) == "autolink:1:0/2"
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+def test_backfill_needs_the_permission(world: World) -> None:
+    populate(world)
+    for role in (Role.AGENT, Role.DEVELOPER, Role.SUPPORT_LEAD):
+        with pytest.raises(PermissionDenied):
+            BackfillService(world.ctx).run(Actor("x", role))
+    assert world.calls("Shop") == 0
+
+
+def test_bad_arguments_and_unusable_integrations(world: World) -> None:
+    pop = populate(world)
+    off = world.add_integration("Off", "shop")
+    with pytest.raises(InvalidInput, match="concurrency"):
+        backfill(world, concurrency=0)
+    with pytest.raises(InvalidInput, match="shard"):
+        backfill(world, shard=(2, 2))
+    with pytest.raises(InvalidInput, match="auto-linking off"):
+        backfill(world, integration_ids=[pop.shop, off])
+    with world.ctx.db.session() as s:
+        integration = s.get(Integration, pop.shop)
+        assert integration is not None
+        integration.autolink_fields = []
+    with pytest.raises(InvalidInput, match="no active integration"):
+        backfill(world)
+    with pytest.raises(InvalidInput, match="no auto-linking field"):
+        backfill(world, integration_ids=[pop.shop])
+
+
+# ------------------------------------------------------------------------- loopback and CLI
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[tuple[World, Population]]:
+    """The population with Shop served over a real loopback socket."""
+    pop = populate(world)
+    world.ctx.client = LookupClient()
+    with BackgroundServer(create_app("shop", signing_key=SIGNING_KEY)) as server:
+        with world.ctx.db.session() as s:
+            integration = s.get(Integration, pop.shop)
+            assert integration is not None
+            integration.url = server.url
+        yield world, pop
+
+
+def test_backfill_over_loopback(served: tuple[World, Population]) -> None:
+    world, _pop = served
+    summary = backfill(world, concurrency=8)
+    assert summary.counts == expected_counts()
+    assert count(world, Link) == LINKABLE + 1
+
+
+def cli_env(monkeypatch: pytest.MonkeyPatch, world: World, home: Path) -> None:
+    settings: Settings = world.ctx.settings
+    monkeypatch.setenv("LINKER_HOME", str(home))
+    monkeypatch.setenv("LINKER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("LINKER_SECRET_KEY", settings.secret_key or "")
+
+
+def test_cli_dry_run_then_real_run(served: tuple[World, Population],
+                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    world, pop = served
+    cli_env(monkeypatch, world, tmp_path)
+
+    assert main(["autolink", "backfill", "--dry-run", "--integration", "shop",
+                 "--concurrency", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(rf"^would link\s+{LINKABLE}$", out, re.MULTILINE), out
+    assert "dry run: nothing was linked" in out
+    assert f"{len(pop.candidates)}/{len(pop.candidates)} profiles" in err  # the progress bar
+    assert count(world, Link) == 1
+
+    assert main(["autolink", "backfill", "--shard", "0/1"]) == 0
+    out, _ = capsys.readouterr()
+    assert re.search(rf"^linked\s+{LINKABLE}$", out, re.MULTILINE), out
+    assert "profiles/s" in out and "would link" not in out
+    assert count(world, Link) == LINKABLE + 1
+
+
+def test_cli_usage_errors(served: tuple[World, Population], monkeypatch: pytest.MonkeyPatch,
+                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world, _ = served
+    cli_env(monkeypatch, world, tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["autolink", "backfill", "--shard", "3/3"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["autolink", "backfill", "--concurrency", "0"])
+    capsys.readouterr()
+    assert main(["autolink", "backfill", "--integration", "Nope"]) == 1
+    _, err = capsys.readouterr()
+    assert "no integration named 'Nope'" in err
+    assert count(world, AutolinkOutcome) == 0
+
+
+def test_system_actor_may_backfill(world: World) -> None:
+    populate(world)
+    assert BackfillService(world.ctx).run(SYSTEM).counts["linked"] == LINKABLE
+
+
+def test_cli_ctrl_c_stops_after_the_batch_and_resumes(served: tuple[World, Population],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    world, pop = served
+    extra = [world.add_customer(f"Extra {i}", [f"extra{i}@nowhere.example"]) for i in range(60)]
+    total = len(pop.candidates) + len(extra)
+    cli_env(monkeypatch, world, tmp_path)
+    draw = autolink_cmd.ProgressBar.__call__
+
+    def draw_then_press_ctrl_c(self: autolink_cmd.ProgressBar, p: BackfillProgress) -> None:
+        draw(self, p)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw_then_press_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    # One request in flight: batches of 64 profiles; Ctrl-C after the first one.
+    assert main(["autolink", "backfill", "--concurrency", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "stopping after the current batch" in err
+    assert f"64 of {total} profiles" in out
+    assert "run the same command again to resume from profile 65" in out
+    assert count(world, ProgressRow) == 64
+    assert signal.getsignal(signal.SIGINT) is before  # the handler was restored
+
+    monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw)
+    assert main(["autolink", "backfill"]) == 0
+    out, _ = capsys.readouterr()
+    assert "done by an earlier interrupted run were skipped" in out
+    assert "stopped early" not in out
+    assert count(world, AutolinkOutcome) == total and count(world, ProgressRow) == 0
+
+
+def test_second_ctrl_c_aborts_at_once() -> None:
+    import io
+
+    cancel = threading.Event()
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), autolink_cmd.stop_on_ctrl_c(cancel, stream):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert cancel.is_set()
+        os.kill(os.getpid(), signal.SIGINT)
+    assert "Ctrl-C again to abort now" in stream.getvalue()
