@@ -26,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.state import flash
+from linker.autolink import rule_sentence
 from linker.lookup.exchange import Exchange
 from linker.services.customers import CustomerSummary, CustomerView, LinkView, SuppressionView
 from linker.services.errors import InvalidInput, ServiceError
@@ -98,25 +99,8 @@ AUTOLINK_FIELD_LABELS = {"email": "Email", "mobile": "Mobile phone"}
 
 def autolink_rule_sentence(view: IntegrationView) -> str:
     """The auto-link rule of one integration in one plain sentence (product.md §2)."""
-    name = view.name
-    if not view.active:
-        return (f"{name} is inactive, so nothing is auto-linked to it; reactivate it on the "
-                "Integrations page first.")
-    if not view.autolink_enabled:
-        return f"Auto-linking to {name} is off: profiles are linked to it only by hand."
-    if not view.autolink_fields:
-        return (f"Auto-linking to {name} is on but no field is chosen, so no request is sent "
-                "and every attempt is recorded as skipped; choose email or mobile phone.")
-    matches = []
-    if "email" in view.autolink_fields:
-        matches.append("one of its emails equals one of the profile's emails (ignoring case "
-                       "and spaces)")
-    if "mobile" in view.autolink_fields:
-        matches.append("one of its MOBILE phones equals one of the profile's mobile phones")
-    return (f"When a profile is created, or an unlinked profile is opened, Linker asks {name} "
-            f"for that person and links the profile when exactly one record comes back and "
-            f"{' or '.join(matches)}, unless the record is already linked to another profile "
-            f"or the profile was unlinked from {name} before.")
+    return rule_sentence(view.name, active=view.active, enabled=view.autolink_enabled,
+                         fields=view.autolink_fields)
 
 
 # -- customer card --------------------------------------------------------------------------------

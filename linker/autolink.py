@@ -198,3 +198,25 @@ def decide(
         Outcome.LINKED,
         f"1 result came back (record {result.external_customer_id}) and its {_join(matched)} "
         "equals the profile's.", result.external_customer_id, 1)
+
+
+def rule_sentence(name: str, *, active: bool, enabled: bool, fields: Collection[str]) -> str:
+    """The auto-link rule of one integration in one plain sentence, for admins."""
+    if not active:
+        return (f"{name} is inactive, so nothing is auto-linked to it; reactivate it on the "
+                "Integrations page first.")
+    if not enabled:
+        return f"Auto-linking to {name} is off: profiles are linked to it only by hand."
+    if not fields:
+        return (f"Auto-linking to {name} is on but no field is chosen, so no request is sent "
+                "and every attempt is recorded as skipped; choose email or mobile phone.")
+    matches = []
+    if AutolinkField.EMAIL in fields:
+        matches.append("one of its emails equals one of the profile's emails (ignoring case "
+                       "and spaces)")
+    if AutolinkField.MOBILE in fields:
+        matches.append("one of its MOBILE phones equals one of the profile's mobile phones")
+    return (f"When a profile is created, or an unlinked profile is opened, Linker asks {name} "
+            f"for that person and links the profile when exactly one record comes back and "
+            f"{' or '.join(matches)}, unless the record is already linked to another profile "
+            f"or the profile was unlinked from {name} before.")

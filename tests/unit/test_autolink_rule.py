@@ -152,3 +152,16 @@ def test_links_only_a_single_result_sharing_an_email(profile: list[str],
     assert (decision.outcome is Outcome.LINKED) == should_link
     assert (decision.external_customer_id is not None) == should_link
     assert decision.candidates == len(results)
+
+
+def test_rule_sentence_names_the_fields_and_the_blockers() -> None:
+    from linker.autolink import rule_sentence
+
+    both = rule_sentence("Shop", active=True, enabled=True, fields=["email", "mobile"])
+    assert "exactly one record" in both and "emails" in both and "MOBILE" in both
+    assert "unlinked from Shop before" in both
+    mobile = rule_sentence("Travel", active=True, enabled=True, fields=["mobile"])
+    assert "MOBILE" in mobile and "emails" not in mobile
+    assert "no field is chosen" in rule_sentence("X", active=True, enabled=True, fields=[])
+    assert "is off" in rule_sentence("X", active=True, enabled=False, fields=["email"])
+    assert "inactive" in rule_sentence("X", active=False, enabled=True, fields=["email"])
