@@ -5,7 +5,7 @@ run with a progress bar and Cancel, and its summary).
 Widget keys (for tests): ``autolink.enabled.<id>``, ``autolink.fields.<id>``; filters
 ``outcomes.integration`` (0 = all), ``outcomes.outcome`` ("" = all), ``outcomes.window``,
 ``outcomes.exchange``; ``backfill.integrations``, ``backfill.dry_run``, ``backfill.run``,
-``backfill.cancel``.
+``backfill.cancel``; the per-profile results filter ``backfill.results.outcome`` ("" = all).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dashboard.widgets import (
     when,
 )
 from linker.autolink import Outcome
-from linker.services.backfill import BackfillProgress, BackfillSummary
+from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import IntegrationView
 from linker.services.permissions import Permission, PermissionDenied
@@ -193,6 +193,52 @@ def summary_view(summary: BackfillSummary) -> None:
     if summary.cancelled:
         st.warning("Cancelled: the profiles done so far are kept; run it again with the same "
                    "integrations to continue where it stopped.")
+    results_view(summary)
+
+
+def results_view(summary: BackfillSummary) -> None:
+    """The attempts one by one (as many as the service listed), filterable by outcome."""
+    st.markdown("**Per profile**" + (" (what would happen)" if summary.dry_run else ""))
+    if not summary.results:
+        st.caption("No attempt is listed." if summary.attempts == 0 else
+                   f"None of the {summary.attempts} attempt(s) is listed.")
+        return
+    dry = summary.dry_run
+
+    def label(value: str) -> str:
+        if value == "":
+            return "All outcomes"
+        return "🟢 would link" if dry and value == "linked" else badge_label(value)
+
+    chosen = st.selectbox("Outcome", ["", *(o.value for o in Outcome)],
+                          key="backfill.results.outcome",
+                          format_func=lambda o: label(o) if o == ""
+                          else f"{label(o)} ({summary.counts.get(o, 0)})")
+    rows = [r for r in summary.results if not chosen or r.outcome.value == chosen]
+    st.dataframe(pd.DataFrame([result_row(r, label) for r in rows],
+                              columns=["Outcome", "Customer", "Integration", "External id",
+                                       "Reason", "Exchange"]),
+                 hide_index=True, key="backfill.results_table",
+                 column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
+                                "Reason": st.column_config.TextColumn(width="large")})
+    shown = f"{len(rows)} of the {len(summary.results)} listed attempt(s) shown"
+    if summary.results_left_out:
+        shown += (f"; {summary.results_left_out} more attempt(s) are not listed (the list is "
+                  "bounded and keeps would-be links, ambiguous, conflicting and failed "
+                  "attempts first); the counts above cover them all")
+    st.caption(shown + ".")
+
+
+def result_row(result: BackfillAttempt, label: Callable[[str], str]) -> dict[str, Any]:
+    """One table row of a listed attempt."""
+    reason = result.reason
+    if result.refresh_error:
+        reason += f" The detailed lookup after linking failed: {result.refresh_error}"
+    return {"Outcome": label(result.outcome.value),
+            "Customer": f"{result.customer_name} ({result.customer_id})",
+            "Integration": result.integration_name,
+            "External id": result.external_customer_id or "", "Reason": reason,
+            "Exchange": result.exchange_id}
 
 
 @st.fragment(run_every=1.0)

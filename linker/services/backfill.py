@@ -19,12 +19,18 @@ How it works:
   nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
   link, no outcome, no progress. It ignores the progress of interrupted runs.
 - *Cancel*: the ``cancel`` event is checked between batches; the batch in flight completes.
+- *Per-profile results*: the summary lists the attempts one by one (``results``), bounded to
+  ``max_results`` (default 1,000) so memory stays flat over any number of profiles. When there
+  are more, the telling outcomes (``linked``, ``ambiguous``, ``conflict``, ``error``) are kept
+  before the others, earlier attempts before later ones, and ``results_left_out`` says how
+  many were dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import threading
 import time
 import zlib
@@ -63,6 +69,10 @@ from linker.store.models import BackfillProgress as ProgressRow
 from linker.store.models import Customer, Link
 
 MAX_CONCURRENCY = 256
+MAX_RESULTS = 1000
+"""Default bound of the per-attempt results a summary lists."""
+TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
+"""Outcomes listed first when there are more attempts than ``max_results``."""
 MAX_PG_WRITERS = 8
 DRY_RUN_NOTE = "backfill dry run"
 T = TypeVar("T")
@@ -84,6 +94,53 @@ class BackfillProgress:
 
 
 @dataclass(frozen=True)
+class BackfillAttempt:
+    """One (profile, integration) attempt of a backfill: what happened (or, in a dry run, would
+    happen) and why. In a dry run ``linked`` means *would link*."""
+
+    customer_id: str
+    customer_name: str
+    integration_name: str
+    outcome: Outcome
+    reason: str
+    external_customer_id: str | None = None
+    exchange_id: int | None = None
+    """The stored auto-link exchange (None when no request was sent)."""
+    refresh_error: str | None = None
+    """Real runs: why the DETAILED lookup after a new link failed (the link stays)."""
+
+
+class _ResultLog:
+    """The ``limit`` most telling attempts of a run, in O(limit) memory.
+
+    Rank: telling outcomes (``TELLING``) first, then order of arrival. The heap holds the
+    kept entries keyed so that its top is the least telling (the one to drop first).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self._heap: list[tuple[int, int, BackfillAttempt]] = []
+
+    def add(self, entry: BackfillAttempt) -> None:
+        rank = 0 if entry.outcome in TELLING else 1
+        item = (-rank, -self.seen, entry)
+        self.seen += 1
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, item)
+        elif self._heap and -self._heap[0][0] > rank:
+            heapq.heapreplace(self._heap, item)  # drops a less telling, kept entry
+
+    @property
+    def left_out(self) -> int:
+        return self.seen - len(self._heap)
+
+    def entries(self) -> tuple[BackfillAttempt, ...]:
+        """The kept attempts in the order they were made."""
+        return tuple(entry for _, _, entry in sorted(self._heap, key=lambda i: -i[1]))
+
+
+@dataclass(frozen=True)
 class BackfillSummary:
     """What a backfill run did (or, in a dry run, would do)."""
 
@@ -100,6 +157,11 @@ class BackfillSummary:
     """Attempts per outcome (one attempt per profile × integration); every outcome present."""
     elapsed_s: float
     cancelled: bool
+    results: tuple[BackfillAttempt, ...] = ()
+    """The attempts one by one, in the order made, at most ``max_results`` of them: telling
+    outcomes (linked, ambiguous, conflict, error) are kept before the others."""
+    results_left_out: int = 0
+    """Attempts made but not listed in ``results`` (0 when every attempt is listed)."""
 
     @property
     def profiles_per_second(self) -> float:
@@ -158,6 +220,7 @@ class _Run:
     dry_run: bool
     concurrency: int
     key: str
+    max_results: int
 
 
 class BackfillService:
@@ -179,12 +242,14 @@ class BackfillService:
         progress: Callable[[BackfillProgress], None] | None = None,
         cancel: threading.Event | None = None,
         batch_size: int | None = None,
+        max_results: int = MAX_RESULTS,
     ) -> BackfillSummary:
         """Auto-link every unlinked profile of the chosen integrations (all eligible by default).
 
         ``concurrency`` bounds requests in flight (1..256); ``shard=(I, N)`` processes only
         profiles with ``crc32(id) % N == I``; ``progress`` is called after every batch (in the
-        calling thread); ``cancel`` is checked between batches. Raises PermissionDenied without
+        calling thread); ``cancel`` is checked between batches; ``max_results`` bounds the
+        per-attempt ``results`` of the summary (0 lists none). Raises PermissionDenied without
         RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations.
         """
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
@@ -195,11 +260,13 @@ class BackfillService:
             problems["shard"] = "write I/N with 0 <= I < N"
         if batch_size is not None and batch_size < 1:
             problems["batch_size"] = "must be at least 1"
+        if max_results < 0:
+            problems["max_results"] = "must be 0 or more"
         if problems:
             raise InvalidInput(problems)
         integrations = self._integrations(integration_ids)
         state = _Run(actor, integrations, dry_run, concurrency,
-                     run_key([i.id for i in integrations], shard))
+                     run_key([i.id for i in integrations], shard), max_results)
         pending, resumed = self._pending(state, shard)
         size = batch_size or max(64, concurrency * 16)
         return run_sync(lambda: self._run_async(state, pending, resumed, shard, size, progress,
@@ -255,6 +322,7 @@ class BackfillService:
                          cancel: threading.Event | None) -> BackfillSummary:
         start = time.perf_counter()
         counts = _zeros()
+        log = _ResultLog(state.max_results)
         done = 0
         cancelled = False
         writers = 1 if self.ctx.db.is_sqlite else min(state.concurrency, MAX_PG_WRITERS)
@@ -277,8 +345,9 @@ class BackfillService:
                     if not state.dry_run:
                         await in_db(self._mark_done, state.key, batch)
                     done += len(batch)
-                    for result in results:
+                    for attempt, result in zip(attempts, results, strict=True):
                         counts[result.outcome.value] += 1
+                        log.add(_listed(attempt, result))
                     if progress is not None:
                         progress(BackfillProgress(done, len(pending), dict(counts),
                                                   time.perf_counter() - start))
@@ -286,7 +355,8 @@ class BackfillService:
                 run_key=state.key, dry_run=state.dry_run,
                 integrations=tuple(i.name for i in state.integrations), shard=shard,
                 total=len(pending), done=done, resumed=resumed, counts=counts,
-                elapsed_s=time.perf_counter() - start, cancelled=cancelled)
+                elapsed_s=time.perf_counter() - start, cancelled=cancelled,
+                results=log.entries(), results_left_out=log.left_out)
             if not state.dry_run:
                 await in_db(self._finish, state, summary)
         return summary
@@ -378,6 +448,15 @@ class BackfillService:
                 "integrations": list(summary.integrations), "done": summary.done,
                 "total": summary.total, "resumed": summary.resumed,
                 "cancelled": summary.cancelled, "counts": dict(summary.counts)})
+
+
+def _listed(attempt: Attempt, result: AutolinkResult) -> BackfillAttempt:
+    """The summary's entry for one attempt."""
+    return BackfillAttempt(
+        customer_id=result.customer_id, customer_name=attempt.profile.name,
+        integration_name=result.integration_name, outcome=result.outcome,
+        reason=result.reason, external_customer_id=result.external_customer_id,
+        exchange_id=result.exchange_id, refresh_error=result.refresh_error)
 
 
 def _would_conflict(session: Session, attempt: Attempt, decision: AutolinkDecision

@@ -10,10 +10,16 @@ from collections.abc import Callable, Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from linker.adaptor import BackgroundServer, create_app, parse_fault
+from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.services.facade import Services
 from linker.services.permissions import SYSTEM
-from tests.apptest.conftest import make_integration, shop_person, table, texts
+from tests.apptest.conftest import (
+    ShopPerson,
+    make_integration,
+    shop_person,
+    table,
+    texts,
+)
 
 PAGE = "autolinking.py"
 DEADLINE_S = 30.0
@@ -147,6 +153,8 @@ def test_backfill_dry_run_then_run(app_as: Callable[..., AppTest], services: Ser
               "the backfill summary")
     assert any("linked **1** of 3 attempt(s)" in m for m in texts(at.markdown))
     assert services.reports.coverage(SYSTEM).linked == 1
+    listed = table(at, "External id", "Reason")  # the run's own per-profile table
+    assert sorted(listed["Outcome"]) == ["⚪ no match", "🟠 ambiguous", "🟢 linked"]
     rows = table(at, "Outcome", "Reason")  # the recent outcomes now show the backfill's
     assert sorted(rows["Outcome"]) == ["⚪ no match", "🟠 ambiguous", "🟢 linked"]
 
@@ -167,3 +175,62 @@ def test_backfill_shows_progress_and_can_be_cancelled(
     assert any("Cancelling" in c for c in texts(at.caption)) or any(
         "Dry run of Slow shop" in m for m in texts(at.markdown))
     run_until(at, lambda a: not a.progress, "the dry run to stop")
+
+
+
+def second_unique_person() -> ShopPerson:
+    """A shop person other than ``shop_person("unique")`` whose email finds only them."""
+    dataset = load_dataset("shop")
+    first = shop_person("unique")
+    duplicates = dataset.duplicate_emails()
+    for record in dataset.records:
+        email = record.emails[0] if record.emails else ""
+        if (email and email != first.email and email not in duplicates
+                and len(dataset.search(emails=[email])) == 1):
+            return ShopPerson(record.name, email, record.external_customer_id)
+    raise AssertionError("the shop dataset has a single unique person")
+
+
+def test_backfill_dry_run_lists_each_profile(app_as: Callable[..., AppTest],
+                                             services: Services, shop_url: str) -> None:
+    view = make_integration(services, "Shop", shop_url, autolink_enabled=True,
+                            autolink_fields=("email",))
+    held, linkable, duplicate = (shop_person("unique"), second_unique_person(),
+                                 shop_person("duplicate"))
+    import_people(services, ("Holder", "holder@nowhere.example"), ("Taken", held.email),
+                  ("Linkable", linkable.email), ("Twin", duplicate.email),
+                  ("Nobody Known", "nobody.known@nowhere.example"))
+    # Holder is linked by hand to the record whose email Taken has: a conflict. (Taken exists
+    # first, so the refresh after the link cannot copy that email onto Holder.)
+    [holder] = services.customers.find(SYSTEM, name="Holder")
+    services.linking.link(SYSTEM, holder.id, view.id, held.external_id)
+    at = app_as("admin", page=PAGE)
+    at.button(key="backfill.dry_run").click().run()
+    run_until(at, lambda a: any("Dry run of Shop" in m for m in texts(a.markdown)),
+              "the dry run summary")
+    summary = next(m for m in texts(at.markdown) if "Dry run of Shop" in m)
+    assert "would link **1**, ambiguous **1**, conflicting **1**, no match 1" in summary
+    assert any(m.startswith("**Per profile**") for m in texts(at.markdown))
+    rows = table(at, "External id", "Reason")
+    by_name = {customer.split(" (")[0]: row for customer, row in
+               zip(rows["Customer"], rows.to_dict("records"), strict=True)}
+    assert set(by_name) == {"Linkable", "Twin", "Nobody Known", "Taken"}
+    assert by_name["Linkable"]["Outcome"] == "🟢 would link"
+    assert by_name["Linkable"]["External id"] == linkable.external_id
+    assert f"record {linkable.external_id}" in by_name["Linkable"]["Reason"]
+    assert by_name["Taken"]["Outcome"] == "🔴 conflict"
+    assert by_name["Taken"]["External id"] == held.external_id
+    assert f"already linked to profile {holder.id}" in by_name["Taken"]["Reason"]
+    assert by_name["Twin"]["Outcome"] == "🟠 ambiguous"
+    assert "2 results came back" in by_name["Twin"]["Reason"]
+    assert by_name["Nobody Known"]["Outcome"] == "⚪ no match"
+    assert all(row["Integration"] == "Shop" and row["Exchange"] > 0
+               for row in by_name.values())
+    assert services.reports.coverage(SYSTEM).linked == 1  # only Holder's manual link
+
+    at.selectbox(key="backfill.results.outcome").set_value("conflict").run()
+    assert not at.exception, at.exception
+    rows = table(at, "External id", "Reason")
+    assert list(rows["Customer"]) == [by_name["Taken"]["Customer"]]
+    assert list(rows["Outcome"]) == ["🔴 conflict"]
+    assert any(c.startswith("1 of the 4 listed attempt(s) shown") for c in texts(at.caption))

@@ -25,6 +25,8 @@ from linker.cli.main import main
 from linker.config import Settings
 from linker.lookup import LookupClient
 from linker.services.backfill import (
+    TELLING,
+    BackfillAttempt,
     BackfillProgress,
     BackfillService,
     BackfillSummary,
@@ -32,6 +34,7 @@ from linker.services.backfill import (
     parse_shard,
     run_key,
 )
+from linker.services.backfill import _ResultLog as ResultLog
 from linker.services.errors import InvalidInput
 from linker.services.linking import create_link
 from linker.services.permissions import SYSTEM, Actor, PermissionDenied, Role
@@ -58,6 +61,8 @@ class Population:
     """Customers of a backfill test, by what the backfill should do with them."""
 
     shop: int
+    held: str
+    """The Shop record ``already_linked`` holds and ``taken`` matches."""
     linkable: list[str]
     nobody: list[str]
     ambiguous: str
@@ -93,7 +98,8 @@ def populate(world: World) -> Population:
         create_link(s, customer_id=already, integration_id=shop,
                     external_customer_id=held.external_customer_id, method="manual",
                     actor=ADMIN)
-    return Population(shop, linkable, nobody, ambiguous, suppressed, already, taken)
+    return Population(shop, held.external_customer_id, linkable, nobody, ambiguous,
+                      suppressed, already, taken)
 
 
 def count(world: World, model: type, *where: object) -> int:
@@ -136,6 +142,75 @@ def test_dry_run_links_nothing_and_records_only_exchanges(world: World) -> None:
     assert count(world, AuditEvent, AuditEvent.action == "backfill.run") == 0
 
 
+def test_dry_run_lists_each_profile_with_its_reason(world: World) -> None:
+    pop = populate(world)
+    summary = backfill(world, dry_run=True)
+
+    assert summary.results_left_out == 0
+    by_customer = {r.customer_id: r for r in summary.results}
+    assert len(summary.results) == len(by_customer) == len(pop.candidates)
+    assert [r.customer_id for r in summary.results] == sorted(pop.candidates)  # order made
+    assert {r.integration_name for r in summary.results} == {"Shop"}
+    exchange_ids = {e.id for e in world.exchanges()}
+
+    for i, cid in enumerate(pop.linkable):  # would link
+        entry = by_customer[cid]
+        assert (entry.outcome, entry.customer_name) == (Outcome.LINKED, f"Linkable {i}")
+        assert entry.external_customer_id is not None
+        assert f"record {entry.external_customer_id}" in entry.reason
+        assert entry.exchange_id in exchange_ids
+    twin = by_customer[pop.ambiguous]
+    assert (twin.outcome, twin.customer_name) == (Outcome.AMBIGUOUS, "Twin")
+    assert "2 results came back; auto-linking needs exactly one" in twin.reason
+    assert twin.external_customer_id is None and twin.exchange_id in exchange_ids
+    taken = by_customer[pop.taken]
+    assert (taken.outcome, taken.customer_name) == (Outcome.CONFLICT, "Taken")
+    assert taken.external_customer_id == pop.held
+    assert f"already linked to profile {pop.already_linked}" in taken.reason
+    assert "would not be linked" in taken.reason
+    assert {by_customer[c].outcome for c in pop.nobody} == {Outcome.NO_MATCH}
+    suppressed = by_customer[pop.suppressed]
+    assert suppressed.outcome is Outcome.SUPPRESSED and suppressed.exchange_id is None
+    assert pop.already_linked not in by_customer
+
+    # ...and still nothing was linked or recorded.
+    assert count(world, Link) == 1
+    assert count(world, AutolinkOutcome) == 0 and count(world, ProgressRow) == 0
+
+
+def test_results_are_bounded_keeping_the_telling_outcomes(world: World) -> None:
+    pop = populate(world)
+    telling = LINKABLE + 2  # the would-be links, the ambiguous one and the conflict
+
+    few = backfill(world, dry_run=True, max_results=5, batch_size=4)
+    assert len(few.results) == 5 and few.results_left_out == len(pop.candidates) - 5
+    assert all(r.outcome in TELLING for r in few.results)
+    assert few.counts == expected_counts()  # the counts still cover every attempt
+
+    more = backfill(world, dry_run=True, max_results=telling + 1, batch_size=4)
+    assert more.results_left_out == len(pop.candidates) - telling - 1
+    outcomes = [r.outcome for r in more.results]
+    assert sum(o in TELLING for o in outcomes) == telling
+    assert [r.customer_id for r in more.results] == sorted(r.customer_id for r in more.results)
+
+    none = backfill(world, dry_run=True, max_results=0)
+    assert none.results == () and none.results_left_out == len(pop.candidates)
+    with pytest.raises(InvalidInput, match="max_results"):
+        backfill(world, dry_run=True, max_results=-1)
+
+
+def test_result_log_memory_is_bounded() -> None:
+    log = ResultLog(1000)
+    for i in range(20_000):  # mostly no match, every 7th one would link
+        outcome = Outcome.LINKED if i % 7 == 0 else Outcome.NO_MATCH
+        log.add(BackfillAttempt(f"c{i:05d}", f"P {i}", "Shop", outcome, "why"))
+        assert len(log._heap) <= 1000
+    entries = log.entries()
+    assert len(entries) == 1000 and log.left_out == 19_000
+    assert all(e.outcome is Outcome.LINKED for e in entries)  # 2,858 telling ones: first 1,000
+    assert [e.customer_id for e in entries] == [f"c{i:05d}" for i in range(0, 7000, 7)]
+
+
 # ---------------------------------------------------------------------------------- real run
 
 
@@ -148,12 +223,18 @@ def test_real_run_links_refreshes_and_records(world: World) -> None:
     assert summary.done == summary.total == len(pop.candidates) and summary.resumed == 0
     assert summary.profiles_per_second > 0 and summary.integrations == ("Shop",)
     assert [p.done for p in seen] == [5, 10, 14] and seen[-1].total == 14
+    assert summary.results_left_out == 0 and len(summary.results) == len(pop.candidates)
+    listed = {r.customer_id: r for r in summary.results}
+    assert {c for c, r in listed.items() if r.outcome is Outcome.LINKED} == set(pop.linkable)
+    assert listed[pop.taken].outcome is Outcome.CONFLICT
     assert seen[-1].counts == expected_counts()
     with world.ctx.db.session(readonly=True) as s:
         links = {link.customer_id: link for link in s.scalars(select(Link))}
         rows = list(s.scalars(select(AutolinkOutcome)))
         kinds = {e.kind for e in s.scalars(select(ExchangeRecord))}
     assert set(links) == {*pop.linkable, pop.already_linked}
+    assert all(listed[c].external_customer_id == links[c].external_customer_id
+               for c in pop.linkable)
     assert all(links[c].method == "auto" and links[c].created_by == "root"
                for c in pop.linkable)
     assert len(rows) == len(pop.candidates)
