@@ -1,6 +1,7 @@
 """The Linker console: ``streamlit run dashboard/app.py`` (or ``python -m streamlit run ...``).
 
-Every run: page config → who is signed in (session, OIDC ``st.user``, or the dev override) →
+Every run: page config → who is signed in (session, OIDC ``st.user``, or the dev override;
+a password session is re-checked against its account, see ``password_session_actor``) →
 the navigation of that role's pages only (a page missing from the navigation cannot be opened,
 not even by URL) → the sidebar with the user, role and Sign out → flash messages → the page.
 Signed-out sessions see only the sign-in page. See ``dashboard/auth.py`` for the session keys.
@@ -24,6 +25,9 @@ from linker.services.permissions import Actor  # noqa: E402
 PAGES_DIR = ROOT / "pages"
 _DEV_NOTICE = "_app_dev_notice"
 _OIDC_REFUSAL = "_app_oidc_refusal"
+_ACCOUNT_NOTICE = "_app_account_notice"
+ACCOUNT_DISABLED = ("You were signed out: your account {username} was disabled or removed. "
+                    "Ask an admin to enable it.")
 
 
 def secrets() -> dict[str, Any]:
@@ -44,8 +48,11 @@ def resolve_actor() -> Actor | None:
     whose claim maps to a role, else the dev override (outside production), else nobody."""
     st.session_state.pop(_DEV_NOTICE, None)
     st.session_state.pop(_OIDC_REFUSAL, None)
+    st.session_state.pop(_ACCOUNT_NOTICE, None)
     actor = auth.session_actor()
     if actor is not None:
+        if auth.session_source() == auth.SOURCE_PASSWORD:
+            return password_session_actor(actor)
         return actor
     oidc = auth.oidc_config(secrets())
     if oidc is not None and oidc_logged_in():
@@ -71,9 +78,27 @@ def resolve_actor() -> Actor | None:
             return None
         if role is not None:
             actor = Actor(auth.DEV_USERNAME, role)
-            auth.sign_in(actor, "dev")
+            auth.sign_in(actor, auth.SOURCE_DEV)
             return actor
     return None
+
+
+def password_session_actor(signed_in: Actor) -> Actor | None:
+    """The account behind a password session as it is now (one indexed query per run).
+
+    Disabled or removed: the session is signed out and the sign-in page says why. Role
+    changed: the session takes the new role, so this run's navigation is built for it.
+    """
+    current = state.services().users.session_actor(signed_in.username)
+    if current is None:
+        auth.sign_out_session()
+        st.session_state[_ACCOUNT_NOTICE] = ACCOUNT_DISABLED.format(username=signed_in.username)
+        return None
+    if current != signed_in:
+        auth.sign_in(current, auth.SOURCE_PASSWORD)
+        state.flash(f"Your role is now {current.role.value.replace('_', ' ')} "
+                    f"(it was {signed_in.role.value.replace('_', ' ')}).", "info")
+    return current
 
 
 def sign_in_page() -> None:
@@ -92,6 +117,8 @@ def sign_in_form() -> None:
         if st.button("Sign out", key="auth.oidc_sign_out"):
             st.logout()
         return
+    if st.session_state.get(_ACCOUNT_NOTICE):
+        st.error(st.session_state[_ACCOUNT_NOTICE])
     if st.session_state.get(_DEV_NOTICE):
         st.warning(st.session_state[_DEV_NOTICE])
     st.subheader("Sign in")
@@ -107,7 +134,7 @@ def sign_in_form() -> None:
         if actor is None:
             st.error("Wrong username or password.")
         else:
-            auth.sign_in(actor, "password")
+            auth.sign_in(actor, auth.SOURCE_PASSWORD)
             st.rerun()
     oidc = auth.oidc_config(secrets())
     if oidc is not None:

@@ -9,7 +9,9 @@ Session keys the frame reads (tests sign in by setting them before ``at.run()``)
 
 - ``auth_username``: the signed-in username (``str``)
 - ``auth_role``: the role value, one of ``admin``, ``developer``, ``agent``, ``support_lead``
-- ``auth_source``: how the user signed in: ``password``, ``dev`` (optional, informational)
+- ``auth_source``: how the user signed in: ``password`` or ``dev``. A ``password`` session is
+  re-checked against its account on every run (disabled or removed: signed out; role changed:
+  the new role applies); ``dev`` sessions and sessions without a source are not
 - ``auth_signed_out``: set by Sign out, so the dev override does not sign the session in again
 
 OIDC users (``st.login``) are not stored in the session: their role is computed from
@@ -31,6 +33,10 @@ SESSION_USERNAME = "auth_username"
 SESSION_ROLE = "auth_role"
 SESSION_SOURCE = "auth_source"
 SESSION_SIGNED_OUT = "auth_signed_out"
+
+SOURCE_PASSWORD = "password"
+"""``auth_source`` of a built-in account's sign-in (re-checked against the account each run)."""
+SOURCE_DEV = "dev"
 
 DEV_ROLE_ENV = "LINKER_DEV_ROLE"
 """Environment variable: sign every session in with this role (never in production)."""
@@ -212,6 +218,12 @@ def session_actor() -> Actor | None:
     except ValueError:
         sign_out_session()
         return None
+
+
+def session_source() -> str | None:
+    """How this session's user signed in (``password``, ``dev``), or None when unknown."""
+    source = st.session_state.get(SESSION_SOURCE)
+    return str(source) if source else None
 
 
 def sign_in(actor: Actor, source: str) -> None:

@@ -85,7 +85,8 @@ def _checked_password(password: str) -> str:
 
 
 class UserService:
-    """Accounts of the console; every method but ``authenticate`` needs MANAGE_USERS."""
+    """Accounts of the console; every method but ``authenticate`` and ``session_actor`` needs
+    MANAGE_USERS."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -212,6 +213,26 @@ class UserService:
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             return Actor(user.username, Role(user.role))
+
+    def session_actor(self, username: str) -> Actor | None:
+        """The account's Actor as it is now (current role), or None when the account is
+        disabled, gone or holds a role Linker does not know.
+
+        For sessions that signed in with ``authenticate`` earlier: the dashboard calls this on
+        every run, so disabling an account or changing its role applies to open sessions at
+        once. No password is checked, so only pass a username that was authenticated. One
+        read-only query on the unique username index.
+        """
+        name = username.strip().lower()
+        with self.ctx.db.session(readonly=True) as s:
+            row = s.execute(select(User.role, User.disabled)
+                            .where(User.username == name)).one_or_none()
+        if row is None or row.disabled:
+            return None
+        try:
+            return Actor(name, Role(row.role))
+        except ValueError:
+            return None
 
     # -- helpers ---------------------------------------------------------------------------
 

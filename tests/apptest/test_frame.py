@@ -116,6 +116,71 @@ def test_sign_out_returns_to_the_sign_in_page(app_as: Callable[..., AppTest]) ->
         at.switch_page("../pages/workbench.py")
 
 
+# -- password sessions are re-checked against the account on every run ------------------------
+
+
+def test_disabling_the_account_signs_an_open_session_out(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    services.users.create(SYSTEM, "bob", "agent", password=PASSWORD)
+    at = sign_in_form(new_app().run(), "bob", PASSWORD)
+    assert at.session_state["auth_role"] == "agent"
+    at.switch_page("../pages/workbench.py").run()
+    assert not at.exception
+    services.users.disable(SYSTEM, "bob")
+    at.run()
+    assert not at.exception
+    assert "auth_username" not in at.session_state
+    assert texts(at.error) == ["You were signed out: your account bob was disabled or removed. "
+                               "Ask an admin to enable it."]
+    assert "Sign in" in texts(at.subheader)
+    assert not at.sidebar.button
+    for page in PAGES:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(f"../pages/{page}")
+    # enabled again: a normal sign-in works, and the notice is gone
+    services.users.enable(SYSTEM, "bob")
+    at = sign_in_form(at, "bob", PASSWORD)
+    assert at.session_state["auth_username"] == "bob"
+    assert not at.error
+
+
+def test_a_role_change_applies_to_an_open_session_on_the_next_run(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    services.users.create(SYSTEM, "bob", "agent", password=PASSWORD)
+    at = sign_in_form(new_app().run(), "bob", PASSWORD)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("../pages/autolinking.py")
+    services.users.change_role(SYSTEM, "bob", "admin")
+    at.run()
+    assert not at.exception
+    assert at.session_state["auth_role"] == "admin"
+    assert "Role: admin" in sidebar_text(at)
+    assert "Your role is now admin (it was agent)." in texts(at.info)
+    for page in PAGES:
+        at.switch_page(f"../pages/{page}").run()
+        assert not at.exception, (page, at.exception)
+    # and back down: the admin-only page leaves the navigation at once
+    services.users.change_role(SYSTEM, "bob", "agent")
+    at.run()
+    assert not at.exception
+    assert "Role: agent" in sidebar_text(at)
+    assert "Link workbench" in texts(at.title)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("../pages/autolinking.py")
+
+
+def test_a_dev_session_is_not_looked_up(linker_env: object,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # "dev" is no account: only password sessions are re-checked (the dev override keeps its
+    # own rules; sessions seeded by ``app_as`` have no source and are not re-checked either).
+    monkeypatch.setenv("LINKER_DEV_ROLE", "agent")
+    at = new_app().run()
+    at.run()
+    assert not at.exception
+    assert at.session_state["auth_username"] == "dev"
+    assert "Role: agent" in sidebar_text(at)
+
+
 # -- navigation -------------------------------------------------------------------------------
 
 

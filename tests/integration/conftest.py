@@ -27,6 +27,7 @@ from linker.store.secretbox import SecretBox, generate_key
 
 if TYPE_CHECKING:
     from linker.services.context import ServiceContext
+    from tests.integration.world import World
 
 POSTGRES_URL_ENV = "LINKER_TEST_POSTGRES_URL"
 
@@ -86,3 +87,11 @@ def ctx(settings: Settings, db: Database) -> ServiceContext:
     from linker.services.context import ServiceContext
 
     return ServiceContext(settings=settings, db=db, secrets=SecretBox.from_settings(settings))
+
+
+@pytest.fixture
+def world(ctx: ServiceContext) -> World:
+    """The test context with ``ctx.client`` routed to in-process reference adaptors."""
+    from tests.integration.world import new_world
+
+    return new_world(ctx)

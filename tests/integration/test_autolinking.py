@@ -19,7 +19,6 @@ from linker.adaptor import Record, load_dataset
 from linker.autolink import Outcome
 from linker.services.autolinking import AutolinkResult, AutolinkService, autolink_customer
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.linking import create_link
 from linker.services.permissions import Actor, PermissionDenied, Role
 from linker.store.models import (
     AutolinkOutcome,
@@ -29,8 +28,13 @@ from linker.store.models import (
     PulledData,
     Suppression,
 )
-from tests.integration.test_linking import World, dataset, record, unique_record
-from tests.integration.test_linking import world as world
+from tests.integration.world import (
+    World,
+    dataset,
+    record,
+    record_held_elsewhere,
+    unique_record,
+)
 
 AGENT = Actor("alice", Role.AGENT)
 LEAD = Actor("lena", Role.SUPPORT_LEAD)
@@ -196,23 +200,6 @@ def test_no_result_is_no_match(world: World) -> None:
     [result] = run(world, customer)
     assert (result.outcome, result.candidates) == (Outcome.NO_MATCH, 0)
     assert result.exchange_id is not None
-
-
-def link_manually(world: World, customer: str, integration: int, external_id: str) -> None:
-    """A manual link made directly (no lookup)."""
-    with world.ctx.db.session() as s:
-        create_link(s, customer_id=customer, integration_id=integration,
-                    external_customer_id=external_id, method="manual", actor=AGENT)
-
-
-def record_held_elsewhere(world: World) -> tuple[int, str, str]:
-    """Shop whose record R-1 is linked to one profile and matches another by a second email:
-    ``(shop id, holder, the other profile)``."""
-    rec = record("R-1", emails=["ada@example.com", "ada@work.example.com"])
-    shop = world.add_integration("Shop", dataset(rec), autolink_fields=["email"])
-    holder = world.add_customer("Ada at home", ["ada@example.com"])
-    link_manually(world, holder, shop, "R-1")
-    return shop, holder, world.add_customer("Ada at work", ["ada@work.example.com"])
 
 
 def test_record_linked_to_another_profile_is_a_conflict(world: World) -> None:

@@ -49,8 +49,7 @@ from linker.store.models import (
 from linker.store.models import (
     BackfillProgress as ProgressRow,
 )
-from tests.integration.test_linking import SIGNING_KEY, World
-from tests.integration.test_linking import world as world
+from tests.integration.world import SIGNING_KEY, World
 
 ADMIN = Actor("root", Role.ADMIN)
 LINKABLE = 8

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from linker.services.errors import Conflict
 from linker.services.linking import LinkingService, create_link
 from linker.store.models import AuditEvent, Link
-from tests.integration.test_linking import AGENT, World, unique_record
-from tests.integration.test_linking import world as world
+from tests.integration.world import AGENT, World, unique_record
 
 THREADS = 20
 JOIN_DEADLINE_S = 120.0

@@ -17,7 +17,7 @@ from linker.services.permissions import Actor, Role
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService, refresh_link
 from linker.store.models import Link
-from tests.integration.test_linking import (
+from tests.integration.world import (
     AGENT,
     LOYALTY_QUERY,
     World,
@@ -25,9 +25,6 @@ from tests.integration.test_linking import (
     record,
     request_query,
     unique_record,
-)
-from tests.integration.test_linking import (
-    world as world,
 )
 
 ORDER = {"type": "ORDER", "orderNumber": "#1001", "orderStatus": "SHIPPED"}

@@ -14,13 +14,12 @@ from linker.services.permissions import Actor, PermissionDenied, Role
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
 from linker.store.models import AuditEvent, ExchangeRecord, Link, Suppression
-from tests.integration.test_linking import (
+from tests.integration.world import (
     AGENT,
     LOYALTY_QUERY,
     World,
     shared_person,
 )
-from tests.integration.test_linking import world as world
 
 
 @dataclass

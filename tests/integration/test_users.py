@@ -142,3 +142,33 @@ def test_set_password(users: UserService) -> None:
     users.set_password(SYSTEM, "ana", "another long password")
     assert users.authenticate("ana", PASSWORD) is None
     assert users.authenticate("ana", "another long password") is not None
+
+
+def test_session_actor_reflects_the_account_as_it_is_now(users: UserService,
+                                                          ctx: ServiceContext) -> None:
+    users.create(SYSTEM, "ana", Role.AGENT, PASSWORD)
+    users.create(SYSTEM, "root", Role.ADMIN, PASSWORD)
+    assert users.session_actor("ana") == Actor("ana", Role.AGENT)
+    assert users.session_actor(" Ana ") == Actor("ana", Role.AGENT)
+    users.change_role(SYSTEM, "ana", Role.ADMIN)
+    assert users.session_actor("ana") == Actor("ana", Role.ADMIN)
+    users.disable(SYSTEM, "ana")
+    assert users.session_actor("ana") is None
+    users.enable(SYSTEM, "ana")
+    assert users.session_actor("ana") == Actor("ana", Role.ADMIN)
+    with ctx.db.session() as s:  # removed behind the service's back (no delete method)
+        s.delete(s.scalars(select(User).where(User.username == "ana")).one())
+    assert users.session_actor("ana") is None
+    assert users.session_actor("nobody") is None
+    assert users.session_actor("") is None
+    # it only reads: no audit event of its own
+    assert audit_actions(ctx).count("user.created") == 2
+    assert len(audit_actions(ctx)) == 5
+
+
+def test_session_actor_refuses_a_role_linker_does_not_know(users: UserService,
+                                                            ctx: ServiceContext) -> None:
+    users.create(SYSTEM, "ana", Role.AGENT, PASSWORD)
+    with ctx.db.session() as s:
+        s.scalars(select(User).where(User.username == "ana")).one().role = "superuser"
+    assert users.session_actor("ana") is None

@@ -10,9 +10,7 @@ from linker.services.errors import NotFound
 from linker.services.permissions import Actor, Role
 from linker.services.why import Explanation, LinkState, WhyService
 from linker.store.models import Integration, Suppression
-from tests.integration.test_autolinking import link_manually, record_held_elsewhere
-from tests.integration.test_linking import World, unique_record
-from tests.integration.test_linking import world as world
+from tests.integration.world import World, link_manually, record_held_elsewhere, unique_record
 
 AGENT = Actor("alice", Role.AGENT)
 LEAD = Actor("lena", Role.SUPPORT_LEAD)
