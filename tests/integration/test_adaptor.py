@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ipaddress
 import json
 import random
 import ssl
@@ -26,6 +25,7 @@ from linker.cli import adaptor_cmd
 from linker.cli.main import build_parser
 from linker.contract import encode_json
 from linker.signing import authorization_header, format_time
+from tests.integration.tls import self_signed
 
 BASE = "http://adaptor.test"
 KEY = "reference-adaptor-test-key-4f1c"
@@ -441,32 +441,8 @@ def test_background_server_serves_signed_lookups_over_loopback() -> None:
     assert not server.running
 
 
-def _self_signed(directory: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
-
-
 def test_background_server_serves_https(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     with BackgroundServer(create_app("travel"), ssl_certfile=cert, ssl_keyfile=key) as server:
         assert server.url.startswith("https://127.0.0.1:")
         context = ssl.create_default_context(cafile=cert)

@@ -6,8 +6,6 @@ nothing crashes. The CLI is exercised against a real server at the end.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import socket
 from collections.abc import Iterator
@@ -17,10 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 
 from linker.adaptor.app import create_app
@@ -30,6 +24,7 @@ from linker.adaptor.server import BackgroundServer
 from linker.cli.main import main
 from linker.contract import LookupRequest, Severity, detailed_request, search_request
 from linker.lookup import AdaptorTarget, ErrorKind, Exchange, LookupClient
+from tests.integration.tls import self_signed
 
 MODES = ["asgi", "loopback"]
 ASGI_URL = "http://adaptor.test/lookup"
@@ -204,30 +199,8 @@ def test_unresolvable_host_is_unreachable() -> None:
     _assert_failed(exchange, ErrorKind.UNREACHABLE, "nonexistent.invalid")
 
 
-def _self_signed(directory: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return str(certfile), str(keyfile)
-
-
 def test_self_signed_certificate_is_a_tls_error(tmp_path: Path) -> None:
-    certfile, keyfile = _self_signed(tmp_path)
+    certfile, keyfile = self_signed(tmp_path)
     with BackgroundServer(_app(), ssl_certfile=certfile, ssl_keyfile=keyfile) as server:
         assert server.url.startswith("https://")
         exchange = LookupClient().lookup_sync(
