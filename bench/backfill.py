@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from machine import describe_machine  # bench/machine.py (the script's folder)
 from sqlalchemy import insert
 
 from linker.adaptor import BackgroundServer, Dataset, Person, create_app, load_dataset, people
@@ -47,16 +46,6 @@ from linker.store.models import Customer, CustomerEmail, CustomerPhone, Integrat
 from linker.store.secretbox import SecretBox, generate_key
 
 SIGNING_KEY = "bench-signing-key-0001"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def profile_people(dataset: Dataset, size: int) -> list[Person]:
@@ -170,8 +159,7 @@ def main() -> int:
 
     http_rate = len(persons) / http_s
     backfill_rate = summary.profiles_per_second
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, {platform.system()} {platform.release()}")
+    print(f"machine: {describe_machine()}")
     print(f"database: {display_url(url) if args.database_url else 'SQLite (temporary file)'}")
     print(f"profiles: {len(persons)}, adaptor latency: {args.latency_ms} ms, concurrency: "
           f"{args.concurrency}")

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime
-from pathlib import Path
+
+from machine import describe_machine  # bench/machine.py (the script's folder)
 
 from linker.adaptor.app import create_app
 from linker.adaptor.datasets import load_dataset
@@ -38,16 +36,6 @@ HANG_TIMEOUT_S = 2.0
 HANG_ALLOWANCE_S = 0.25
 TARGET_RATIO = 1.10
 SIGNING_KEY = "bench-signing-key-0001"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _request() -> LookupRequest:
@@ -122,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     median = {key: statistics.median(values) for key, values in figures.items()}
     hang_limit = HANG_TIMEOUT_S + HANG_ALLOWANCE_S
     print()
-    print(f"date: {datetime.now(UTC):%Y-%m-%d}; nproc: {_nproc()}; CPU: {_cpu_model()}; "
-          f"Python {platform.python_version()}; rounds: {args.rounds}")
+    print(f"{describe_machine()}; rounds: {args.rounds}")
     print(f"median concurrent wall time of 8 adaptors (50..400 ms): {median['wall'] * 1000:.1f} ms")
     print(f"median slowest single exchange: {median['slowest'] * 1000:.1f} ms")
     print(f"median wall / slowest: {median['ratio']:.3f} (target <= {TARGET_RATIO:.2f})")
@@ -134,12 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = median["ratio"] <= TARGET_RATIO and median["hang_total"] <= hang_limit
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
-
-
-def _nproc() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 if __name__ == "__main__":
