@@ -522,17 +522,29 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
         search_results(svc, actor, view, searched[1])
 
 
-def search_problems(outcome: SearchOutcome) -> None:
-    """Every failure named with its error kind and exchange; everything failed: say so."""
+def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None:
+    """Every failure named with its error kind and exchange; everything failed: say so. Roles
+    that may read the exchange log can open each failing exchange right here."""
     if outcome.all_failed:
         st.error(outcome.message, icon=":material/cloud_off:")
-        return
-    for failure in outcome.failures:
-        exchange = f" (exchange {failure.exchange_id})" if failure.exchange_id else ""
-        st.warning(f"{failure.integration_name} could not be searched: {failure.error_kind}: "
-                   f"{failure.message}{exchange}. The other systems' results are below; try "
-                   f"{failure.integration_name} again on its own in a moment.",
-                   icon=":material/error:")
+    else:
+        for failure in outcome.failures:
+            exchange = f" (exchange {failure.exchange_id})" if failure.exchange_id else ""
+            st.warning(f"{failure.integration_name} could not be searched: "
+                       f"{failure.error_kind}: {failure.message}{exchange}. The other systems' "
+                       f"results are below; try {failure.integration_name} again on its own "
+                       "in a moment.", icon=":material/error:")
+    if actor.can(Permission.VIEW_EXCHANGES):
+        for failure in outcome.failures:
+            if failure.exchange_id is None:
+                continue
+            with st.expander(f"Exchange {failure.exchange_id}: {failure.integration_name}, "
+                             f"{failure.error_kind}", key=f"wb.failure.{failure.exchange_id}"):
+                try:
+                    widgets.exchange_viewer(svc.exchanges.get(actor, failure.exchange_id),
+                                            key=f"wb.failure.view.{failure.exchange_id}")
+                except SERVICE_ERRORS as exc:
+                    widgets.show_error(exc)
     for skipped in outcome.skipped:
         st.caption(f"{skipped.integration_name} was not searched: {skipped.reason}.")
 
@@ -566,7 +578,7 @@ def selected_row(event: Any) -> int | None:
 def search_results(svc: Services, actor: Actor, view: CustomerView,
                    outcome: SearchOutcome) -> None:
     """Failures, the results table with row selection, the system choice and Link."""
-    search_problems(outcome)
+    search_problems(svc, actor, outcome)
     if outcome.all_failed:
         return
     if not outcome.rows:

@@ -224,6 +224,20 @@ def test_search_all_unlinked_names_the_failing_system_and_shows_the_others(
     assert not any("Sorry, search is not working" in e for e in texts(at.error))
 
 
+def test_admin_opens_the_failing_exchange_in_place_and_an_agent_sees_its_id(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    for role, shown in (("admin", True), ("agent", False)):
+        at = find(workbench(role), "Email", GRACE.emails[0])
+        at = ok(at.button(key="wb.search.submit").click().run())
+        labels = [e.label for e in at.expander if e.label.startswith("Exchange ")]
+        assert bool(labels) is shown, (role, labels)
+        if shown:
+            assert "Broken shop, http_status" in labels[0]
+            codes = [c.value for c in at.code]
+            assert any(c.startswith("HTTP 503") for c in codes), codes  # the response side
+            assert any(c.startswith("POST http://127.0.0.1:") for c in codes), codes
+
+
 def test_search_where_every_system_fails_says_search_is_not_working(
         workbench: Callable[[str], AppTest]) -> None:
     at = find(workbench("agent"), "Email", GRACE.emails[0])
