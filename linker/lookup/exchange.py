@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from linker.contract import CustomerProfile, RequestKind, Violation
 
@@ -105,14 +105,44 @@ class Exchange:
         """Plain dict for JSON output (the CLI's ``--json``)."""
         return {
             "integration": self.integration,
-            "kind": self.kind.value,
-            "trigger": self.trigger.value,
-            "correlation_id": self.correlation_id,
-            "started_at": self.started_at.isoformat(),
-            "elapsed_ms": round(self.elapsed_ms, 1),
-            "request": self.request.as_dict(),
-            "response": self.response.as_dict() if self.response else None,
-            "error": self.error.as_dict() if self.error else None,
-            "violations": [v.as_dict() for v in self.violations],
+            **call_fields(self),
             "results": [r.model_dump(by_alias=True, mode="json") for r in self.results],
         }
+
+
+class Call(Protocol):
+    """What every exchange value has, live (Exchange) or stored (StoredExchange)."""
+
+    @property
+    def kind(self) -> RequestKind: ...
+    @property
+    def trigger(self) -> Trigger: ...
+    @property
+    def correlation_id(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def elapsed_ms(self) -> float: ...
+    @property
+    def request(self) -> RecordedRequest: ...
+    @property
+    def response(self) -> RecordedResponse | None: ...
+    @property
+    def error(self) -> ExchangeError | None: ...
+    @property
+    def violations(self) -> tuple[Violation, ...]: ...
+
+
+def call_fields(call: Call) -> dict[str, Any]:
+    """The fields every exchange has, as JSON-ready values (shared by both ``as_dict``)."""
+    return {
+        "kind": call.kind.value,
+        "trigger": call.trigger.value,
+        "correlation_id": call.correlation_id,
+        "started_at": call.started_at.isoformat(),
+        "elapsed_ms": round(call.elapsed_ms, 1),
+        "request": call.request.as_dict(),
+        "response": call.response.as_dict() if call.response else None,
+        "error": call.error.as_dict() if call.error else None,
+        "violations": [v.as_dict() for v in call.violations],
+    }

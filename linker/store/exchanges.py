@@ -20,6 +20,7 @@ from linker.lookup.exchange import (
     RecordedRequest,
     RecordedResponse,
     Trigger,
+    call_fields,
 )
 from linker.store.models import ExchangeRecord
 
@@ -116,15 +117,7 @@ class StoredExchange:
             "integration": self.integration_name,
             "customer_id": self.customer_id,
             "actor": self.actor,
-            "kind": self.kind.value,
-            "trigger": self.trigger.value,
-            "correlation_id": self.correlation_id,
-            "started_at": self.started_at.isoformat(),
-            "elapsed_ms": round(self.elapsed_ms, 1),
-            "request": self.request.as_dict(),
-            "response": self.response.as_dict() if self.response else None,
-            "error": self.error.as_dict() if self.error else None,
-            "violations": [v.as_dict() for v in self.violations],
+            **call_fields(self),
             "result_count": self.result_count,
             "body_truncated": self.body_truncated,
             "replay_of": self.replay_of,
