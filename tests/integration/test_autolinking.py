@@ -7,7 +7,6 @@ requests the adaptor saw where "no request" is the point.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,12 +34,12 @@ from tests.integration.world import (
     record_held_elsewhere,
     unique_record,
 )
+from tests.integration.world import race as race_threads
 
 AGENT = Actor("alice", Role.AGENT)
 LEAD = Actor("lena", Role.SUPPORT_LEAD)
 DEVELOPER = Actor("dev", Role.DEVELOPER)
 THREADS = 20
-JOIN_DEADLINE_S = 120.0
 
 
 def run(world: World, customer: str, actor: Actor = AGENT,
@@ -386,28 +385,9 @@ def test_permissions_per_trigger(world: World, actor: Actor, trigger: str, allow
 def race(work: Callable[[int], list[AutolinkResult]]) -> tuple[list[AutolinkResult],
                                                                list[BaseException]]:
     """Run ``work(i)`` in THREADS threads released together; collect results and crashes."""
-    barrier = threading.Barrier(THREADS)
-    lock = threading.Lock()
-    results: list[AutolinkResult] = []
-    crashes: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait(timeout=JOIN_DEADLINE_S)
-            found = work(i)
-        except BaseException as exc:  # asserted on below
-            with lock:
-                crashes.append(exc)
-        else:
-            with lock:
-                results.extend(found)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_DEADLINE_S)
-    assert not any(t.is_alive() for t in threads), "an auto-linking thread never finished"
+    outcomes = race_threads(work, THREADS)
+    crashes = [o for o in outcomes if isinstance(o, BaseException)]
+    results = [r for o in outcomes if not isinstance(o, BaseException) for r in o]
     return results, crashes
 
 

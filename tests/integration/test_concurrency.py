@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import func, select
@@ -11,40 +10,18 @@ from linker.services.errors import Conflict
 from linker.services.linking import LinkingService, create_link
 from linker.store.models import AuditEvent, Link
 from tests.integration.world import AGENT, World, unique_record
+from tests.integration.world import race as race_threads
 
 THREADS = 20
-JOIN_DEADLINE_S = 120.0
 
 
 def race(work: Callable[[int], object]) -> tuple[int, list[str], list[BaseException]]:
     """Run ``work(i)`` in THREADS threads released together; count wins, conflicts, crashes."""
-    barrier = threading.Barrier(THREADS)
-    lock = threading.Lock()
-    wins: list[int] = []
-    conflicts: list[str] = []
-    crashes: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=JOIN_DEADLINE_S)
-            work(i)
-        except Conflict as exc:
-            with lock:
-                conflicts.append(str(exc))
-        except BaseException as exc:  # recorded and asserted on below
-            with lock:
-                crashes.append(exc)
-        else:
-            with lock:
-                wins.append(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_DEADLINE_S)
-    assert not any(t.is_alive() for t in threads), "a linking thread never finished"
-    return len(wins), conflicts, crashes
+    outcomes = race_threads(work, THREADS)
+    conflicts = [str(o) for o in outcomes if isinstance(o, Conflict)]
+    crashes = [o for o in outcomes
+               if isinstance(o, BaseException) and not isinstance(o, Conflict)]
+    return len(outcomes) - len(conflicts) - len(crashes), conflicts, crashes
 
 
 def _link_count(world: World) -> int:

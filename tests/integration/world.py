@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,3 +224,32 @@ def record_held_elsewhere(world: World) -> tuple[int, str, str]:
     holder = world.add_customer("Ada at home", ["ada@example.com"])
     link_manually(world, holder, shop, "R-1")
     return shop, holder, world.add_customer("Ada at work", ["ada@work.example.com"])
+
+
+RACE_THREADS = 20
+RACE_DEADLINE_S = 120.0
+
+
+def race(work: Callable[[int], Any], threads: int = RACE_THREADS) -> list[Any]:
+    """Run ``work(i)`` for ``i`` in ``range(threads)``, all released together by a barrier.
+
+    Returns, in thread order, what each call returned or the exception it raised; fails the
+    test if a thread is still running after the deadline.
+    """
+    barrier = threading.Barrier(threads)
+    outcomes: list[Any] = [None] * threads
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=RACE_DEADLINE_S)
+            outcomes[i] = work(i)
+        except BaseException as exc:  # handed back to the test, which asserts on it
+            outcomes[i] = exc
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=RACE_DEADLINE_S)
+    assert not any(w.is_alive() for w in workers), "a racing thread never finished"
+    return outcomes
