@@ -17,7 +17,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linker dashboard pages tests bench
-	$(VENV)/bin/mypy linker
+	$(VENV)/bin/mypy linker dashboard pages
 
 demo: $(STAMP)
 	$(VENV)/bin/linker demo

@@ -6,33 +6,39 @@ Usage in a page::
     from dashboard import state
     actor = require(Permission.VIEW_INTEGRATIONS, page="integrations")
     rows = state.integration_list(actor)                # cached 30 s, per database and actor
-    view = state.read(actor, "customers", "get", cid)   # any read method, cached the same way
+    view = state.customer(actor, cid)                    # every reader is typed and cached
     svc = state.services()                               # for writes and uncached calls
     svc.integrations.create(actor, spec)
     state.done("Saved Shop")                             # clear read caches, flash, rerun
 
-Rules: reads go through ``read`` (or a typed wrapper below); every write is followed by
-``changed()`` (``done`` does it), so no page shows stale data after its own change. Long work
-(a backfill) runs as a ``start_job`` background job the page polls with ``job(name)``.
+Rules: reads go through a ``@reader`` below (add one for a new read model); every write is
+followed by ``changed()`` (``done`` does it), so no page shows stale data after its own
+change. Long work (a backfill) runs as a ``start_job`` background job the page polls with
+``job(name)``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, TypeVar, cast
 
 import streamlit as st
 
 from linker.config import Settings
 from linker.services.autolinking import OutcomeCounts, OutcomeView
+from linker.services.customers import CustomerSummary, CustomerView
 from linker.services.facade import Services
 from linker.services.integrations import IntegrationView
+from linker.services.linking import SystemChoice
 from linker.services.permissions import Actor, Role
 from linker.services.reports import IntegrationHealth
+from linker.services.why import Explanation
+from linker.store.exchanges import StoredExchange
 
 _log = logging.getLogger(__name__)
 
@@ -69,48 +75,102 @@ def services() -> Services:
 
 # -- read models ------------------------------------------------------------------------------
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False, max_entries=1000)
-def _read(_services: Services, database_url: str, username: str, role: str, service: str,
-          method: str, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    target = getattr(getattr(_services, service), method)
-    return target(Actor(username, Role(role)), *args, **dict(kwargs))
+def _cached(_services: Services, _read: Callable[..., Any], reader_name: str, database_url: str,
+            username: str, role: str, args: tuple[Any, ...],
+            kwargs: tuple[tuple[str, Any], ...]) -> Any:
+    return _read(_services, Actor(username, Role(role)), *args, **dict(kwargs))
 
 
-def read(actor: Actor, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
-    """``services().<service>.<method>(actor, *args, **kwargs)``, cached for ``READ_TTL_S``
-    per database, actor and arguments (arguments must be hashable: str, int, datetime, tuple).
+def reader(read: Callable[Concatenate[Services, Actor, P], T]
+           ) -> Callable[Concatenate[Actor, P], T]:
+    """Make ``read(services, actor, *args)`` a typed cached read model ``f(actor, *args)``:
+    cached for ``READ_TTL_S`` per database, reader, actor and arguments (arguments must be
+    hashable: str, int, datetime, tuple), dropped at once by ``changed()``. Service errors are
+    raised as usual and never cached."""
+    name = f"{read.__module__}.{read.__qualname__}"
 
-    Only for reads that return plain views; service errors are raised as usual (and not
-    cached).
-    """
-    current = settings()
-    return _read(_services_for(current.database_url, current), current.database_url,
-                 actor.username, actor.role.value, service, method, args,
-                 tuple(sorted(kwargs.items())))
+    @functools.wraps(read)
+    def cached(actor: Actor, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        current = settings()
+        return cast(T, _cached(_services_for(current.database_url, current), read, name,
+                               current.database_url, actor.username, actor.role.value, args,
+                               tuple(sorted(kwargs.items()))))
+
+    return cached
 
 
-def integration_list(actor: Actor) -> list[IntegrationView]:
-    """Every integration (no secrets), cached."""
-    return cast(list[IntegrationView], read(actor, "integrations", "list"))
+@reader
+def integration_list(svc: Services, actor: Actor) -> list[IntegrationView]:
+    """Every integration (no secrets)."""
+    return svc.integrations.list(actor)
 
 
-def integration_health(actor: Actor) -> list[IntegrationHealth]:
-    """Health of every integration over the last 24 h, cached."""
-    return cast(list[IntegrationHealth], read(actor, "reports", "health"))
+@reader
+def integration_health(svc: Services, actor: Actor) -> list[IntegrationHealth]:
+    """Health of every integration over the last 24 h."""
+    return svc.reports.health(actor)
+
+
+@reader
+def systems(svc: Services, actor: Actor) -> list[SystemChoice]:
+    """Every integration as a system to search or explain (id, name, active)."""
+    return svc.linking.systems(actor)
+
+
+@reader
+def find_customers(svc: Services, actor: Actor, *, email: str | None = None,
+                   phone: str | None = None, name: str | None = None,
+                   limit: int = 50) -> list[CustomerSummary]:
+    """Customers matching one criterion (none: the newest), as ``customers.find``."""
+    return svc.customers.find(actor, email=email, phone=phone, name=name, limit=limit)
+
+
+@reader
+def customer(svc: Services, actor: Actor, customer_id: str) -> CustomerView:
+    """One customer with links, pulled data and suppressions (NotFound when unknown)."""
+    return svc.customers.get(actor, customer_id)
+
+
+@reader
+def explanation(svc: Services, actor: Actor, customer_id: str,
+                integration_id: int) -> Explanation:
+    """Why a profile is (not) linked to an integration, with the trail behind it."""
+    return svc.why.explain(actor, customer_id, integration_id)
+
+
+@reader
+def exchange(svc: Services, actor: Actor, exchange_id: int) -> StoredExchange:
+    """One stored exchange (NotFound when unknown)."""
+    return svc.exchanges.get(actor, exchange_id)
+
+
+@reader
+def _recent_outcomes(svc: Services, actor: Actor, integration_id: int | None,
+                     outcome: str | None, since: datetime | None,
+                     limit: int) -> list[OutcomeView]:
+    return svc.autolink.recent_outcomes(actor, integration_id=integration_id, outcome=outcome,
+                                        since=since, limit=limit)
 
 
 def recent_outcomes(actor: Actor, *, integration_id: int | None, outcome: str | None,
                     window: str, limit: int = 200) -> list[OutcomeView]:
-    """The newest auto-link outcomes, filtered, cached (``window`` as for ``since``)."""
-    return cast(list[OutcomeView], read(actor, "autolink", "recent_outcomes",
-                                        integration_id=integration_id, outcome=outcome,
-                                        since=since(window), limit=limit))
+    """The newest auto-link outcomes, filtered (``window`` as for ``since``)."""
+    return _recent_outcomes(actor, integration_id, outcome, since(window), limit)
+
+
+@reader
+def _outcome_counts(svc: Services, actor: Actor, since: datetime | None) -> OutcomeCounts:
+    return svc.autolink.outcome_counts(actor, since)
 
 
 def outcome_counts(actor: Actor, window: str) -> OutcomeCounts:
-    """Auto-link attempts per outcome and integration in ``window``, cached."""
-    return cast(OutcomeCounts, read(actor, "autolink", "outcome_counts", since(window)))
+    """Auto-link attempts per outcome and integration in ``window``."""
+    return _outcome_counts(actor, since(window))
 
 
 def changed() -> None:

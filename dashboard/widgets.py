@@ -7,28 +7,30 @@
 - ``autolink_rule_sentence(integration)``: an integration's auto-link rule in one sentence.
 - ``confirm_button(label, *, key, title, message, confirm_label, on_confirm)``: a button that
   opens a confirmation dialog (kept open through session state, so it works under AppTest).
+- ``transaction_cards(key, transactions)``, ``custom_attributes_table(key, attributes)``:
+  pulled data; ``autolink_table(results, key=…)``: one row per auto-link attempt.
 - ``show_error(exc)``, ``remember_errors`` / ``field_errors`` / ``field_error``: service errors,
   with ``InvalidInput`` messages shown beside their fields.
 
-Helpers: ``when`` / ``percent`` / ``millis`` (formatting), ``dataframe_of`` (a table with fixed
-columns, also when empty), ``editor_rows`` (the rows of an edited ``st.data_editor``), and the
-pure ``link_tooltip``, ``pretty_body``, ``headers_rows`` (unit-testable without Streamlit).
+Helpers: ``dataframe_of`` (a table with fixed columns, also when empty), ``editor_rows`` (the
+rows of an edited ``st.data_editor``). Pure formatting lives in ``dashboard.present``; every
+adaptor-controlled string passes through ``present.text`` before a Markdown-rendering element.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import present
 from dashboard.state import flash
 from linker.autolink import rule_sentence
 from linker.lookup.exchange import Exchange
-from linker.services.customers import CustomerSummary, CustomerView, LinkView, SuppressionView
+from linker.services.autolinking import AutolinkResult
+from linker.services.customers import CustomerSummary, CustomerView, SuppressionView
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import IntegrationView
 from linker.services.permissions import PermissionDenied
@@ -36,60 +38,37 @@ from linker.store.exchanges import StoredExchange
 
 BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "primary"]
 
-# -- status badges ------------------------------------------------------------------------------
 
-BADGES: dict[str, tuple[str, BadgeColor]] = {
-    # integration health
-    "healthy": ("🟢", "green"),
-    "degraded": ("🟡", "orange"),
-    "failing": ("🔴", "red"),
-    "inactive": ("⚪", "gray"),
-    # auto-link outcomes
-    "linked": ("🟢", "green"),
-    "no_match": ("⚪", "gray"),
-    "ambiguous": ("🟠", "orange"),
-    "no_field_match": ("🟡", "yellow"),
-    "conflict": ("🔴", "red"),
-    "suppressed": ("🟣", "violet"),
-    "skipped": ("⚪", "gray"),
-    "error": ("🔴", "red"),
-    # exchanges
-    "ok": ("🟢", "green"),
-    "failed": ("🔴", "red"),
-}
+def caption(message: object) -> None:
+    """``st.caption`` of plain text: nothing in ``message`` is read as Markdown or HTML."""
+    st.caption(present.text(message))
 
 
-def badge_label(value: str) -> str:
-    """``value`` with its colour dot, for tables and selectboxes (e.g. ``🟢 healthy``)."""
-    dot, _ = BADGES.get(str(value), ("🔵", "blue"))
-    return f"{dot} {str(value).replace('_', ' ')}"
+def info(message: object, *, icon: str | None = None) -> None:
+    """``st.info`` of plain text (see ``caption``)."""
+    st.info(present.text(message), icon=icon)
+
+
+def success(message: object, *, icon: str | None = None) -> None:
+    """``st.success`` of plain text (see ``caption``)."""
+    st.success(present.text(message), icon=icon)
+
+
+def warning(message: object, *, icon: str | None = None) -> None:
+    """``st.warning`` of plain text (see ``caption``)."""
+    st.warning(present.text(message), icon=icon)
+
+
+def error(message: object, *, icon: str | None = None) -> None:
+    """``st.error`` of plain text (see ``caption``)."""
+    st.error(present.text(message), icon=icon)
 
 
 def status_badge(value: str, *, help: str | None = None) -> None:
     """A coloured badge for a health status (healthy/degraded/failing/inactive), an auto-link
-    outcome (linked, no_match, …) or an exchange result (ok/failed)."""
-    _, color = BADGES.get(str(value), ("", "blue"))
+    outcome (linked, no_match, …), an exchange result (ok/failed) or a check (pass/warn/fail)."""
+    color = cast(BadgeColor, present.badge_color(value))
     st.badge(str(value).replace("_", " "), color=color, help=help)
-
-
-# -- formatting -----------------------------------------------------------------------------------
-
-
-def percent(value: float | None) -> str:
-    """``0.953`` → ``95.3 %``; None → ``–``."""
-    return "–" if value is None else f"{value * 100:.1f} %"
-
-
-def millis(value: float | None) -> str:
-    """``812.4`` → ``812 ms``; None → ``–``."""
-    return "–" if value is None else f"{value:.0f} ms"
-
-
-def when(value: datetime | None) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM:SS UTC``; None → ``–``."""
-    if value is None:
-        return "–"
-    return value.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if value.tzinfo else "")
 
 
 # -- auto-linking -----------------------------------------------------------------------------
@@ -106,37 +85,6 @@ def autolink_rule_sentence(view: IntegrationView) -> str:
 # -- customer card --------------------------------------------------------------------------------
 
 
-def link_tooltip(links: Sequence[LinkView]) -> str | None:
-    """The tooltip of the 🔗 icon: the linked systems, or with one system its external id.
-
-    Links to inactive integrations are marked dormant. None when there is no link.
-    """
-    if not links:
-        return None
-
-    def state(link: LinkView) -> str:
-        return "" if link.integration_active else ", inactive"
-
-    if len(links) == 1:
-        link = links[0]
-        return (f"Linked to {link.integration_name}: external id "
-                f"{link.external_customer_id} ({link.method}{state(link)})")
-    return "Linked to " + "; ".join(
-        f"{link.integration_name} ({link.external_customer_id}{state(link)})" for link in links)
-
-
-def _summary_tooltip(systems: Sequence[str]) -> str | None:
-    if not systems:
-        return None
-    return "Linked to " + ", ".join(systems)
-
-
-def suppression_note(suppression: SuppressionView) -> str:
-    """One sentence saying auto-linking to an integration is off for this profile, and why."""
-    return (f"Auto-linking to {suppression.integration_name} is off for this profile: it was "
-            f"unlinked by {suppression.created_by} on {when(suppression.created_at)}.")
-
-
 def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
                   on_allow_autolink: Callable[[SuppressionView], None] | None = None) -> None:
     """A bordered card: name with the 🔗 icon (tooltip: linked systems), emails (main first),
@@ -147,35 +95,35 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
     """
     with st.container(border=True, key=f"{key}.card"):
         if isinstance(customer, CustomerSummary):
-            tooltip = _summary_tooltip(customer.linked_systems)
+            tooltip = present.systems_tooltip(customer.linked_systems)
             _card_title(customer.name, tooltip)
-            contact = [f"✉️ {customer.main_email}"] if customer.main_email else []
-            contact += [f"📞 {phone}" for phone in customer.phones]
+            contact = [f"✉️ {present.text(customer.main_email)}"] if customer.main_email else []
+            contact += [f"📞 {present.text(phone)}" for phone in customer.phones]
             st.caption("  ·  ".join(contact) or "No email or phone")
-            st.caption(f"Customer id {customer.id}")
+            caption(f"Customer id {customer.id}")
             return
-        _card_title(customer.name, link_tooltip(customer.links))
+        _card_title(customer.name, present.link_tooltip(customer.links))
         left, right = st.columns(2)
         with left:
             for email in customer.emails:
-                source = f" (from {email.source})" if email.source else ""
+                source = f" (from {present.text(email.source)})" if email.source else ""
                 main = " · main" if email.main else ""
-                st.markdown(f"✉️ {email.address}{main}{source}")
+                st.markdown(f"✉️ {present.text(email.address)}{main}{source}")
             if not customer.emails:
                 st.caption("No email")
         with right:
             for phone in customer.phones:
-                source = f" (from {phone.source})" if phone.source else ""
-                st.markdown(f"📞 {phone.e164} · {phone.type}{source}")
+                source = f" (from {present.text(phone.source)})" if phone.source else ""
+                st.markdown(f"📞 {present.text(phone.e164)} · {present.text(phone.type)}{source}")
             if not customer.phones:
                 st.caption("No phone")
         if customer.address:
-            st.markdown(f"🏠 {customer.address}")
-        st.caption(f"Customer id {customer.id} · created {when(customer.created_at)}")
+            st.markdown(f"🏠 {present.text(customer.address)}")
+        caption(f"Customer id {customer.id} · created {present.when(customer.created_at)}")
         for suppression in customer.suppressions:
             note = st.container(horizontal=True, vertical_alignment="center")
             with note:
-                st.info(suppression_note(suppression), icon=":material/link_off:")
+                info(present.suppression_note(suppression), icon=":material/link_off:")
                 if on_allow_autolink is not None and st.button(
                         "Allow auto-linking again",
                         key=f"{key}.allow.{suppression.integration_id}"):
@@ -185,29 +133,64 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
 def _card_title(name: str, tooltip: str | None) -> None:
     title = st.container(horizontal=True, vertical_alignment="center")
     with title:
-        st.markdown(f"**{name or '(no name)'}**")
+        st.markdown(present.bold(name or "(no name)"))
         if tooltip:
             st.badge("🔗", color="blue", help=tooltip)
+
+
+# -- pulled data ------------------------------------------------------------------------------
+
+
+def transaction_card(key: str, t: Mapping[str, Any]) -> None:
+    """One transaction: headline, the other flat values, and nested lists as tables."""
+    title, used = present.transaction_title(t)
+    with st.container(border=True, key=key):
+        st.markdown(title)
+        details = present.transaction_details(t, used)
+        if details:
+            st.caption(details)
+        for k, v in t.items():
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                caption(k)
+                st.dataframe(pd.DataFrame([{c: present.value_text(x) for c, x in row.items()}
+                                           for row in v]),
+                             hide_index=True, key=f"{key}.{k}")
+            elif isinstance(v, dict | list) and v:
+                caption(f"{k}: {present.value_text(v)}")
+
+
+def transaction_cards(key: str, transactions: Sequence[Mapping[str, Any]]) -> None:
+    """Cards grouped by type, each group labelled with its count ("3 Orders"); group
+    ``{key}.<TYPE>``, card ``{key}.<index>``."""
+    for kind, items in present.group_transactions(transactions).items():
+        with st.expander(present.text(present.transaction_group_label(kind, len(items))),
+                         expanded=len(items) <= 3, key=f"{key}.{kind}"):
+            for index, t in items:
+                transaction_card(f"{key}.{index}", t)
+
+
+def custom_attributes_table(key: str, attributes: Mapping[str, Any]) -> None:
+    """Pulled custom attributes as an Attribute / Value table."""
+    rows = [{"Attribute": k, "Value": present.value_text(v)} for k, v in attributes.items()]
+    st.dataframe(dataframe_of(rows, ["Attribute", "Value"]), hide_index=True, key=key)
+
+
+def autolink_table(results: Sequence[AutolinkResult], *, key: str) -> None:
+    """One row per auto-link attempt: integration, outcome, what it means, the exchange."""
+    rows = [{"Integration": r.integration_name, "Outcome": present.badge_label(r.outcome.value),
+             "What happened": r.reason + (f" (the refresh after it failed: {r.refresh_error})"
+                                          if r.refresh_error else ""),
+             "Exchange": r.exchange_id} for r in results]
+    st.dataframe(dataframe_of(rows, ["Integration", "Outcome", "What happened", "Exchange"]),
+                 hide_index=True, key=key)
 
 
 # -- exchange viewer ------------------------------------------------------------------------------
 
 
-def pretty_body(body: str | None) -> tuple[str, str]:
-    """A body for display and its code language: indented JSON when it parses, else the text
-    as it came."""
-    if body is None or body == "":
-        return "(empty)", "text"
-    try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False), "json"
-    except (ValueError, TypeError):
-        return body, "text"
-
-
-def headers_rows(headers: Mapping[str, str]) -> pd.DataFrame:
+def headers_frame(headers: Mapping[str, str]) -> pd.DataFrame:
     """Headers as a two-column table (secrets arrive already masked)."""
-    return pd.DataFrame([{"header": k, "value": v} for k, v in headers.items()],
-                        columns=["header", "value"])
+    return dataframe_of(present.header_rows(headers), ["header", "value"])
 
 
 def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
@@ -223,20 +206,20 @@ def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
                 number, integration = f"Exchange {exchange.id}", exchange.integration_name
             else:
                 number, integration = "Exchange (not stored)", exchange.integration
-            st.markdown(f"**{number}** · {integration or '(no integration)'} · "
+            st.markdown(f"**{number}** · {present.text(integration or '(no integration)')} · "
                         f"{exchange.kind.value} · trigger {exchange.trigger.value}")
             status_badge("ok" if exchange.error is None else "failed")
         stats = st.columns(4)
         stats[0].metric("Status", response.status if response else "no answer")
-        stats[1].metric("Elapsed", millis(exchange.elapsed_ms))
+        stats[1].metric("Elapsed", present.millis(exchange.elapsed_ms))
         stats[2].metric("Error kind", exchange.error.kind.value if exchange.error else "none")
         results = (exchange.result_count if isinstance(exchange, StoredExchange)
                    else len(exchange.results))
         stats[3].metric("Results", results)
-        st.caption(f"Correlation id `{exchange.correlation_id}` · started "
-                   f"{when(exchange.started_at)}")
+        caption(f"Correlation id {exchange.correlation_id} · started "
+                f"{present.when(exchange.started_at)}")
         if exchange.error is not None:
-            st.error(f"{exchange.error.kind.value}: {exchange.error.message}")
+            error(f"{exchange.error.kind.value}: {exchange.error.message}")
         truncated = (exchange.body_truncated if isinstance(exchange, StoredExchange)
                      else bool(response and response.truncated))
         if truncated:
@@ -245,9 +228,9 @@ def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
         with left:
             st.markdown("**Request**")
             st.code(f"{exchange.request.method} {exchange.request.url}", language="text")
-            st.dataframe(headers_rows(exchange.request.headers), hide_index=True,
+            st.dataframe(headers_frame(exchange.request.headers), hide_index=True,
                          key=f"{key}.request_headers")
-            body, language = pretty_body(exchange.request.body)
+            body, language = present.pretty_body(exchange.request.body)
             st.code(body, language=language)
         with right:
             st.markdown("**Response**")
@@ -257,9 +240,9 @@ def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
                 size = f" · {response.size} bytes" + (" (truncated)" if response.truncated
                                                       else "")
                 st.code(f"HTTP {response.status}{size}", language="text")
-                st.dataframe(headers_rows(response.headers), hide_index=True,
+                st.dataframe(headers_frame(response.headers), hide_index=True,
                              key=f"{key}.response_headers")
-                body, language = pretty_body(response.body)
+                body, language = present.pretty_body(response.body)
                 st.code(body, language=language)
         if exchange.violations:
             st.markdown(f"**Contract violations ({len(exchange.violations)})**")
@@ -323,11 +306,11 @@ def show_error(exc: BaseException) -> None:
     anything else with its message (which says what failed and what to do)."""
     if isinstance(exc, InvalidInput):
         names = ", ".join(exc.fields) or "the form"
-        st.error(f"Nothing was saved: check {names} (see the messages beside the fields).")
+        error(f"Nothing was saved: check {names} (see the messages beside the fields).")
     elif isinstance(exc, PermissionDenied):
-        st.error(f"Not allowed: {exc}")
+        error(f"Not allowed: {exc}")
     else:
-        st.error(str(exc))
+        error(exc)
 
 
 def remember_errors(form: str, exc: InvalidInput | None) -> None:
@@ -348,7 +331,7 @@ def field_error(errors: Mapping[str, str], *names: str) -> None:
     """Show the message of each of ``names`` in ``errors`` (call right after the field)."""
     for name in names:
         if errors.get(name):
-            st.error(errors[name], icon=":material/error:")
+            error(errors[name], icon=":material/error:")
 
 
 def dataframe_of(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

@@ -20,21 +20,19 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.auth import require
+from dashboard.present import badge_color, badge_label, bold, text, when
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
-    BADGES,
     autolink_rule_sentence,
-    badge_label,
     exchange_viewer,
     show_error,
     status_badge,
-    when,
 )
 from linker.autolink import Outcome
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission, PermissionDenied
 
 JOB = "backfill"
 DRY_RESULT = "backfill.dry_result"
@@ -44,13 +42,10 @@ WINDOWS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
 CHART_COLORS = {"green": "#21c354", "orange": "#ff8c00", "yellow": "#f2c300", "red": "#ff4b4b",
                 "violet": "#803df5", "gray": "#a3a8b8", "blue": "#1c83e1"}
 
-actor = require(Permission.MANAGE_INTEGRATIONS, page="autolinking")
-
-
 # -- per integration --------------------------------------------------------------------------
 
 
-def save_autolink(integration_id: int, name: str) -> None:
+def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
     """on_change of the toggle and the fields: store both, then say what changed."""
     enabled = bool(st.session_state.get(f"autolink.enabled.{integration_id}"))
     fields = list(st.session_state.get(f"autolink.fields.{integration_id}") or [])
@@ -64,7 +59,7 @@ def save_autolink(integration_id: int, name: str) -> None:
     state.flash(f"Auto-linking to {name} is {'on' if enabled else 'off'} ({chosen}).")
 
 
-def integration_settings(views: Sequence[IntegrationView]) -> None:
+def integration_settings(actor: Actor, views: Sequence[IntegrationView]) -> None:
     """One bordered row per integration: toggle, fields, the rule sentence."""
     st.subheader("Per integration")
     if not views:
@@ -73,24 +68,24 @@ def integration_settings(views: Sequence[IntegrationView]) -> None:
         with st.container(border=True, key=f"autolink.row.{view.id}"):
             name, toggle, fields = st.columns([2, 1, 3], vertical_alignment="center")
             with name:
-                st.markdown(f"**{view.name}**")
+                st.markdown(bold(view.name))
                 if not view.active:
                     status_badge("inactive")
             toggle.toggle("Auto-linking", value=view.autolink_enabled,
                           key=f"autolink.enabled.{view.id}", disabled=not view.active,
-                          on_change=save_autolink, args=(view.id, view.name))
+                          on_change=save_autolink, args=(actor, view.id, view.name))
             fields.multiselect("Fields", list(AUTOLINK_FIELD_LABELS),
                                default=list(view.autolink_fields),
                                format_func=lambda f: AUTOLINK_FIELD_LABELS[f],
                                key=f"autolink.fields.{view.id}", disabled=not view.active,
-                               on_change=save_autolink, args=(view.id, view.name))
-            st.caption(autolink_rule_sentence(view))
+                               on_change=save_autolink, args=(actor, view.id, view.name))
+            st.caption(text(autolink_rule_sentence(view)))
 
 
 # -- outcomes ---------------------------------------------------------------------------------
 
 
-def outcomes_section(views: Sequence[IntegrationView]) -> None:
+def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
     """Filters, the outcomes table, the counts chart and the exchange of a chosen outcome."""
     st.subheader("Recent outcomes")
     names = {v.id: v.name for v in views}
@@ -133,8 +128,7 @@ def outcomes_section(views: Sequence[IntegrationView]) -> None:
                               format_func=lambda x: labels.get(x, "Choose an exchange…"))
         if chosen:
             try:
-                exchange_viewer(state.read(actor, "exchanges", "get", chosen),
-                                key="outcomes.viewer")
+                exchange_viewer(state.exchange(actor, chosen), key="outcomes.viewer")
             except (ServiceError, PermissionDenied) as exc:
                 show_error(exc)
 
@@ -143,7 +137,7 @@ def outcome_chart(per_outcome: dict[str, int]) -> None:
     """Attempts per outcome as a plotly bar chart (every outcome shown, zeros included)."""
     labels = [o.value for o in Outcome]
     values = [int(per_outcome.get(label, 0)) for label in labels]
-    colors = [CHART_COLORS[BADGES[label][1]] for label in labels]
+    colors = [CHART_COLORS[badge_color(label)] for label in labels]
     figure = go.Figure(go.Bar(x=[label.replace("_", " ") for label in labels], y=values,
                               marker_color=colors, text=values, textposition="auto"))
     figure.update_layout(title="Attempts per outcome", height=320,
@@ -154,7 +148,7 @@ def outcome_chart(per_outcome: dict[str, int]) -> None:
 # -- backfill ---------------------------------------------------------------------------------
 
 
-def start_backfill(integration_ids: list[int], dry_run: bool) -> None:
+def start_backfill(actor: Actor, integration_ids: list[int], dry_run: bool) -> None:
     """Start the backfill (or its dry run) as a background job of this database."""
     svc = state.services()
 
@@ -173,14 +167,14 @@ def summary_view(summary: BackfillSummary) -> None:
     counts = summary.counts
     if summary.dry_run:
         st.markdown(
-            f"**Dry run of {', '.join(summary.integrations)}:** would link "
+            f"**Dry run of {text(', '.join(summary.integrations))}:** would link "
             f"**{counts.get('linked', 0)}**, ambiguous **{counts.get('ambiguous', 0)}**, "
             f"conflicting **{counts.get('conflict', 0)}**, no match "
             f"{counts.get('no_match', 0)}, no field match {counts.get('no_field_match', 0)}, "
             f"suppressed {counts.get('suppressed', 0)}, skipped {counts.get('skipped', 0)}, "
             f"errors {counts.get('error', 0)}. Nothing was linked.")
     else:
-        st.markdown(f"**Backfill of {', '.join(summary.integrations)}:** linked "
+        st.markdown(f"**Backfill of {text(', '.join(summary.integrations))}:** linked "
                     f"**{counts.get('linked', 0)}** of {summary.attempts} attempt(s).")
     m = st.columns(4)
     m[0].metric("Profiles", f"{summary.done} / {summary.total}")
@@ -250,13 +244,13 @@ def backfill_progress() -> None:
     if job.done:
         st.rerun()  # the whole page shows the summary
     progress = job.progress
-    text = f"{job.label.capitalize()} started by {job.started_by} at {when(job.started_at)}"
+    started = f"{job.label.capitalize()} started by {job.started_by} at {when(job.started_at)}"
     if isinstance(progress, BackfillProgress):
         linked = progress.counts.get("linked", 0)
-        st.progress(progress.fraction, text=f"{text}: {progress.done} of {progress.total} "
+        st.progress(progress.fraction, text=f"{started}: {progress.done} of {progress.total} "
                     f"profiles, {linked} linked so far")
     else:
-        st.progress(0.0, text=f"{text}: finding the profiles to process…")
+        st.progress(0.0, text=f"{started}: finding the profiles to process…")
     if job.cancel.is_set():
         st.caption("Cancelling after the current batch…")
     elif st.button("Cancel", key="backfill.cancel", icon=":material/cancel:"):
@@ -264,8 +258,8 @@ def backfill_progress() -> None:
         st.rerun()
 
 
-def backfill_section(views: Sequence[IntegrationView], job: state.BackgroundJob | None,
-                     job_done: bool) -> None:
+def backfill_section(actor: Actor, views: Sequence[IntegrationView],
+                     job: state.BackgroundJob | None, job_done: bool) -> None:
     """Choose integrations, dry run, run, progress and summary."""
     st.subheader("Backfill")
     st.caption("Runs auto-linking over the profiles that are not linked yet. Start with a dry "
@@ -288,12 +282,12 @@ def backfill_section(views: Sequence[IntegrationView], job: state.BackgroundJob 
     left, right = st.columns(2)
     if left.button("Dry run", key="backfill.dry_run", icon=":material/science:",
                    disabled=not chosen):
-        start_backfill(list(selection), dry_run=True)
+        start_backfill(actor, list(selection), dry_run=True)
         st.rerun()
     if right.button("Run backfill", key="backfill.run", type="primary",
                     icon=":material/play_arrow:", disabled=not (chosen and dry_ok),
                     help=None if dry_ok else "Run a dry run of these integrations first"):
-        start_backfill(list(selection), dry_run=False)
+        start_backfill(actor, list(selection), dry_run=False)
         st.rerun()
     if dry_ok and dry is not None:
         summary_view(dry[1])
@@ -332,11 +326,19 @@ def finished_job(job: state.BackgroundJob) -> None:
 
 # -- the page ---------------------------------------------------------------------------------
 
-st.title("Auto-linking")
-st.caption("Linker links a profile by itself only when an integration's answer leaves no "
-           "doubt. Every attempt is recorded with its outcome and reason.")
-backfill_job, backfill_done = current_job()
-integrations = state.integration_list(actor)
-integration_settings(integrations)
-outcomes_section(integrations)
-backfill_section(integrations, backfill_job, backfill_done)
+
+def main() -> None:
+    """The page: per-integration settings, recent outcomes, the backfill."""
+    actor = require(Permission.MANAGE_INTEGRATIONS, page="autolinking")
+    st.title("Auto-linking")
+    st.caption("Linker links a profile by itself only when an integration's answer leaves no "
+               "doubt. Every attempt is recorded with its outcome and reason.")
+    backfill_job, backfill_done = current_job()
+    integrations = state.integration_list(actor)
+    integration_settings(actor, integrations)
+    outcomes_section(actor, integrations)
+    backfill_section(actor, integrations, backfill_job, backfill_done)
+
+
+if __name__ == "__main__":
+    main()

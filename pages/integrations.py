@@ -19,20 +19,19 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import state
 from dashboard.auth import require
+from dashboard.present import badge_label, bold, millis, percent, text, when
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
-    badge_label,
     confirm_button,
     editor_rows,
+    error,
     exchange_viewer,
     field_error,
     field_errors,
-    millis,
-    percent,
     remember_errors,
     show_error,
     status_badge,
-    when,
+    success,
 )
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import (
@@ -45,7 +44,7 @@ from linker.services.integrations import (
     IntegrationSpec,
     IntegrationView,
 )
-from linker.services.permissions import Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission, PermissionDenied
 from linker.services.reports import IntegrationHealth
 
 NEW = 0
@@ -56,9 +55,6 @@ FIELDS = ("name", "url", "username", "password", "realm", "signing_key", "header
           "autolink_fields", "overwrite_existing", "timeout_s", "active")
 KEEP, REPLACE, REMOVE = "Keep", "Replace", "Remove"
 
-actor = require(Permission.VIEW_INTEGRATIONS, page="integrations")
-can_edit = actor.can(Permission.MANAGE_INTEGRATIONS)
-can_test = actor.can(Permission.TEST_INTEGRATIONS)
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -157,7 +153,7 @@ def headers_editor(key: str, view: IntegrationView | None) -> list[HeaderSpec]:
     return specs
 
 
-def integration_form(view: IntegrationView | None) -> None:
+def integration_form(actor: Actor, view: IntegrationView | None) -> None:
     """The add form (``view`` None) or the edit form, with errors beside their fields."""
     prefix = f"integ.{view.id if view else 'new'}."
     form = prefix + "form"
@@ -167,7 +163,7 @@ def integration_form(view: IntegrationView | None) -> None:
         slots[name] = st.empty()
 
     with st.container(border=True, key=prefix + "container"):
-        st.subheader(f"Edit {view.name}" if view else "Add an integration")
+        st.subheader(f"Edit {text(view.name)}" if view else "Add an integration")
         left, right = st.columns(2)
         with left:
             name = st.text_input("Name", value=view.name if view else "", key=prefix + "name",
@@ -295,7 +291,7 @@ def integration_form(view: IntegrationView | None) -> None:
 def readonly_settings(view: IntegrationView) -> None:
     """Every setting of ``view`` without edit controls (secrets only as set / not set)."""
     with st.container(border=True, key=f"integ.{view.id}.readonly"):
-        st.subheader(view.name)
+        st.subheader(text(view.name))
         st.caption("Read-only: ask an admin to change these settings.")
         secret = {True: "🔒 set", False: "not set"}
         fields = {
@@ -330,7 +326,7 @@ def readonly_settings(view: IntegrationView) -> None:
 # -- actions ----------------------------------------------------------------------------------
 
 
-def test_connection(view: IntegrationView) -> None:
+def test_connection(actor: Actor, view: IntegrationView) -> None:
     """One probe search with a test email / phone; the exchange in the exchange viewer."""
     key = f"integ.test.{view.id}"
     with st.expander("Test connection", expanded=True, key=key + ".expander"):
@@ -352,31 +348,31 @@ def test_connection(view: IntegrationView) -> None:
         result = st.session_state.get(key + ".result")
         if result is not None:
             if result.ok:
-                st.success(f"{view.name} answered in {millis(result.elapsed_ms)} with "
-                           f"{result.result_count} result(s).")
+                success(f"{view.name} answered in {millis(result.elapsed_ms)} with "
+                        f"{result.result_count} result(s).")
             else:
-                st.error(f"The test failed ({result.error.kind.value}); see the exchange.")
+                error(f"The test failed ({result.error.kind.value}); see the exchange.")
             exchange_viewer(result, key=key + ".exchange")
 
 
-def last_error(view: IntegrationView, report: IntegrationHealth | None) -> None:
+def last_error(actor: Actor, view: IntegrationView, report: IntegrationHealth | None) -> None:
     """The last failed exchange of the last 24 h, openable in the exchange viewer."""
     if report is None or report.last_error is None:
         return
     last = report.last_error
-    with st.expander(f"Last error: {last.kind} at {when(last.at)} (exchange "
-                     f"{last.exchange_id})", key=f"integ.{view.id}.last_error"):
-        st.error(last.message or last.kind)
+    label = f"Last error: {last.kind} at {when(last.at)} (exchange {last.exchange_id})"
+    with st.expander(text(label), key=f"integ.{view.id}.last_error"):
+        error(last.message or last.kind)
         if actor.can(Permission.VIEW_EXCHANGES):
             try:
-                exchange = state.read(actor, "exchanges", "get", last.exchange_id)
+                exchange = state.exchange(actor, last.exchange_id)
             except ServiceError as exc:
                 show_error(exc)
             else:
                 exchange_viewer(exchange, key=f"integ.{view.id}.last_exchange")
 
 
-def status_actions(view: IntegrationView) -> None:
+def status_actions(actor: Actor, view: IntegrationView) -> None:
     """Deactivate / reactivate and delete, each behind a confirmation naming the impact."""
     svc = state.services()
     key = f"integ.{view.id}"
@@ -384,15 +380,15 @@ def status_actions(view: IntegrationView) -> None:
     def impact_text(verb: str) -> str:
         impact = svc.integrations.impact(actor, view.id)
         if verb == "deactivate":
-            return (f"Deactivating **{view.name}** stops every lookup to it, and its pulled "
+            return (f"Deactivating {bold(view.name)} stops every lookup to it, and its pulled "
                     f"data disappears from **{impact.profiles_with_data} profile(s)**. Its "
                     f"{impact.links} link(s) are kept and come back to life, with a refresh, "
                     "when you reactivate it.")
         if verb == "reactivate":
-            return (f"Reactivating **{view.name}** turns lookups back on. Its "
+            return (f"Reactivating {bold(view.name)} turns lookups back on. Its "
                     f"**{impact.links} link(s)** come back to life; each profile is refreshed "
                     "when it is next opened.")
-        return (f"Deleting **{view.name}** removes it with its **{impact.links} link(s)**, the "
+        return (f"Deleting {bold(view.name)} removes it with its **{impact.links} link(s)**, the "
                 f"pulled data of {impact.profiles_with_data} profile(s), "
                 f"{impact.suppressions} suppression(s) and {impact.outcomes} auto-link "
                 "outcome(s). Its exchanges stay in the log. This cannot be undone.")
@@ -414,60 +410,69 @@ def status_actions(view: IntegrationView) -> None:
     with row:
         if view.active:
             confirm_button("Deactivate", key=f"{key}.deactivate",
-                           title=f"Deactivate {view.name}?",
+                           title=f"Deactivate {text(view.name)}?",
                            message=lambda: impact_text("deactivate"),
                            confirm_label="Yes, deactivate", on_confirm=deactivate,
                            help="Stop lookups and remove pulled data; links are kept")
         else:
             confirm_button("Reactivate", key=f"{key}.reactivate",
-                           title=f"Reactivate {view.name}?",
+                           title=f"Reactivate {text(view.name)}?",
                            message=lambda: impact_text("reactivate"),
                            confirm_label="Yes, reactivate", on_confirm=reactivate)
-        confirm_button("Delete", key=f"{key}.delete", title=f"Delete {view.name}?",
+        confirm_button("Delete", key=f"{key}.delete", title=f"Delete {text(view.name)}?",
                        message=lambda: impact_text("delete"), confirm_label="Yes, delete",
                        on_confirm=delete, help="Remove it and every link to it")
 
 
 # -- the page ---------------------------------------------------------------------------------
 
-st.title("Integrations")
-st.caption("The external systems Linker links profiles to, each behind one lookup adaptor.")
 
-views = state.integration_list(actor)
-health = ({h.integration_id: h for h in state.integration_health(actor)}
-          if actor.can(Permission.VIEW_REPORTS) else {})
-if views:
-    integrations_table(views, health)
-else:
-    st.info("No integration yet." + (" Add one below." if can_edit else ""))
+def main() -> None:
+    """The page: the table, then the chosen integration (or the add form)."""
+    actor = require(Permission.VIEW_INTEGRATIONS, page="integrations")
+    can_edit = actor.can(Permission.MANAGE_INTEGRATIONS)
+    st.title("Integrations")
+    st.caption("The external systems Linker links profiles to, each behind one lookup adaptor.")
 
-by_id = {v.id: v for v in views}
-options = list(by_id) + ([NEW] if can_edit else [])
-pending = st.session_state.pop(SELECT_NEXT, None)
-if pending in options:
-    st.session_state[SELECTED] = pending
-if st.session_state.get(SELECTED) not in options:
-    st.session_state.pop(SELECTED, None)
-if options:
-    selected = st.selectbox(
-        "Integration", options, key=SELECTED,
-        format_func=lambda i: "➕ Add a new integration" if i == NEW else (
-            f"{by_id[i].name}" + ("" if by_id[i].active else " (inactive)")))
-    if selected == NEW:
-        integration_form(None)
-    elif selected is not None:
-        current = by_id[selected]
-        header = st.container(horizontal=True, vertical_alignment="center")
-        with header:
-            st.markdown(f"### {current.name}")
-            report = health.get(current.id)
-            status_badge(report.status if report else
-                         ("healthy" if current.active else "inactive"))
-        last_error(current, health.get(current.id))
-        if can_test:
-            test_connection(current)
-        if can_edit:
-            status_actions(current)
-            integration_form(current)
-        else:
-            readonly_settings(current)
+    views = state.integration_list(actor)
+    health = ({h.integration_id: h for h in state.integration_health(actor)}
+              if actor.can(Permission.VIEW_REPORTS) else {})
+    if views:
+        integrations_table(views, health)
+    else:
+        st.info("No integration yet." + (" Add one below." if can_edit else ""))
+
+    by_id = {v.id: v for v in views}
+    options = list(by_id) + ([NEW] if can_edit else [])
+    pending = st.session_state.pop(SELECT_NEXT, None)
+    if pending in options:
+        st.session_state[SELECTED] = pending
+    if st.session_state.get(SELECTED) not in options:
+        st.session_state.pop(SELECTED, None)
+    if options:
+        selected = st.selectbox(
+            "Integration", options, key=SELECTED,
+            format_func=lambda i: "➕ Add a new integration" if i == NEW else (
+                f"{by_id[i].name}" + ("" if by_id[i].active else " (inactive)")))
+        if selected == NEW:
+            integration_form(actor, None)
+        elif selected is not None:
+            current = by_id[selected]
+            header = st.container(horizontal=True, vertical_alignment="center")
+            with header:
+                st.markdown(f"### {text(current.name)}")
+                report = health.get(current.id)
+                status_badge(report.status if report else
+                             ("healthy" if current.active else "inactive"))
+            last_error(actor, current, health.get(current.id))
+            if actor.can(Permission.TEST_INTEGRATIONS):
+                test_connection(actor, current)
+            if can_edit:
+                status_actions(actor, current)
+                integration_form(actor, current)
+            else:
+                readonly_settings(current)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,16 +22,14 @@ so a reload or a link from another page opens it).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import state, widgets
+from dashboard import present, state, widgets
 from dashboard.auth import require
-from linker.services.autolinking import AutolinkResult
 from linker.services.customers import (
     CreatedCustomer,
     CustomerSummary,
@@ -51,8 +49,6 @@ from linker.services.refresh import RefreshOutcome
 ALL_UNLINKED = "All unlinked external systems"
 FIND_BY = ("Email", "Phone", "Name")
 PHONE_TYPES = ("MOBILE", "HOME", "OFFICE", "OTHER")
-TRANSACTION_LABELS = {"ORDER": "Orders", "FLIGHT": "Reservations", "STAY": "Stays",
-                      "SUBSCRIPTION": "Subscriptions", "GENERIC": "Transactions"}
 RECENT = 10
 
 CUSTOMER = "wb.customer_id"
@@ -70,8 +66,7 @@ SERVICE_ERRORS = (ServiceError, PermissionDenied)
 
 def integrations(actor: Actor) -> list[SystemChoice]:
     """Every integration (id, name, active), for *Search In* and the "Why (not) linked?" list."""
-    systems: list[SystemChoice] = state.read(actor, "linking", "systems")
-    return systems
+    return state.systems(actor)
 
 
 # -- opening a profile ---------------------------------------------------------------------------
@@ -111,17 +106,6 @@ def forget_search() -> None:
     state.reset_widgets("wb.link.")
 
 
-def autolink_table(results: Sequence[AutolinkResult]) -> None:
-    """One row per auto-link attempt: integration, outcome, what it means, the exchange."""
-    rows = [{"Integration": r.integration_name, "Outcome": widgets.badge_label(r.outcome.value),
-             "What happened": r.reason + (f" (the refresh after it failed: {r.refresh_error})"
-                                          if r.refresh_error else ""),
-             "Exchange": r.exchange_id} for r in results]
-    st.dataframe(widgets.dataframe_of(rows, ["Integration", "Outcome", "What happened",
-                                             "Exchange"]),
-                 hide_index=True, key="wb.autolink_outcomes")
-
-
 def refresh_lines(outcomes: Sequence[RefreshOutcome]) -> list[str]:
     """One sentence per refresh."""
     lines = []
@@ -140,22 +124,22 @@ def show_what_happened(done: OpenedProfile | CreatedCustomer) -> None:
     """What creating or opening the profile did: refreshes and auto-link attempts."""
     if isinstance(done, CreatedCustomer):
         linked = [r.integration_name for r in done.autolink if r.link_id is not None]
-        st.success(f"Created {done.customer.name or 'the customer'}. "
-                   + (f"Auto-linked to {', '.join(linked)}." if linked
-                      else "Auto-linking found no system to link to."))
+        widgets.success(f"Created {done.customer.name or 'the customer'}. "
+                        + (f"Auto-linked to {', '.join(linked)}." if linked
+                           else "Auto-linking found no system to link to."))
         if done.autolink:
-            autolink_table(done.autolink)
+            widgets.autolink_table(done.autolink, key="wb.autolink_outcomes")
         return
     for outcome, line in zip(done.refreshes, refresh_lines(done.refreshes), strict=True):
-        (st.caption if outcome.ok else st.warning)(line)
+        (widgets.caption if outcome.ok else widgets.warning)(line)
     if done.newly_linked:
-        st.success(f"Opening the profile auto-linked it to {', '.join(done.newly_linked)}.")
+        widgets.success(f"Opening the profile auto-linked it to {', '.join(done.newly_linked)}.")
     if done.autolink:
         with st.expander(f"Auto-linking when opened: {len(done.autolink)} attempt(s)",
                          expanded=bool(done.newly_linked), key="wb.opened.autolink"):
-            autolink_table(done.autolink)
+            widgets.autolink_table(done.autolink, key="wb.autolink_outcomes")
     if not done.refreshes and not done.autolink:
-        st.caption("Opened: linked data is fresh and no auto-link attempt was needed.")
+        widgets.caption("Opened: linked data is fresh and no auto-link attempt was needed.")
 
 
 # -- find and create -----------------------------------------------------------------------------
@@ -177,16 +161,14 @@ def find_section(svc: Services, actor: Actor) -> None:
             st.session_state[FOUND] = (str(by), query.strip())
         else:
             st.session_state.pop(FOUND, None)
-            st.warning("Type an email, a phone number or part of a name.")
+            widgets.warning("Type an email, a phone number or part of a name.")
     criteria = st.session_state.get(FOUND)
     try:
         if criteria is None:
-            label, found = "Newest customers", state.read(actor, "customers", "find",
-                                                          limit=RECENT)
+            label, found = "Newest customers", state.find_customers(actor, limit=RECENT)
         else:
             label = f"{criteria[0]} {criteria[1]}"
-            found = state.read(actor, "customers", "find", limit=25,
-                               **{criteria[0].lower(): criteria[1]})
+            found = state.find_customers(actor, limit=25, **{criteria[0].lower(): criteria[1]})
     except SERVICE_ERRORS as exc:
         st.session_state.pop(FOUND, None)
         widgets.show_error(exc)
@@ -194,9 +176,9 @@ def find_section(svc: Services, actor: Actor) -> None:
     if submitted and criteria is not None and len(found) == 1:
         open_profile(svc, actor, found[0].id)
     if not found:
-        st.info(f"No customer matches {label}." if criteria else "No customers yet.")
+        widgets.info(f"No customer matches {label}." if criteria else "No customers yet.")
         return
-    st.caption(f"{label}: {len(found)} found" if criteria else label)
+    widgets.caption(f"{label}: {len(found)} found" if criteria else label)
     for summary in found:
         found_row(svc, actor, summary)
 
@@ -207,7 +189,8 @@ def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
     with row:
         link = f" 🔗 {', '.join(summary.linked_systems)}" if summary.linked_systems else ""
         contact = " · ".join(v for v in (summary.main_email, *summary.phones[:1]) if v)
-        st.markdown(f"**{summary.name or '(no name)'}** · {contact or 'no contact data'}{link}")
+        st.markdown(f"{present.bold(summary.name or '(no name)')} · "
+                    f"{present.text(contact or 'no contact data')}{present.text(link)}")
         current = st.session_state.get(CUSTOMER) == summary.id
         if st.button("Open", key=f"wb.open.{summary.id}", disabled=current):
             open_profile(svc, actor, summary.id)
@@ -260,7 +243,7 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
                     known: Sequence[SystemChoice]) -> None:
     """The card, what opening did, each linked system's data, linking and the why."""
     try:
-        view: CustomerView = state.read(actor, "customers", "get", customer_id)
+        view = state.customer(actor, customer_id)
     except NotFound as exc:
         close_profile()
         widgets.show_error(exc)
@@ -268,7 +251,7 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
     can_link = actor.can(Permission.LINK)
     st.divider()
     head = st.container(horizontal=True, vertical_alignment="center")
-    head.subheader(f"Customer: {view.name or '(no name)'}")
+    head.subheader(f"Customer: {present.text(view.name or '(no name)')}")
     if head.button("Close", key="wb.close"):
         close_profile()
         st.rerun()
@@ -305,7 +288,7 @@ def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bo
     transaction cards. Then "Unlink customer" from all systems."""
     st.subheader("Linked systems")
     if not view.links:
-        st.caption("Not linked to any external system.")
+        widgets.caption("Not linked to any external system.")
         return
     pulled = {p.integration_id: p for p in view.pulled}
     for link in view.links:
@@ -315,7 +298,8 @@ def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bo
         names = ", ".join(link.integration_name for link in view.links)
         widgets.confirm_button(
             "Unlink customer", key="wb.unlink_all", title="Unlink from all systems",
-            message=f"Unlink **{view.name or view.id}** from **all** systems ({names})? Their "
+            message=f"Unlink {present.bold(view.name or view.id)} from **all** systems "
+                    f"({present.text(names)})? Their "
                     "transactions and custom attributes disappear from the profile, and it is "
                     "never auto-linked to them again unless someone allows it.",
             confirm_label="Yes, unlink from all",
@@ -356,23 +340,26 @@ def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkVie
     how = "auto-linked" if link.method == "auto" else f"linked by {link.created_by}"
     head = st.container(horizontal=True, vertical_alignment="center")
     with head:
-        st.markdown(f"**{link.integration_name}** · external id `{link.external_customer_id}`"
-                    f" · {how} {widgets.when(link.created_at)}")
+        st.markdown(f"{present.bold(link.integration_name)} · external id "
+                    f"{present.code(link.external_customer_id)} · "
+                    f"{present.text(how)} {present.when(link.created_at)}")
         if can_link and link.integration_active and st.button(
                 "Refresh", key=f"wb.refresh.{iid}", icon=":material/refresh:"):
             refresh_one(svc, actor, view.id, link)
         if can_link:
             widgets.confirm_button(
-                "Unlink", key=f"wb.unlink.{iid}", title=f"Unlink from {link.integration_name}",
-                message=f"Unlink **{view.name or view.id}** from **{link.integration_name}** "
-                        f"(external id {link.external_customer_id})? Its data disappears "
+                "Unlink", key=f"wb.unlink.{iid}",
+                title=f"Unlink from {present.text(link.integration_name)}",
+                message=f"Unlink {present.bold(view.name or view.id)} from "
+                        f"{present.bold(link.integration_name)} (external id "
+                        f"{present.text(link.external_customer_id)})? Its data disappears "
                         "from the profile and auto-linking to it is turned off for this "
                         "profile.",
                 confirm_label="Yes, unlink", on_confirm=lambda: unlink_one(svc, actor, view.id,
                                                                            link))
     if not link.integration_active:
-        st.caption(f"{link.integration_name} is inactive: the link is kept but its data is "
-                   "hidden until an admin activates it.")
+        widgets.caption(f"{link.integration_name} is inactive: the link is kept but its data is "
+                        "hidden until an admin activates it.")
         return
     pulled_data(iid, pulled)
 
@@ -380,99 +367,19 @@ def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkVie
 def pulled_data(iid: int, pulled: PulledDataView | None) -> None:
     """Fetched-at, last error, dropped values, custom attributes and transaction cards."""
     if pulled is None or pulled.fetched_at is None:
-        st.caption("No data pulled yet" + (f": {pulled.last_error}" if pulled and
-                                            pulled.last_error else "; use Refresh."))
+        widgets.caption("No data pulled yet" + (f": {pulled.last_error}" if pulled and
+                                                 pulled.last_error else "; use Refresh."))
         return
-    st.caption(f"Fetched {widgets.when(pulled.fetched_at)}")
+    widgets.caption(f"Fetched {present.when(pulled.fetched_at)}")
     if pulled.last_error:
-        st.warning(f"The last refresh ({widgets.when(pulled.last_attempt_at)}) failed: "
-                   f"{pulled.last_error}. Showing the data fetched before.")
+        widgets.warning(f"The last refresh ({present.when(pulled.last_attempt_at)}) failed: "
+                        f"{pulled.last_error}. Showing the data fetched before.")
     for dropped in pulled.dropped:
-        st.caption(f"Not added to the profile: {dropped.get('kind')} {dropped.get('value')} "
-                   f"({dropped.get('reason')})")
+        widgets.caption(f"Not added to the profile: {dropped.get('kind')} {dropped.get('value')} "
+                        f"({dropped.get('reason')})")
     if pulled.custom_attributes:
-        rows = [{"Attribute": k, "Value": _text(v)} for k, v in pulled.custom_attributes.items()]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"wb.attrs.{iid}")
-    transaction_cards(iid, pulled.transactions)
-
-
-# -- transaction cards ----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _day(value: Any) -> str:
-    return str(value or "")[:10]
-
-
-def _join(*parts: Any) -> str:
-    return " · ".join(str(p) for p in parts if p not in (None, ""))
-
-
-def transaction_title(t: Mapping[str, Any]) -> tuple[str, set[str]]:
-    """The headline of a transaction card and the keys it used."""
-    kind = str(t.get("type", "GENERIC")).upper()
-    if kind == "ORDER":
-        used = {"orderNumber", "orderStatus", "orderTotal", "createdAt"}
-        return _join(f"**Order {t.get('orderNumber', '?')}**", t.get("orderStatus"),
-                     t.get("orderTotal"), _day(t.get("createdAt"))), used
-    if kind == "FLIGHT":
-        used = {"flightNumber", "origin", "destination", "departureAt", "status"}
-        route = f"{t.get('origin', '?')} → {t.get('destination', '?')}"
-        return _join(f"**{t.get('flightNumber', 'Flight')}** {route}",
-                     f"departs {str(t.get('departureAt', '')).replace('T', ' ')[:16]}",
-                     t.get("status")), used
-    if kind == "STAY":
-        name_key = next((k for k in ("propertyName", "hotel", "name", "property") if k in t),
-                        "")
-        used = {name_key, "checkIn", "checkOut", "status"}
-        return _join(f"**{t.get(name_key, 'Stay')}**",
-                     f"{_day(t.get('checkIn'))} → {_day(t.get('checkOut'))}",
-                     t.get("status")), used
-    if kind == "SUBSCRIPTION":
-        name_key = next((k for k in ("plan", "name", "product") if k in t), "")
-        used = {name_key, "status", "price"}
-        return _join(f"**{t.get(name_key, 'Subscription')}**", t.get("status"),
-                     t.get("price")), used
-    first = next(((k, v) for k, v in t.items() if k != "type" and isinstance(v, str)), None)
-    if first is None:
-        return "**Transaction**", set()
-    return f"**{first[1]}**", {first[0]}
-
-
-def transaction_card(iid: int, index: int, t: Mapping[str, Any]) -> None:
-    """One transaction: headline, the other flat values, and nested lists as tables."""
-    title, used = transaction_title(t)
-    with st.container(border=True, key=f"wb.tx.{iid}.{index}"):
-        st.markdown(title)
-        flat = [f"{k}: {v}" for k, v in t.items()
-                if k not in used and k != "type" and not isinstance(v, list | dict)]
-        if flat:
-            st.caption(" · ".join(flat))
-        for k, v in t.items():
-            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-                st.caption(k)
-                st.dataframe(pd.DataFrame([{c: _text(x) for c, x in row.items()} for row in v]),
-                             hide_index=True, key=f"wb.tx.{iid}.{index}.{k}")
-            elif isinstance(v, dict | list) and v:
-                st.caption(f"{k}: {_text(v)}")
-
-
-def transaction_cards(iid: int, transactions: Sequence[Mapping[str, Any]]) -> None:
-    """Cards grouped by type, each group labelled with its count ("3 Orders")."""
-    groups: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
-    for index, t in enumerate(transactions):
-        groups.setdefault(str(t.get("type", "GENERIC")).upper(), []).append((index, t))
-    for kind, items in groups.items():
-        label = TRANSACTION_LABELS.get(kind, kind.title())
-        with st.expander(f"{len(items)} {label}", expanded=len(items) <= 3,
-                         key=f"wb.txs.{iid}.{kind}"):
-            for index, t in items:
-                transaction_card(iid, index, t)
+        widgets.custom_attributes_table(f"wb.attrs.{iid}", pulled.custom_attributes)
+    widgets.transaction_cards(f"wb.tx.{iid}", pulled.transactions)
 
 
 # -- link to external customer ------------------------------------------------------------------
@@ -495,9 +402,9 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
         widgets.show_error(exc)
         return
     if not fields:
-        st.info("Nothing to search: " + ("the profile is linked to every active system that "
-                "has search fields." if ids is None else f"{chosen} has no search fields; an "
-                "admin can add them."))
+        widgets.info("Nothing to search: " + ("the profile is linked to every active system that "
+                     "has search fields." if ids is None else f"{chosen} has no search fields; an "
+                     "admin can add them."))
         return
     with st.form("wb.search", border=False):
         values = {}
@@ -526,27 +433,28 @@ def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None
     """Every failure named with its error kind and exchange; everything failed: say so. Roles
     that may read the exchange log can open each failing exchange right here."""
     if outcome.all_failed:
-        st.error(outcome.message, icon=":material/cloud_off:")
+        widgets.error(outcome.message, icon=":material/cloud_off:")
     else:
         for failure in outcome.failures:
             exchange = f" (exchange {failure.exchange_id})" if failure.exchange_id else ""
-            st.warning(f"{failure.integration_name} could not be searched: "
-                       f"{failure.error_kind}: {failure.message}{exchange}. The other systems' "
-                       f"results are below; try {failure.integration_name} again on its own "
-                       "in a moment.", icon=":material/error:")
+            widgets.warning(f"{failure.integration_name} could not be searched: "
+                            f"{failure.error_kind}: {failure.message}{exchange}. The other "
+                            f"systems' results are below; try {failure.integration_name} again "
+                            "on its own in a moment.", icon=":material/error:")
     if actor.can(Permission.VIEW_EXCHANGES):
         for failure in outcome.failures:
             if failure.exchange_id is None:
                 continue
-            with st.expander(f"Exchange {failure.exchange_id}: {failure.integration_name}, "
-                             f"{failure.error_kind}", key=f"wb.failure.{failure.exchange_id}"):
+            label = (f"Exchange {failure.exchange_id}: {failure.integration_name}, "
+                     f"{failure.error_kind}")
+            with st.expander(present.text(label), key=f"wb.failure.{failure.exchange_id}"):
                 try:
                     widgets.exchange_viewer(svc.exchanges.get(actor, failure.exchange_id),
                                             key=f"wb.failure.view.{failure.exchange_id}")
                 except SERVICE_ERRORS as exc:
                     widgets.show_error(exc)
     for skipped in outcome.skipped:
-        st.caption(f"{skipped.integration_name} was not searched: {skipped.reason}.")
+        widgets.caption(f"{skipped.integration_name} was not searched: {skipped.reason}.")
 
 
 def results_frame(outcome: SearchOutcome, customer_id: str) -> pd.DataFrame:
@@ -583,10 +491,10 @@ def search_results(svc: Services, actor: Actor, view: CustomerView,
         return
     if not outcome.rows:
         searched = ", ".join(outcome.searched) or "no system"
-        st.info(f"No match in {searched}. Try another email, phone or order number.")
+        widgets.info(f"No match in {searched}. Try another email, phone or order number.")
         return
-    st.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.searched)}. Pick a row, "
-               "then the system to link.")
+    widgets.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.searched)}. "
+                         "Pick a row, then the system to link.")
     event = st.dataframe(results_frame(outcome, view.id), hide_index=True, key=RESULTS,
                          on_select="rerun", selection_mode="single-row")
     index = selected_row(event)
@@ -629,22 +537,23 @@ def why_section(actor: Actor, view: CustomerView, known: Sequence[SystemChoice])
     """Per integration, the state, the fix and the trail behind it."""
     st.subheader("Why (not) linked?")
     if not known:
-        st.caption("No integrations are configured.")
+        widgets.caption("No integrations are configured.")
         return
     for integration in known:
-        with st.expander(f"{integration.name}" + ("" if integration.active else " (inactive)"),
+        with st.expander(present.text(integration.name)
+                         + ("" if integration.active else " (inactive)"),
                          key=f"wb.why.{integration.id}"):
             try:
-                why = state.read(actor, "why", "explain", view.id, integration.id)
+                why = state.explanation(actor, view.id, integration.id)
             except SERVICE_ERRORS as exc:
                 widgets.show_error(exc)
                 continue
-            st.markdown(why.summary)
+            st.markdown(present.text(why.summary))
             if why.fix:
-                st.info(why.fix, icon=":material/build:")
+                widgets.info(why.fix, icon=":material/build:")
             if why.trail:
-                rows = [{"When": widgets.when(t.at),
-                         "Step": widgets.badge_label(t.outcome) if t.outcome else t.entry,
+                rows = [{"When": present.when(t.at),
+                         "Step": present.badge_label(t.outcome) if t.outcome else t.entry,
                          "What happened": t.reason, "Trigger": t.trigger, "By": t.actor,
                          "Exchange": t.exchange_id} for t in why.trail]
                 st.dataframe(pd.DataFrame(rows), hide_index=True,
@@ -660,8 +569,8 @@ def main() -> None:
     svc = state.services()
     st.title("Link workbench")
     if not actor.can(Permission.LINK):
-        st.caption("Read-only: you can find customers and see what linked systems know; "
-                   "linking needs the agent or admin role.")
+        widgets.caption("Read-only: you can find customers and see what linked systems know; "
+                        "linking needs the agent or admin role.")
     wanted = st.query_params.get("customer")
     if wanted and wanted != st.session_state.get(CUSTOMER):
         open_profile(svc, actor, wanted)
@@ -684,4 +593,5 @@ def main() -> None:
         profile_section(svc, actor, customer_id, known)
 
 
-main()
+if __name__ == "__main__":
+    main()

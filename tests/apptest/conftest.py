@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,15 @@ def shop_person(kind: str) -> ShopPerson:
     raise AssertionError(f"the shop dataset has no {kind} person")
 
 
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: str) -> str:
+    """Markdown source as the reader sees it: backslash escapes (``present.text``) removed."""
+    return _ESCAPED.sub(r"\1", markdown)
+
+
 def texts(elements: Any) -> list[str]:
-    """The ``.value`` of every element in an AppTest element list, as strings."""
-    return [str(element.value) for element in elements]
+    """The ``.value`` of every element in an AppTest element list, as strings, with Markdown
+    backslash escapes removed (what the reader sees)."""
+    return [shown(str(element.value)) for element in elements]

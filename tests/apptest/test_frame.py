@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.widgets import badge_label, editor_rows, link_tooltip, pretty_body
+from dashboard.widgets import editor_rows
 from linker.contract import RequestKind, Severity, Violation
 from linker.lookup.exchange import (
     ErrorKind,
@@ -439,17 +439,6 @@ def test_confirmation_dialog_shows_a_service_error() -> None:
 # -- pure widget helpers ------------------------------------------------------------------------
 
 
-def test_link_tooltip() -> None:
-    assert link_tooltip(()) is None
-    assert link_tooltip((link("Shop", "s-1"),)) == "Linked to Shop: external id s-1 (auto)"
-
-
-def test_pretty_body() -> None:
-    assert pretty_body('{"a":[1]}') == ('{\n  "a": [\n    1\n  ]\n}', "json")
-    assert pretty_body("<html>oops</html>") == ("<html>oops</html>", "text")
-    assert pretty_body("") == ("(empty)", "text")
-
-
 def test_editor_rows_converts_and_drops_blank_rows() -> None:
     frame = pd.DataFrame([{"name": " X-A ", "value": None, "secret": None},
                           {"name": None, "value": float("nan"), "secret": True},
@@ -457,9 +446,3 @@ def test_editor_rows_converts_and_drops_blank_rows() -> None:
     assert editor_rows(frame, {"name": str, "value": str, "secret": bool}) == [
         {"name": "X-A", "value": "", "secret": False},
         {"name": "X-B", "value": "v", "secret": True}]
-
-
-def test_badge_labels() -> None:
-    assert badge_label("healthy") == "🟢 healthy"
-    assert badge_label("no_field_match") == "🟡 no field match"
-    assert badge_label("something else") == "🔵 something else"

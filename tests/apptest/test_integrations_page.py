@@ -14,7 +14,7 @@ from linker.services.facade import Services
 from linker.services.integrations import HeaderSpec
 from linker.services.permissions import SYSTEM
 from linker.store.models import Integration
-from tests.apptest.conftest import make_integration, shop_person, table, texts
+from tests.apptest.conftest import make_integration, shop_person, shown, table, texts
 
 PAGE = "integrations.py"
 NEW = 0
@@ -258,7 +258,7 @@ def test_failing_integration_shows_last_error_with_its_exchange(
     assert list(rows["Exchange"]) == [exchange.id]
     assert list(rows["Status (24 h)"]) == ["🔴 failing"]
     assert str(rows["Last error"].iloc[0]).startswith("unreachable")
-    assert any(f"(exchange {exchange.id})" in e.label for e in at.expander)
+    assert any(f"(exchange {exchange.id})" in shown(e.label) for e in at.expander)
 
 
 def test_deactivate_and_reactivate_with_confirmation(
