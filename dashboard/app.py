@@ -110,7 +110,7 @@ def sign_in_page() -> None:
 
 def sign_in_form() -> None:
     """Username and password of a built-in account; OIDC buttons when ``[auth]`` is set."""
-    st.title("🔗 Linker")
+    st.title(":material/link: Linker")
     refusal = st.session_state.get(_OIDC_REFUSAL)
     if refusal:
         st.error(refusal)
@@ -159,7 +159,7 @@ def sidebar(actor: Actor) -> None:
 
 def main() -> None:
     """One run of the frame."""
-    st.set_page_config(page_title="Linker", page_icon="🔗", layout="wide")
+    st.set_page_config(page_title="Linker", page_icon=":material/link:", layout="wide")
     actor = resolve_actor()
     auth.set_current_actor(actor)
     if actor is None:

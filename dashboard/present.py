@@ -82,8 +82,9 @@ BADGE_COLORS: dict[str, str] = {
 }
 """The badge colour of every status, outcome and result word (unknown words are blue)."""
 
-_DOTS = {"green": "🟢", "orange": "🟠", "yellow": "🟡", "red": "🔴", "gray": "⚪",
-         "violet": "🟣", "blue": "🔵"}
+BADGE_HEX = {"green": "#21c354", "orange": "#ff8c00", "yellow": "#c9a400", "red": "#ff4b4b",
+             "violet": "#803df5", "gray": "#808495", "blue": "#1c83e1"}
+"""The text colour of each badge colour, for charts and status cells in tables."""
 
 
 def badge_color(value: str) -> str:
@@ -92,8 +93,15 @@ def badge_color(value: str) -> str:
 
 
 def badge_label(value: str) -> str:
-    """``value`` with its colour dot, for tables and selectboxes (e.g. ``🟢 healthy``)."""
-    return f"{_DOTS[badge_color(value)]} {str(value).replace('_', ' ')}"
+    """``value`` as words, for tables and selectboxes (``no_field_match`` → ``no field
+    match``); tables colour these cells with ``label_style``."""
+    return str(value).replace("_", " ")
+
+
+def label_style(label: object) -> str:
+    """The CSS of a table cell holding a ``badge_label`` (its badge colour, bold)."""
+    hex_color = BADGE_HEX[badge_color(str(label).replace(" ", "_"))]
+    return f"color: {hex_color}; font-weight: 600"
 
 
 # -- customers --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Shared widgets: every page that shows one of these things uses the function here.
 
-- ``customer_card(customer, *, key, on_allow_autolink=None)``: name, contact data, the 🔗 link
+- ``customer_card(customer, *, key, on_allow_autolink=None)``: name, contact data, the link
   icon whose tooltip lists the linked systems (one system: its external id), suppression notes.
 - ``exchange_viewer(exchange, *, key)``: request and response side by side.
 - ``status_badge(value)`` / ``badge_label(value)``: health statuses and auto-link outcomes.
@@ -82,12 +82,15 @@ def autolink_rule_sentence(view: IntegrationView) -> str:
                          fields=view.autolink_fields)
 
 
-# -- customer card --------------------------------------------------------------------------------
+# -- customer card ---------------------------------------------------------------------------
+
+MAIL, PHONE, HOME, LINK = ":material/mail:", ":material/call:", ":material/home:", ":material/link:"
+"""Material icons (a font Streamlit ships), not emoji: they render without emoji fonts."""
 
 
 def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
                   on_allow_autolink: Callable[[SuppressionView], None] | None = None) -> None:
-    """A bordered card: name with the 🔗 icon (tooltip: linked systems), emails (main first),
+    """A bordered card: name with the link icon (tooltip: linked systems), emails (main first),
     phones with their type, address, and one note per suppressed integration.
 
     With ``on_allow_autolink`` each suppression note gets an "Allow auto-linking again" button
@@ -97,8 +100,9 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
         if isinstance(customer, CustomerSummary):
             tooltip = present.systems_tooltip(customer.linked_systems)
             _card_title(customer.name, tooltip)
-            contact = [f"✉️ {present.text(customer.main_email)}"] if customer.main_email else []
-            contact += [f"📞 {present.text(phone)}" for phone in customer.phones]
+            contact = ([f"{MAIL} {present.text(customer.main_email)}"] if customer.main_email
+                       else [])
+            contact += [f"{PHONE} {present.text(phone)}" for phone in customer.phones]
             st.caption("  ·  ".join(contact) or "No email or phone")
             caption(f"Customer id {customer.id}")
             return
@@ -108,17 +112,18 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
             for email in customer.emails:
                 source = f" (from {present.text(email.source)})" if email.source else ""
                 main = " · main" if email.main else ""
-                st.markdown(f"✉️ {present.text(email.address)}{main}{source}")
+                st.markdown(f"{MAIL} {present.text(email.address)}{main}{source}")
             if not customer.emails:
                 st.caption("No email")
         with right:
             for phone in customer.phones:
                 source = f" (from {present.text(phone.source)})" if phone.source else ""
-                st.markdown(f"📞 {present.text(phone.e164)} · {present.text(phone.type)}{source}")
+                st.markdown(f"{PHONE} {present.text(phone.e164)} · {present.text(phone.type)}"
+                            f"{source}")
             if not customer.phones:
                 st.caption("No phone")
         if customer.address:
-            st.markdown(f"🏠 {present.text(customer.address)}")
+            st.markdown(f"{HOME} {present.text(customer.address)}")
         caption(f"Customer id {customer.id} · created {present.when(customer.created_at)}")
         for suppression in customer.suppressions:
             note = st.container(horizontal=True, vertical_alignment="center")
@@ -135,7 +140,7 @@ def _card_title(name: str, tooltip: str | None) -> None:
     with title:
         st.markdown(present.bold(name or "(no name)"))
         if tooltip:
-            st.badge("🔗", color="blue", help=tooltip)
+            st.badge("linked", icon=LINK, color="blue", help=tooltip)
 
 
 # -- pulled data ------------------------------------------------------------------------------
@@ -181,7 +186,8 @@ def autolink_table(results: Sequence[AutolinkResult], *, key: str) -> None:
              "What happened": r.reason + (f" (the refresh after it failed: {r.refresh_error})"
                                           if r.refresh_error else ""),
              "Exchange": r.exchange_id} for r in results]
-    st.dataframe(dataframe_of(rows, ["Integration", "Outcome", "What happened", "Exchange"]),
+    st.dataframe(status_cells(dataframe_of(rows, ["Integration", "Outcome", "What happened",
+                                                  "Exchange"]), "Outcome"),
                  hide_index=True, key=key)
 
 
@@ -332,6 +338,15 @@ def field_error(errors: Mapping[str, str], *names: str) -> None:
     for name in names:
         if errors.get(name):
             error(errors[name], icon=":material/error:")
+
+
+def status_cells(frame: pd.DataFrame, *columns: str) -> Any:
+    """``frame`` with the ``badge_label`` cells of ``columns`` in their badge colour (a pandas
+    Styler, which ``st.dataframe`` renders; the values stay plain words)."""
+    present_columns = [c for c in columns if c in frame.columns]
+    if frame.empty or not present_columns:
+        return frame
+    return frame.style.map(present.label_style, subset=present_columns)
 
 
 def dataframe_of(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

@@ -20,13 +20,14 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.auth import require
-from dashboard.present import badge_color, badge_label, bold, text, when
+from dashboard.present import BADGE_HEX, badge_color, badge_label, bold, text, when
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
     autolink_rule_sentence,
     exchange_viewer,
     show_error,
     status_badge,
+    status_cells,
 )
 from linker.autolink import Outcome
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
@@ -39,8 +40,6 @@ DRY_RESULT = "backfill.dry_result"
 SEEN_FINISH = "backfill.seen_finish"
 WINDOWS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
            "30d": "Last 30 days", "all": "All time"}
-CHART_COLORS = {"green": "#21c354", "orange": "#ff8c00", "yellow": "#f2c300", "red": "#ff4b4b",
-                "violet": "#803df5", "gray": "#a3a8b8", "blue": "#1c83e1"}
 
 # -- per integration --------------------------------------------------------------------------
 
@@ -107,12 +106,12 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
     if not rows:
         st.info("No auto-link attempt matches these filters.")
     else:
-        st.dataframe(pd.DataFrame([{
+        st.dataframe(status_cells(pd.DataFrame([{
             "Time": when(r.created_at), "Outcome": badge_label(r.outcome.value),
             "Integration": r.integration_name,
             "Customer": f"{r.customer_name} ({r.customer_id})", "Reason": r.reason,
             "Exchange": r.exchange_id, "Trigger": r.trigger,
-        } for r in rows]), hide_index=True, key="outcomes.table",
+        } for r in rows]), "Outcome"), hide_index=True, key="outcomes.table",
             column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
                            "Reason": st.column_config.TextColumn(width="large")})
         st.caption(f"{len(rows)} newest attempt(s) shown.")
@@ -137,7 +136,7 @@ def outcome_chart(per_outcome: dict[str, int]) -> None:
     """Attempts per outcome as a plotly bar chart (every outcome shown, zeros included)."""
     labels = [o.value for o in Outcome]
     values = [int(per_outcome.get(label, 0)) for label in labels]
-    colors = [CHART_COLORS[badge_color(label)] for label in labels]
+    colors = [BADGE_HEX[badge_color(label)] for label in labels]
     figure = go.Figure(go.Bar(x=[label.replace("_", " ") for label in labels], y=values,
                               marker_color=colors, text=values, textposition="auto"))
     figure.update_layout(title="Attempts per outcome", height=320,
@@ -181,8 +180,8 @@ def summary_view(summary: BackfillSummary) -> None:
     m[1].metric("Skipped (done before)", summary.resumed)
     m[2].metric("Time", f"{summary.elapsed_s:.1f} s")
     m[3].metric("Profiles / s", f"{summary.profiles_per_second:.1f}")
-    st.dataframe(pd.DataFrame([{"Outcome": badge_label(k), "Attempts": v}
-                               for k, v in counts.items()]),
+    st.dataframe(status_cells(pd.DataFrame([{"Outcome": badge_label(k), "Attempts": v}
+                                            for k, v in counts.items()]), "Outcome"),
                  hide_index=True, key="backfill.summary_table")
     if summary.cancelled:
         st.warning("Cancelled: the profiles done so far are kept; run it again with the same "
@@ -202,16 +201,17 @@ def results_view(summary: BackfillSummary) -> None:
     def label(value: str) -> str:
         if value == "":
             return "All outcomes"
-        return "🟢 would link" if dry and value == "linked" else badge_label(value)
+        return "would link" if dry and value == "linked" else badge_label(value)
 
     chosen = st.selectbox("Outcome", ["", *(o.value for o in Outcome)],
                           key="backfill.results.outcome",
                           format_func=lambda o: label(o) if o == ""
                           else f"{label(o)} ({summary.counts.get(o, 0)})")
     rows = [r for r in summary.results if not chosen or r.outcome.value == chosen]
-    st.dataframe(pd.DataFrame([result_row(r, label) for r in rows],
-                              columns=["Outcome", "Customer", "Integration", "External id",
-                                       "Reason", "Exchange"]),
+    st.dataframe(status_cells(pd.DataFrame([result_row(r, label) for r in rows],
+                                           columns=["Outcome", "Customer", "Integration",
+                                                    "External id", "Reason", "Exchange"]),
+                              "Outcome"),
                  hide_index=True, key="backfill.results_table",
                  column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
                                 "Reason": st.column_config.TextColumn(width="large")})

@@ -31,6 +31,7 @@ from dashboard.widgets import (
     remember_errors,
     show_error,
     status_badge,
+    status_cells,
     success,
 )
 from linker.services.errors import InvalidInput, ServiceError
@@ -82,7 +83,8 @@ def integrations_table(views: Sequence[IntegrationView],
             "Last error": f"{last.kind}: {last.message}" if last else "",
             "Exchange": last.exchange_id if last else None,
         })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="integrations.table",
+    st.dataframe(status_cells(pd.DataFrame(rows), "Status (24 h)"), hide_index=True,
+                 key="integrations.table",
                  column_config={
                      "Active": st.column_config.CheckboxColumn("Active"),
                      "Exchange": st.column_config.NumberColumn(
@@ -101,7 +103,7 @@ def secret_input(label: str, key: str, is_set: bool) -> str | None:
         value = st.text_input(label, type="password", key=f"{key}.value",
                               help="Write-only: once saved it is never shown again")
         return value or None
-    action = st.radio(f"{label}: 🔒 set", [KEEP, REPLACE, REMOVE], horizontal=True,
+    action = st.radio(f"{label}: :material/lock: set", [KEEP, REPLACE, REMOVE], horizontal=True,
                       key=f"{key}.action", help="The stored value is never shown")
     if action == REPLACE:
         value = st.text_input(f"New {label.lower()}", type="password", key=f"{key}.value")
@@ -124,11 +126,11 @@ def attributes_editor(label: str, key: str, rows: Sequence[Any], help: str) -> l
 
 
 def headers_editor(key: str, view: IntegrationView | None) -> list[HeaderSpec]:
-    """Editable extra headers, each markable secret. A stored secret shows as "🔒 set" and
+    """Editable extra headers, each markable secret. A stored secret shows as "set" and
     keeps its value while its value cell is left empty."""
     stored = view.headers if view else ()
     frame = pd.DataFrame([{"name": h.name, "value": "" if h.secret else (h.value or ""),
-                           "secret": h.secret, "stored": "🔒 set" if h.secret else ""}
+                           "secret": h.secret, "stored": "set" if h.secret else ""}
                           for h in stored], columns=["name", "value", "secret", "stored"])
     frame = frame.astype({"name": "object", "value": "object", "secret": "bool",
                           "stored": "object"})
@@ -293,7 +295,7 @@ def readonly_settings(view: IntegrationView) -> None:
     with st.container(border=True, key=f"integ.{view.id}.readonly"):
         st.subheader(text(view.name))
         st.caption("Read-only: ask an admin to change these settings.")
-        secret = {True: "🔒 set", False: "not set"}
+        secret = {True: "set (hidden)", False: "not set"}
         fields = {
             "Adaptor URL": view.url, "Basic auth username": view.username or "–",
             "Basic auth password": secret[view.password_set], "Realm": view.realm or "–",
@@ -309,7 +311,7 @@ def readonly_settings(view: IntegrationView) -> None:
                      hide_index=True, key=f"integ.{view.id}.settings")
         st.markdown("**Extra HTTP headers**")
         st.dataframe(pd.DataFrame([{"header": h.name,
-                                    "value": "🔒 secret" if h.secret else h.value}
+                                    "value": "secret (hidden)" if h.secret else h.value}
                                    for h in view.headers], columns=["header", "value"]),
                      hide_index=True, key=f"integ.{view.id}.headers_ro")
         q, r = st.columns(2)
@@ -443,35 +445,55 @@ def main() -> None:
         st.info("No integration yet." + (" Add one below." if can_edit else ""))
 
     by_id = {v.id: v for v in views}
+    selected = choose_integration(by_id, can_edit)
+    if selected == NEW:
+        integration_form(actor, None)
+    elif selected is not None:
+        integration_detail(actor, by_id[selected], health.get(selected))
+
+
+def choose_integration(by_id: dict[int, IntegrationView], can_edit: bool) -> int | None:
+    """The integration picker and the "Add an integration" button; the chosen id, NEW for
+    the add form, or None when there is nothing to show."""
     options = list(by_id) + ([NEW] if can_edit else [])
     pending = st.session_state.pop(SELECT_NEXT, None)
     if pending in options:
         st.session_state[SELECTED] = pending
+    if not by_id and can_edit:
+        st.session_state[SELECTED] = NEW  # nothing to pick yet: the add form
     if st.session_state.get(SELECTED) not in options:
         st.session_state.pop(SELECTED, None)
-    if options:
-        selected = st.selectbox(
+    if not options:
+        return None
+    picker, add = st.columns([4, 1], vertical_alignment="bottom")
+    with picker:
+        selected: int | None = st.selectbox(
             "Integration", options, key=SELECTED,
-            format_func=lambda i: "➕ Add a new integration" if i == NEW else (
+            format_func=lambda i: "New integration" if i == NEW else (
                 f"{by_id[i].name}" + ("" if by_id[i].active else " (inactive)")))
-        if selected == NEW:
-            integration_form(actor, None)
-        elif selected is not None:
-            current = by_id[selected]
-            header = st.container(horizontal=True, vertical_alignment="center")
-            with header:
-                st.markdown(f"### {text(current.name)}")
-                report = health.get(current.id)
-                status_badge(report.status if report else
-                             ("healthy" if current.active else "inactive"))
-            last_error(actor, current, health.get(current.id))
-            if actor.can(Permission.TEST_INTEGRATIONS):
-                test_connection(actor, current)
-            if can_edit:
-                status_actions(actor, current)
-                integration_form(actor, current)
-            else:
-                readonly_settings(current)
+    if can_edit and add.button("Add an integration", key="integrations.add",
+                               icon=":material/add:", disabled=selected == NEW):
+        st.session_state[SELECT_NEXT] = NEW
+        st.rerun()
+    return selected
+
+
+def integration_detail(actor: Actor, view: IntegrationView,
+                       report: IntegrationHealth | None) -> None:
+    """One integration: its name and status, last error, Test connection, the status actions
+    and the edit form (read-only settings for roles that may not edit)."""
+    header = st.container(horizontal=True, vertical_alignment="center")
+    with header:
+        st.markdown(f"### {text(view.name)}")
+        status_badge(report.status if report else ("healthy" if view.active else "inactive"))
+    last_error(actor, view, report)
+    if actor.can(Permission.TEST_INTEGRATIONS):
+        test_connection(actor, view)
+    if actor.can(Permission.MANAGE_INTEGRATIONS):
+        status_actions(actor, view)
+        integration_form(actor, view)
+    else:
+        readonly_settings(view)
 
 
 if __name__ == "__main__":

@@ -187,10 +187,11 @@ def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
     """A search result: name, contact, linked systems and an Open button."""
     row = st.container(horizontal=True, vertical_alignment="center", key=f"wb.row.{summary.id}")
     with row:
-        link = f" 🔗 {', '.join(summary.linked_systems)}" if summary.linked_systems else ""
+        link = (f" {widgets.LINK} {present.text(', '.join(summary.linked_systems))}"
+                if summary.linked_systems else "")
         contact = " · ".join(v for v in (summary.main_email, *summary.phones[:1]) if v)
         st.markdown(f"{present.bold(summary.name or '(no name)')} · "
-                    f"{present.text(contact or 'no contact data')}{present.text(link)}")
+                    f"{present.text(contact or 'no contact data')}{link}")
         current = st.session_state.get(CUSTOMER) == summary.id
         if st.button("Open", key=f"wb.open.{summary.id}", disabled=current):
             open_profile(svc, actor, summary.id)
@@ -556,7 +557,7 @@ def why_section(actor: Actor, view: CustomerView, known: Sequence[SystemChoice])
                          "Step": present.badge_label(t.outcome) if t.outcome else t.entry,
                          "What happened": t.reason, "Trigger": t.trigger, "By": t.actor,
                          "Exchange": t.exchange_id} for t in why.trail]
-                st.dataframe(pd.DataFrame(rows), hide_index=True,
+                st.dataframe(widgets.status_cells(pd.DataFrame(rows), "Step"), hide_index=True,
                              key=f"wb.why.{integration.id}.trail")
 
 

@@ -111,7 +111,7 @@ def test_recent_outcomes_filters_chart_and_exchange(app_as: Callable[..., AppTes
     services.customers.create(SYSTEM, duplicate.name, [duplicate.email])
     at = app_as("admin", page=PAGE)
     rows = table(at, "Outcome", "Reason")
-    assert sorted(rows["Outcome"]) == ["🟠 ambiguous", "🟢 linked"]
+    assert sorted(rows["Outcome"]) == ["ambiguous", "linked"]
     assert all(isinstance(x, int | float) and x > 0 for x in rows["Exchange"])
     assert any(unique.name in c for c in rows["Customer"])
     chart = next(e for e in at.main if getattr(e, "type", "") == "plotly_chart")
@@ -120,7 +120,7 @@ def test_recent_outcomes_filters_chart_and_exchange(app_as: Callable[..., AppTes
     assert bars["linked"] == 1 and bars["ambiguous"] == 1 and bars["conflict"] == 0
     at.selectbox(key="outcomes.outcome").set_value("ambiguous").run()
     rows = table(at, "Outcome", "Reason")
-    assert list(rows["Outcome"]) == ["🟠 ambiguous"]
+    assert list(rows["Outcome"]) == ["ambiguous"]
     assert "2 results came back" in rows["Reason"][0]
     at.selectbox(key="outcomes.exchange").set_value(int(rows["Exchange"][0])).run()
     assert not at.exception, at.exception
@@ -154,9 +154,9 @@ def test_backfill_dry_run_then_run(app_as: Callable[..., AppTest], services: Ser
     assert any("linked **1** of 3 attempt(s)" in m for m in texts(at.markdown))
     assert services.reports.coverage(SYSTEM).linked == 1
     listed = table(at, "External id", "Reason")  # the run's own per-profile table
-    assert sorted(listed["Outcome"]) == ["⚪ no match", "🟠 ambiguous", "🟢 linked"]
+    assert sorted(listed["Outcome"]) == ["ambiguous", "linked", "no match"]
     rows = table(at, "Outcome", "Reason")  # the recent outcomes now show the backfill's
-    assert sorted(rows["Outcome"]) == ["⚪ no match", "🟠 ambiguous", "🟢 linked"]
+    assert sorted(rows["Outcome"]) == ["ambiguous", "linked", "no match"]
 
 
 def test_backfill_shows_progress_and_can_be_cancelled(
@@ -215,15 +215,15 @@ def test_backfill_dry_run_lists_each_profile(app_as: Callable[..., AppTest],
     by_name = {customer.split(" (")[0]: row for customer, row in
                zip(rows["Customer"], rows.to_dict("records"), strict=True)}
     assert set(by_name) == {"Linkable", "Twin", "Nobody Known", "Taken"}
-    assert by_name["Linkable"]["Outcome"] == "🟢 would link"
+    assert by_name["Linkable"]["Outcome"] == "would link"
     assert by_name["Linkable"]["External id"] == linkable.external_id
     assert f"record {linkable.external_id}" in by_name["Linkable"]["Reason"]
-    assert by_name["Taken"]["Outcome"] == "🔴 conflict"
+    assert by_name["Taken"]["Outcome"] == "conflict"
     assert by_name["Taken"]["External id"] == held.external_id
     assert f"already linked to profile {holder.id}" in by_name["Taken"]["Reason"]
-    assert by_name["Twin"]["Outcome"] == "🟠 ambiguous"
+    assert by_name["Twin"]["Outcome"] == "ambiguous"
     assert "2 results came back" in by_name["Twin"]["Reason"]
-    assert by_name["Nobody Known"]["Outcome"] == "⚪ no match"
+    assert by_name["Nobody Known"]["Outcome"] == "no match"
     assert all(row["Integration"] == "Shop" and row["Exchange"] > 0
                for row in by_name.values())
     assert services.reports.coverage(SYSTEM).linked == 1  # only Holder's manual link
@@ -232,5 +232,5 @@ def test_backfill_dry_run_lists_each_profile(app_as: Callable[..., AppTest],
     assert not at.exception, at.exception
     rows = table(at, "External id", "Reason")
     assert list(rows["Customer"]) == [by_name["Taken"]["Customer"]]
-    assert list(rows["Outcome"]) == ["🔴 conflict"]
+    assert list(rows["Outcome"]) == ["conflict"]
     assert any(c.startswith("1 of the 4 listed attempt(s) shown") for c in texts(at.caption))

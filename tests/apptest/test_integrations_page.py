@@ -66,7 +66,7 @@ def test_allowed_roles_render_the_page(app_as: Callable[..., AppTest], services:
     rows = table(at, "Name", "Auto-link")
     assert list(rows["Name"]) == ["Shop"]
     assert list(rows["Auto-link"]) == ["on: Email"]
-    assert list(rows["Status (24 h)"]) == ["🟢 healthy"]
+    assert list(rows["Status (24 h)"]) == ["healthy"]
 
 
 @pytest.mark.parametrize("role", ["agent", "support_lead"])
@@ -91,16 +91,31 @@ def test_developer_sees_settings_but_no_edit_controls(
     assert not at.data_editor and not at.toggle and not at.radio
     settings = table(at, "setting", "value")
     values = dict(zip(settings["setting"], settings["value"], strict=True))
-    assert values["Basic auth password"] == "🔒 set"
-    assert values["Signing key"] == "🔒 set"
+    assert values["Basic auth password"] == "set (hidden)"
+    assert values["Signing key"] == "set (hidden)"
     headers = table(at, "header", "value")
     assert dict(zip(headers["header"], headers["value"], strict=True)) == {
-        "X-Api-Key": "🔒 secret", "X-Tenant": "acme"}
+        "X-Api-Key": "secret (hidden)", "X-Tenant": "acme"}
     text = all_text(at)
     assert PASSWORD not in text and SIGNING_KEY not in text and HEADER_SECRET not in text
 
 
 # -- add ----------------------------------------------------------------------------------------
+
+
+def test_the_add_form_opens_from_a_button_not_from_the_picker(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    view = make_integration(services, "Shop", shop_url)
+    at = app_as("admin", page=PAGE)
+    assert at.selectbox(key="integrations.selected").value == view.id
+    assert "integ.new.name" not in [t.key for t in at.text_input]
+    at.button(key="integrations.add").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="integrations.selected").value == NEW
+    assert at.button(key="integrations.add").disabled
+    assert "Add an integration" in texts(at.subheader)
+    developer = app_as("developer", page=PAGE)
+    assert "integrations.add" not in [b.key for b in developer.button]
 
 
 def test_admin_adds_an_integration_with_every_setting(
@@ -141,7 +156,7 @@ def test_admin_adds_an_integration_with_every_setting(
     # The new integration is selected, its secrets shown only as "set".
     assert at.selectbox(key="integrations.selected").value == view.id
     assert at.radio(key=f"integ.{view.id}.password.action").value == "Keep"
-    assert "Basic auth password: 🔒 set" in [r.label for r in at.radio]
+    assert "Basic auth password: :material/lock: set" in [r.label for r in at.radio]
     text = all_text(at)
     assert PASSWORD not in text and SIGNING_KEY not in text and HEADER_SECRET not in text
 
@@ -256,7 +271,7 @@ def test_failing_integration_shows_last_error_with_its_exchange(
     at = app_as("admin", page=PAGE)
     rows = table(at, "Name", "Auto-link")
     assert list(rows["Exchange"]) == [exchange.id]
-    assert list(rows["Status (24 h)"]) == ["🔴 failing"]
+    assert list(rows["Status (24 h)"]) == ["failing"]
     assert str(rows["Last error"].iloc[0]).startswith("unreachable")
     assert any(f"(exchange {exchange.id})" in shown(e.label) for e in at.expander)
 

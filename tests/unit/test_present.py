@@ -35,9 +35,11 @@ def test_pretty_body() -> None:
 
 
 def test_badge_labels() -> None:
-    assert present.badge_label("healthy") == "🟢 healthy"
-    assert present.badge_label("no_field_match") == "🟡 no field match"
-    assert present.badge_label("something else") == "🔵 something else"
+    assert present.badge_label("healthy") == "healthy"
+    assert present.badge_label("no_field_match") == "no field match"
+    assert present.label_style("no field match") == "color: #c9a400; font-weight: 600"
+    assert present.label_style("linked") == "color: #21c354; font-weight: 600"
+    assert present.label_style("something else") == "color: #1c83e1; font-weight: 600"
 
 
 def test_text_escapes_images_links_html_and_directives() -> None:
