@@ -56,7 +56,8 @@ OPENED = "wb.opened"
 """What opening (or creating) the current profile did: ``OpenedProfile | CreatedCustomer``."""
 FOUND = "wb.found"
 SEARCHED = "wb.searched"
-"""``(customer id, SearchOutcome)`` of the last search."""
+"""``(customer id, Search In choice, SearchOutcome)`` of the last search: shown only while
+the same profile and the same Search In choice are open."""
 RESULTS = "wb.results"
 SERVICE_ERRORS = (ServiceError, PermissionDenied)
 
@@ -422,12 +423,12 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
         except SERVICE_ERRORS as exc:
             widgets.show_error(exc)
             return
-        st.session_state[SEARCHED] = (view.id, outcome)
+        st.session_state[SEARCHED] = (view.id, chosen, outcome)
         st.session_state.pop(RESULTS, None)
         state.reset_widgets("wb.link.")
     searched = st.session_state.get(SEARCHED)
-    if searched is not None and searched[0] == view.id:
-        search_results(svc, actor, view, searched[1])
+    if searched is not None and searched[:2] == (view.id, chosen):
+        search_results(svc, actor, view, searched[2])
 
 
 def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None:
@@ -491,10 +492,10 @@ def search_results(svc: Services, actor: Actor, view: CustomerView,
     if outcome.all_failed:
         return
     if not outcome.rows:
-        searched = ", ".join(outcome.searched) or "no system"
-        widgets.info(f"No match in {searched}. Try another email, phone or order number.")
+        answered = ", ".join(outcome.answered) or "no system"
+        widgets.info(f"No match in {answered}. Try another email, phone or order number.")
         return
-    widgets.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.searched)}. "
+    widgets.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.answered)}. "
                          "Pick a row, then the system to link.")
     event = st.dataframe(results_frame(outcome, view.id), hide_index=True, key=RESULTS,
                          on_select="rerun", selection_mode="single-row")

@@ -149,6 +149,12 @@ class SearchOutcome:
     exchange_ids: dict[str, int] = field(default_factory=dict)
     """Exchange id per searched integration name."""
 
+    @property
+    def answered(self) -> tuple[str, ...]:
+        """Names of the searched integrations that answered (a failed one is never here)."""
+        failed = {f.integration_name for f in self.failures}
+        return tuple(name for name in self.searched if name not in failed)
+
 
 # ---------------------------------------------------------------------------------------------
 # Grouping search results into one row per person

@@ -222,6 +222,19 @@ def test_search_all_unlinked_names_the_failing_system_and_shows_the_others(
     results = at.dataframe(key="wb.results").value
     assert len(results) == 2 and set(results["Systems"]) == {"Shop"}
     assert not any("Sorry, search is not working" in e for e in texts(at.error))
+    summary = next(c for c in texts(at.caption) if "result(s) from" in c)
+    assert "Broken shop" not in summary and "Shop" in summary, summary
+
+
+def test_results_disappear_when_the_search_target_changes(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    at = ok(at.button(key="wb.search.submit").click().run())
+    assert "wb.results" in [d.key for d in at.dataframe]
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.run())
+    assert "wb.results" not in [d.key for d in at.dataframe]
+    assert not any("could not be searched" in w for w in texts(at.warning))
 
 
 def test_admin_opens_the_failing_exchange_in_place_and_an_agent_sees_its_id(
