@@ -24,7 +24,11 @@ class Permission(StrEnum):
     VIEW_INTEGRATIONS = "view_integrations"    # settings without secrets
     MANAGE_INTEGRATIONS = "manage_integrations"  # create, edit, (de)activate, delete, auto-link
     TEST_INTEGRATIONS = "test_integrations"    # test connection, debugger, conformance, replay
-    VIEW_EXCHANGES = "view_exchanges"
+    VIEW_EXCHANGES = "view_exchanges"         # one exchange behind a result (workbench, why)
+    READ_EXCHANGE_LOG = "read_exchange_log"    # the debugger's filtered, paginated log; cURL
+    REPLAY_EXCHANGES = "replay_exchanges"      # send a stored request again, now
+    RUN_CONFORMANCE = "run_conformance"        # run and list conformance report cards
+    EXPORT_EXCHANGES = "export_exchanges"      # the filtered log as redacted JSONL
     VIEW_REPORTS = "view_reports"              # coverage, health, outcomes
     VIEW_AUDIT = "view_audit"
     RUN_BACKFILL = "run_backfill"
@@ -37,7 +41,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: _ALL,
     Role.DEVELOPER: frozenset({
         Permission.VIEW_CUSTOMERS, Permission.VIEW_INTEGRATIONS, Permission.TEST_INTEGRATIONS,
-        Permission.VIEW_EXCHANGES, Permission.VIEW_REPORTS,
+        Permission.VIEW_EXCHANGES, Permission.VIEW_REPORTS, Permission.READ_EXCHANGE_LOG,
+        Permission.REPLAY_EXCHANGES, Permission.RUN_CONFORMANCE, Permission.EXPORT_EXCHANGES,
     }),
     Role.AGENT: frozenset({
         Permission.VIEW_CUSTOMERS, Permission.EDIT_CUSTOMERS, Permission.LINK,

@@ -212,10 +212,15 @@ class ExchangeRecord(Base):
 
     __tablename__ = "exchanges"
     __table_args__ = (
-        Index("ix_exchanges_integration_time", "integration_id", "started_at"),
-        Index("ix_exchanges_customer", "customer_id"),
+        # The log is read newest first by keyset (started_at, id): each filter's index ends in
+        # those two columns so a page is an index range scan (migration 0002).
+        Index("ix_exchanges_time_id", "started_at", "id"),
+        Index("ix_exchanges_integration_time_id", "integration_id", "started_at", "id"),
+        Index("ix_exchanges_customer_time_id", "customer_id", "started_at", "id"),
+        Index("ix_exchanges_trigger_time_id", "trigger", "started_at", "id"),
+        Index("ix_exchanges_error_time_id", "error_kind", "started_at", "id"),
+        Index("ix_exchanges_status_time_id", "response_status", "started_at", "id"),
         Index("ix_exchanges_correlation", "correlation_id"),
-        Index("ix_exchanges_started", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -303,6 +308,27 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConformanceRun(Base):
+    """One run of the conformance checks against an adaptor: its report card."""
+
+    __tablename__ = "conformance_runs"
+    __table_args__ = (Index("ix_conformance_integration_time", "integration_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), nullable=True
+    )
+    integration_name: Mapped[str] = mapped_column(String(100), default="")
+    url: Mapped[str] = mapped_column(String(2000))
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    started_at: Mapped[datetime] = mapped_column()
+    elapsed_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True when no required check failed."""
+    checks: Mapped[list[Any]] = mapped_column(default=list)
+    """Rows ``{"name", "title", "status", "required", "message", "exchange_id"}``."""
 
 
 class BackfillProgress(Base):
