@@ -53,7 +53,7 @@ class CurlCommand:
 
 
 def header_env_name(header: str) -> str:
-    """The variable holding a secret header's value: ``X-Api-Key`` -> ``LINKER_HEADER_X_API_KEY``."""
+    """The variable holding a secret header's value (``X-Api-Key``: LINKER_HEADER_X_API_KEY)."""
     return "LINKER_HEADER_" + re.sub(r"[^A-Za-z0-9]", "_", header).upper()
 
 
@@ -71,7 +71,8 @@ def _is_secret(name: str, value: str, secret_headers: frozenset[str]) -> bool:
 
 
 def curl_command(request: RecordedRequest, *, kind: RequestKind, username: str = "",
-                 secret_headers: frozenset[str] = frozenset(), integration: str = "") -> CurlCommand:
+                 secret_headers: frozenset[str] = frozenset(), integration: str = ""
+                 ) -> CurlCommand:
     """The cURL command and ``linker lookup`` equivalent of a stored request.
 
     ``username`` is the integration's Basic user name (stored requests mask the whole
@@ -111,8 +112,8 @@ def curl_command(request: RecordedRequest, *, kind: RequestKind, username: str =
         note += f" Parts shown as {MASK} were masked secrets: put the real values back."
     lookup, lookup_env = lookup_command(request, kind=kind, username=username,
                                         secret_headers=secret_headers, signed=signed, who=who)
-    for var in lookup_env:
-        env.setdefault(var.name, var)
+    for needed in lookup_env:
+        env.setdefault(needed.name, needed)
     return CurlCommand(" \\\n  ".join(parts), tuple(env.values()), note, lookup)
 
 

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from linker.cli.common import CLI_ACTOR, EXIT_OK, EXIT_USAGE, print_table, run_command
+from linker.contract import RequestKind
+from linker.lookup.exchange import ErrorKind, Trigger
 from linker.services.context import ServiceContext
-from linker.services.exchanges import ExchangeFilter, ExchangeService
+from linker.services.exchange_log import ExchangeFilter, ExchangeLogService
 from linker.services.reports import ReportService
 
 
@@ -22,9 +24,20 @@ def register(subparsers: Any) -> None:
     exchanges = subparsers.add_parser("exchanges", help="the exchange log")
     actions = exchanges.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    export = actions.add_parser("export", help="print stored exchanges (secrets masked)")
+    export = actions.add_parser(
+        "export", help="print stored exchanges as JSON lines, newest first (secrets masked)")
     export.add_argument("--integration", help="only this integration (by name)")
+    export.add_argument("--trigger", choices=[t.value for t in Trigger],
+                        help="only exchanges caused by this")
+    export.add_argument("--kind", choices=[k.value for k in RequestKind],
+                        help="only this request kind")
+    export.add_argument("--error-kind", metavar="KIND",
+                        help="ok, failed, or one error kind: " + ", ".join(ErrorKind))
+    export.add_argument("--status", type=int, metavar="CODE", help="only this HTTP status")
+    export.add_argument("--customer", metavar="ID", help="only this customer id")
+    export.add_argument("--correlation-id", metavar="ID", help="only this correlation id")
     export.add_argument("--since", help="only exchanges at or after this ISO time, e.g. 2026-11-01")
+    export.add_argument("--until", help="only exchanges before this ISO time")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.set_defaults(func=_export)
 
@@ -55,19 +68,33 @@ def parse_since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _export(args: argparse.Namespace) -> int:
-    since = None
-    if args.since:
+def _times(args: argparse.Namespace) -> tuple[datetime | None, datetime | None] | None:
+    moments: list[datetime | None] = []
+    for option in ("since", "until"):
+        text = getattr(args, option)
+        if not text:
+            moments.append(None)
+            continue
         try:
-            since = parse_since(args.since)
+            moments.append(parse_since(text))
         except ValueError:
-            print(f"error: --since {args.since!r} is not an ISO date or time "
+            print(f"error: --{option} {text!r} is not an ISO date or time "
                   "(e.g. 2026-11-01 or 2026-11-01T08:00:00Z)", file=sys.stderr)
-            return EXIT_USAGE
+            return None
+    return moments[0], moments[1]
+
+
+def _export(args: argparse.Namespace) -> int:
+    times = _times(args)
+    if times is None:
+        return EXIT_USAGE
 
     def body(ctx: ServiceContext) -> int:
-        filters = ExchangeFilter(integration_name=args.integration, since=since)
-        for line in ExchangeService(ctx).export_jsonl(CLI_ACTOR, filters):
+        filters = ExchangeFilter(
+            integration_name=args.integration, trigger=args.trigger, kind=args.kind,
+            error_kind=args.error_kind, status=args.status, customer_id=args.customer,
+            correlation_id=args.correlation_id, since=times[0], until=times[1])
+        for line in ExchangeLogService(ctx).export_jsonl(CLI_ACTOR, filters):
             print(line)
         return EXIT_OK
 

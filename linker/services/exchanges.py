@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
 
@@ -35,7 +36,8 @@ class ExchangeFilter:
     until: datetime | None = None
 
 
-def _apply(query: Select[ExchangeRecord], f: ExchangeFilter) -> Select[ExchangeRecord]:
+def apply_filter(query: Select[Any], f: ExchangeFilter) -> Select[Any]:
+    """``query`` restricted to the exchanges ``f`` selects."""
     conditions = []
     if f.integration_id is not None:
         conditions.append(ExchangeRecord.integration_id == f.integration_id)
@@ -76,7 +78,7 @@ class ExchangeService:
     ) -> list[StoredExchange]:
         """Exchanges matching ``filters``, newest first."""
         actor.require(Permission.VIEW_EXCHANGES, "view the exchange log")
-        query = _apply(select(ExchangeRecord), filters or ExchangeFilter())
+        query = apply_filter(select(ExchangeRecord), filters or ExchangeFilter())
         with self.ctx.db.session() as s:
             records = s.scalars(
                 query.order_by(ExchangeRecord.id.desc()).limit(limit).offset(offset)
@@ -86,7 +88,7 @@ class ExchangeService:
     def count(self, actor: Actor, filters: ExchangeFilter | None = None) -> int:
         """How many exchanges match ``filters``."""
         actor.require(Permission.VIEW_EXCHANGES, "view the exchange log")
-        query = _apply(select(ExchangeRecord), filters or ExchangeFilter())
+        query = apply_filter(select(ExchangeRecord), filters or ExchangeFilter())
         with self.ctx.db.session() as s:
             return s.scalar(select(func.count()).select_from(query.subquery())) or 0
 
@@ -107,7 +109,7 @@ class ExchangeService:
             self._require_integration(f.integration_name)
         last_id = 0
         while True:
-            query = _apply(select(ExchangeRecord), f).where(ExchangeRecord.id > last_id)
+            query = apply_filter(select(ExchangeRecord), f).where(ExchangeRecord.id > last_id)
             with self.ctx.db.session() as s:
                 batch = [stored_exchange(r) for r in s.scalars(
                     query.order_by(ExchangeRecord.id).limit(EXPORT_BATCH)).all()]

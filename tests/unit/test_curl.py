@@ -35,7 +35,8 @@ def test_secrets_become_variables_and_the_rest_is_kept() -> None:
     assert f"Gladly-Authorization: ${{{SIGNATURE_ENV}}}" in words
     assert "X-Tenant: eu-1" in words
     assert not any(w.startswith(("Host:", "Content-Length:", "Accept-Encoding:")) for w in words)
-    assert words[-2:] == ["--data-raw", search_request("c1", {"email": "ann@x.com"}).body().decode()]
+    body = search_request("c1", {"email": "ann@x.com"}).body().decode()
+    assert words[-2:] == ["--data-raw", body]
     assert "****" not in curl.command
     assert {e.name for e in curl.env} == {"LINKER_LOOKUP_PASSWORD", "LINKER_HEADER_X_API_KEY",
                                           SIGNATURE_ENV, "LINKER_LOOKUP_SIGNING_KEY"}
