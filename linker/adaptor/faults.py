@@ -40,7 +40,12 @@ FAULTS: dict[str, FaultSpec] = {
     "duplicate-results": FaultSpec(None, "every result twice, under a second externalCustomerId"),
     "oversize": FaultSpec("KB", "pad the response body to at least KB kibibytes"),
     "redirect": FaultSpec(None, "answer 302 to /moved"),
+    "reject-unknown-keys": FaultSpec(None, "answer 422 to a query key the dataset does not know"),
+    "match-anyone": FaultSpec(None, "a BASIC search that finds nobody returns the first record"),
 }
+
+KNOWN_QUERY_KEYS = frozenset({"id", "name", "email", "emails", "phone", "phones", "orderNumber",
+                              "externalCustomerId"})
 
 
 @dataclass(frozen=True)
