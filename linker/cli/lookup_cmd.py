@@ -79,6 +79,14 @@ def register(subparsers: Any) -> None:
                        help="extra search field (--basic) or custom attribute (--detailed)")
     query.add_argument("--external-id", help="the linked externalCustomerId (--detailed)")
     query.add_argument("--customer-id", help="the Gladly customer id sent as query.id")
+    add_target_arguments(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of the human report")
+    parser.set_defaults(func=lambda args: run(parser, args))
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The authentication options and ``--timeout`` that ``build_target`` reads."""
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--signing-key", default=os.environ.get(SIGNING_KEY_ENV, ""), metavar="K",
                       help=f"request signing key (default: ${SIGNING_KEY_ENV})")
@@ -92,9 +100,6 @@ def register(subparsers: Any) -> None:
                       help="a custom header whose value is secret and masked (repeatable)")
     parser.add_argument("--timeout", type=_timeout, default=5.0, metavar="S",
                         help="seconds to wait for the whole answer (default 5, max 15)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object instead of the human report")
-    parser.set_defaults(func=lambda args: run(parser, args))
 
 
 def build_request(parser: argparse.ArgumentParser, args: argparse.Namespace) -> LookupRequest:

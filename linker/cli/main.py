@@ -11,6 +11,7 @@ from importlib import import_module
 COMMAND_MODULES = [
     "linker.cli.adaptor_cmd",
     "linker.cli.lookup_cmd",
+    "linker.cli.conformance_cmd",
     "linker.cli.db_cmd",
     "linker.cli.reports_cmd",
     "linker.cli.users_cmd",
