@@ -118,8 +118,9 @@ _NEWEST_FIRST = (ExchangeRecord.started_at.desc(), ExchangeRecord.id.desc())
 
 def _before(cursor: Cursor) -> Any:
     """Rows strictly after ``cursor`` in newest-first order (older, or same time, lower id)."""
-    return or_(ExchangeRecord.started_at < cursor.started_at,
-               and_(ExchangeRecord.started_at == cursor.started_at,
+    # The redundant ``started_at <= t`` gives both planners an index range bound to seek to.
+    return and_(ExchangeRecord.started_at <= cursor.started_at,
+                or_(ExchangeRecord.started_at < cursor.started_at,
                     ExchangeRecord.id < cursor.id))
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from linker.config import Settings
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
+from linker.services.conformance import ConformanceService
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
+from linker.services.exchange_log import ExchangeLogService
 from linker.services.exchanges import ExchangeService
 from linker.services.integrations import IntegrationService
 from linker.services.linking import LinkingService
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
+from linker.services.replay import ReplayService
 from linker.services.reports import ReportService
 from linker.services.users import UserService
 from linker.services.why import WhyService
@@ -33,6 +36,9 @@ class Services:
         self.backfill = BackfillService(ctx)
         self.reports = ReportService(ctx)
         self.exchanges = ExchangeService(ctx)
+        self.exchange_log = ExchangeLogService(ctx)
+        self.replay = ReplayService(ctx)
+        self.conformance = ConformanceService(ctx)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Services:
