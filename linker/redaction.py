@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 MASK = "****"
 
@@ -74,3 +75,14 @@ class Redactor:
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """A copy of ``headers`` safe to store and show."""
         return {name: self.header_value(name, value) for name, value in headers.items()}
+
+
+def mask_json(value: Any, mask: Callable[[str], str]) -> Any:
+    """A decoded JSON value with every string (keys too) passed through ``mask``."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [mask_json(item, mask) for item in value]
+    if isinstance(value, dict):
+        return {mask(str(k)): mask_json(v, mask) for k, v in value.items()}
+    return value

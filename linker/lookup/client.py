@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import certifi
 import httpx
@@ -41,7 +40,7 @@ from linker.lookup.exchange import (
 )
 from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
-from linker.redaction import MASK, Redactor, basic_credential
+from linker.redaction import MASK, Redactor, basic_credential, mask_json
 
 USER_AGENT = "Linker/0.1"
 # What Gladly sends (Go's default); httpx decodes gzip bodies before they are counted.
@@ -307,21 +306,10 @@ def _judge(received: _Received, target: AdaptorTarget, kind: RequestKind, masker
     violations: list[Violation] = []
     if not _is_json_type(content_type):
         violations.append(errors.content_type_warning(content_type))
-    outcome = validate_response(_mask_json(payload, masker), kind)
+    outcome = validate_response(mask_json(payload, masker.text), kind)
     violations.extend(outcome.violations)
     error = None if outcome.ok else errors.contract_error(violations)
     return error, violations, tuple(outcome.results)
-
-
-def _mask_json(value: Any, masker: _Masker) -> Any:
-    """A decoded JSON value with every string (keys too) passed through the masker."""
-    if isinstance(value, str):
-        return masker.text(value)
-    if isinstance(value, list):
-        return [_mask_json(item, masker) for item in value]
-    if isinstance(value, dict):
-        return {masker.text(str(k)): _mask_json(v, masker) for k, v in value.items()}
-    return value
 
 
 def _location(received: _Received, url: str) -> str | None:

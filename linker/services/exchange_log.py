@@ -26,7 +26,7 @@ from sqlalchemy import Select, and_, or_, select
 from linker.contract import RequestKind
 from linker.curl import CurlCommand, curl_command
 from linker.lookup.exchange import ErrorKind, Trigger
-from linker.redaction import Redactor, basic_credential
+from linker.redaction import Redactor, basic_credential, mask_json
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.exchanges import ExchangeFilter, apply_filter
@@ -135,16 +135,6 @@ def _row(values: Any) -> ExchangeRow:
         result_count=result_count, replay_of=replay_of)
 
 
-def _mask(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.text(value)
-    if isinstance(value, list):
-        return [_mask(item, redactor) for item in value]
-    if isinstance(value, dict):
-        return {k: _mask(v, redactor) for k, v in value.items()}
-    return value
-
-
 def _check_filter(f: ExchangeFilter) -> None:
     problems = {}
     if f.error_kind and f.error_kind not in ("ok", "failed", *ErrorKind):
@@ -231,7 +221,7 @@ class ExchangeLogService:
                 batch = [stored_exchange(r) for r in
                          s.scalars(query.order_by(*_NEWEST_FIRST).limit(EXPORT_BATCH)).all()]
             for exchange in batch:
-                yield json.dumps(_mask(exchange.as_dict(), redactor), ensure_ascii=False,
+                yield json.dumps(mask_json(exchange.as_dict(), redactor.text), ensure_ascii=False,
                                  sort_keys=True)
             if len(batch) < EXPORT_BATCH:
                 return
