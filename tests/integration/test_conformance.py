@@ -29,7 +29,7 @@ from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.permissions import Actor, PermissionDenied, Role
 from linker.store.models import ExchangeRecord
-from tests.integration.world import World, unique_record
+from tests.integration.world import SIGNING_KEY, World, unique_record
 
 KEY = "conformance-signing-key-01"
 PASSWORD = "conformance-password-02"
@@ -167,6 +167,9 @@ def test_service_stores_exchanges_and_the_card(world: World) -> None:
         stored = {r.id: r for r in s.scalars(select(ExchangeRecord))}
     assert all(c.exchange_id in stored for c in first.checks)
     assert {r.trigger for r in stored.values()} == {"conformance"}
+    dumped = json.dumps([[r.request_headers, r.request_body, r.response_headers, r.url,
+                          r.response_body, r.error_message] for r in stored.values()])
+    assert SIGNING_KEY not in dumped
     world.serve("Shop", "shop", "duplicate-results")
     second = service.run(DEV, shop, EMAIL)
     assert not second.passed and second.counts()["fail"] == 1

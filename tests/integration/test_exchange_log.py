@@ -187,6 +187,8 @@ def test_replay_resends_signed_now_stores_and_diffs(world: World) -> None:
     assert not html.replay.ok and html.diff.mode == "text" and html.diff.text_lines
     log = ExchangeLogService(world.ctx).page(DEV, ExchangeFilter(trigger="replay"))
     assert [r.replay_of for r in log.rows] == [original_id] * 3
+    stored = json.dumps([e.__dict__ for e in world.exchanges()], default=str)
+    assert SIGNING_KEY not in stored and "Signature=****" in stored
 
 
 def test_replay_of_a_deleted_integration_says_why(world: World) -> None:
