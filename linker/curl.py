@@ -80,8 +80,9 @@ def curl_command(request: RecordedRequest, *, kind: RequestKind, username: str =
     """
     secret_headers = frozenset(h.lower() for h in secret_headers)
     who = f" of {integration}" if integration else ""
-    parts = ["curl", "-sS", "--compressed", "-X", shlex.quote(request.method or "POST"),
-             shlex.quote(request.url)]
+    # One line per option: ["curl ... URL", "-H 'Accept: application/json'", ...].
+    parts = [f"curl -sS --compressed -X {shlex.quote(request.method or 'POST')} "
+             f"{shlex.quote(request.url)}"]
     env: dict[str, EnvVar] = {}
     signed = False
     for name, value in request.headers.items():
@@ -90,19 +91,19 @@ def curl_command(request: RecordedRequest, *, kind: RequestKind, username: str =
             continue
         if lower == "authorization":
             env[PASSWORD_ENV] = EnvVar(PASSWORD_ENV, f"the Basic auth password{who}")
-            parts += ["-u", _double_quoted(f"{username}:", PASSWORD_ENV)]
+            parts.append("-u " + _double_quoted(f"{username}:", PASSWORD_ENV))
         elif lower == "gladly-authorization":
             signed = True
             env[SIGNATURE_ENV] = EnvVar(SIGNATURE_ENV, "a Gladly-Authorization value recomputed "
                                         "for this body and a fresh Gladly-Time")
-            parts += ["-H", _double_quoted(f"{name}: ", SIGNATURE_ENV)]
+            parts.append("-H " + _double_quoted(f"{name}: ", SIGNATURE_ENV))
         elif _is_secret(name, value, secret_headers):
             var = header_env_name(name)
             env[var] = EnvVar(var, f"the value of the secret header {name}{who}")
-            parts += ["-H", _double_quoted(f"{name}: ", var)]
+            parts.append("-H " + _double_quoted(f"{name}: ", var))
         else:
-            parts += ["-H", shlex.quote(f"{name}: {value}")]
-    parts += ["--data-raw", shlex.quote(request.body)]
+            parts.append("-H " + shlex.quote(f"{name}: {value}"))
+    parts.append("--data-raw " + shlex.quote(request.body))
     note = ("The stored signature cannot be reused: it covers Gladly-Time and the body. Set "
             f"${SIGNATURE_ENV} to a signature recomputed with the integration's signing key "
             "(and update Gladly-Time), or run the linker lookup command, which signs the "

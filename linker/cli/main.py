@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "linker.cli.conformance_cmd",
     "linker.cli.db_cmd",
     "linker.cli.reports_cmd",
+    "linker.cli.exchanges_cmd",
     "linker.cli.users_cmd",
     "linker.cli.integrations_cmd",
     "linker.cli.customers_cmd",

@@ -282,3 +282,56 @@ def test_cli_export_with_filters(ctx: ServiceContext, settings: object,
     assert all(r["started_at"] < "2026-12-01T09:00:15" for r in rows)
     assert main(["exchanges", "export", "--error-kind", "nonsense"]) == 1
     assert "not an error kind" in capsys.readouterr().err
+
+
+def _cli_env(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKER_DATABASE_URL", ctx.settings.database_url)
+    monkeypatch.setenv("LINKER_HOME", str(ctx.settings.home))
+    monkeypatch.setenv("LINKER_SECRET_KEY", ctx.settings.secret_key or "")
+
+
+def test_cli_list_pages_with_the_printed_cursor(ctx: ServiceContext,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _seed(ctx, 7)
+    _cli_env(ctx, monkeypatch)
+    assert main(["exchanges", "list", "--limit", "4", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["exchanges", "list", "--limit", "4", "--json", "--after",
+                 first["next_cursor"]]) == 0
+    second = json.loads(capsys.readouterr().out)
+    ids = [r["id"] for r in first["rows"] + second["rows"]]
+    assert ids == _expected(ctx) and second["next_cursor"] is None
+    assert main(["exchanges", "list", "--limit", "4"]) == 0
+    human = capsys.readouterr().out
+    assert f"next page: --after {first['next_cursor']}" in human and "Travel" in human
+    assert main(["exchanges", "list", "--after", "nonsense"]) == 1
+    assert "first page" in capsys.readouterr().err
+
+
+def test_cli_show_curl_and_replay_over_loopback(ctx: ServiceContext,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    record = unique_record()
+    with BackgroundServer(create_app("shop", username="linker", password=PASSWORD)) as server:
+        integration_id = _secret_integration(ctx, server.url)
+        probe = IntegrationService(ctx).test_connection(DEV, integration_id,
+                                                        email=record.emails[0])
+        _cli_env(ctx, monkeypatch)
+        assert main(["exchanges", "show", str(probe.id)]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["id"] == probe.id and shown["request"]["headers"]["X-Api-Key"] == "****"
+        assert main(["exchanges", "curl", str(probe.id)]) == 0
+        curl = capsys.readouterr().out
+        assert curl.startswith("curl -sS") and "# or let Linker sign it:" in curl
+        assert main(["exchanges", "replay", str(probe.id)]) == 0
+        replayed = capsys.readouterr().out
+        assert f"replayed exchange {probe.id} as exchange" in replayed
+        assert "the response bodies are the same" in replayed
+        assert main(["exchanges", "replay", str(probe.id), "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["replay"]["trigger"] == "replay" and data["diff"]["same"]
+        everything = shown.__repr__() + curl + replayed + json.dumps(data)
+        assert PASSWORD not in everything and API_KEY not in everything
+    assert main(["exchanges", "replay", "424242"]) == 1
+    assert "does not exist" in capsys.readouterr().err
