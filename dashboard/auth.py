@@ -72,9 +72,12 @@ PAGES: tuple[PageSpec, ...] = (
              frozenset({Role.ADMIN, Role.DEVELOPER}), Permission.VIEW_INTEGRATIONS),
     PageSpec("autolinking", "autolinking.py", "Auto-linking", ":material/join_inner:",
              frozenset({Role.ADMIN}), Permission.MANAGE_INTEGRATIONS),
+    PageSpec("debugger", "debugger.py", "Adaptor debugger", ":material/bug_report:",
+             frozenset({Role.ADMIN, Role.DEVELOPER}), Permission.TEST_INTEGRATIONS),
 )
 """Every page, in navigation order. Link workbench: agent, admin, support lead (read-only);
-Integrations: admin (developer read-only); Auto-linking: admin."""
+Integrations: admin (developer read-only); Auto-linking: admin; Adaptor debugger: admin,
+developer."""
 
 PAGES_BY_KEY = {page.key: page for page in PAGES}
 

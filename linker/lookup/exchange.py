@@ -34,6 +34,7 @@ class Trigger(StrEnum):
     REPLAY = "replay"
     CLI = "cli"
     BACKFILL = "backfill"
+    DEBUGGER = "debugger"
 
 
 @dataclass(frozen=True)

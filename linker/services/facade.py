@@ -8,6 +8,7 @@ from linker.services.backfill import BackfillService
 from linker.services.conformance import ConformanceService
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
+from linker.services.debugger import DebuggerService
 from linker.services.exchange_log import ExchangeLogService
 from linker.services.exchanges import ExchangeService
 from linker.services.integrations import IntegrationService
@@ -39,6 +40,7 @@ class Services:
         self.exchange_log = ExchangeLogService(ctx)
         self.replay = ReplayService(ctx)
         self.conformance = ConformanceService(ctx)
+        self.debugger = DebuggerService(ctx)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Services:

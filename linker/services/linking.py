@@ -312,7 +312,7 @@ def _chosen(session: Session, customer_id: str | None, integration_ids: Sequence
     return chosen, skipped
 
 
-def _attributes(rows: Sequence[Any]) -> list[tuple[str, str]]:
+def attribute_pairs(rows: Sequence[Any]) -> list[tuple[str, str]]:
     """``(attribute, label)`` pairs of configured attribute rows, blank ones left out."""
     pairs = []
     for row in rows or []:
@@ -371,7 +371,7 @@ def _plan_search(ctx: ServiceContext, session: Session, customer_id: str | None,
     jobs: list[_Job] = []
     columns: dict[str, str] = {}
     for integration in chosen:
-        declared = _attributes(integration.search_query_attributes)
+        declared = attribute_pairs(integration.search_query_attributes)
         if not declared:
             skipped.append(SkippedIntegration(
                 integration.id, integration.name,
@@ -390,7 +390,7 @@ def _plan_search(ctx: ServiceContext, session: Session, customer_id: str | None,
             skipped.append(SkippedIntegration(integration.id, integration.name,
                                               f"its adaptor settings are unusable: {exc}"))
             continue
-        result_columns = tuple(_attributes(integration.search_results_attributes))
+        result_columns = tuple(attribute_pairs(integration.search_results_attributes))
         for attribute, label in result_columns:
             columns.setdefault(attribute, label)
         jobs.append(_Job(integration.id, integration.name, target, sent, result_columns))
@@ -484,7 +484,7 @@ class LinkingService:
             chosen, _ = _chosen(session, customer_id, integration_ids)
             found: dict[str, tuple[str, list[str]]] = {}
             for integration in chosen:
-                for attribute, label in _attributes(integration.search_query_attributes):
+                for attribute, label in attribute_pairs(integration.search_query_attributes):
                     found.setdefault(attribute, (label, []))[1].append(integration.name)
             return [SearchField(attribute, label, prefill_value(customer, attribute),
                                 tuple(names))
