@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 import streamlit as st
 
@@ -321,13 +321,13 @@ def log_table(rows: Sequence[Any]) -> None:
         st.session_state.pop(REPLAYED, None)
 
 
-def export_file(actor: Actor, filters: ExchangeFilter) -> IO[bytes]:
+def export_file(actor: Actor, filters: ExchangeFilter) -> BinaryIO:
     """The filtered log as redacted JSON lines, spooled to disk past 8 MiB."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024))  # noqa: SIM115
     for line in state.services().exchange_log.export_jsonl(actor, filters):
         spool.write(line.encode() + b"\n")
     spool.seek(0)
-    return spool  # type: ignore[return-value]
+    return spool
 
 
 def open_exchange(actor: Actor, exchange_id: int) -> None:

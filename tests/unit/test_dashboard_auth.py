@@ -118,8 +118,8 @@ def test_dev_role_must_name_a_role() -> None:
 
 
 @pytest.mark.parametrize(("role", "pages"), [
-    (Role.ADMIN, ["workbench", "integrations", "autolinking"]),
-    (Role.DEVELOPER, ["integrations"]),
+    (Role.ADMIN, ["workbench", "integrations", "autolinking", "debugger"]),
+    (Role.DEVELOPER, ["integrations", "debugger"]),
     (Role.AGENT, ["workbench"]),
     (Role.SUPPORT_LEAD, ["workbench"]),
 ])
