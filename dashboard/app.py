@@ -20,7 +20,9 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 import streamlit as st  # noqa: E402
 
 from dashboard import auth, state  # noqa: E402
+from linker.services.passwords import HashingBusy  # noqa: E402
 from linker.services.permissions import Actor  # noqa: E402
+from linker.services.signin import TooManyAttempts  # noqa: E402
 
 PAGES_DIR = ROOT / "pages"
 _DEV_NOTICE = "_app_dev_notice"
@@ -36,6 +38,14 @@ def secrets() -> dict[str, Any]:
         return st.secrets.to_dict()
     except FileNotFoundError:
         return {}
+
+
+def client_address() -> str:
+    """The browser's address as Streamlit sees it (empty when unknown, e.g. under AppTest)."""
+    try:
+        return str(st.context.ip_address or "")
+    except Exception:  # outside a request (no context): the address is simply unknown
+        return ""
 
 
 def oidc_logged_in() -> bool:
@@ -129,8 +139,13 @@ def sign_in_form() -> None:
         submitted = st.form_submit_button("Sign in", type="primary", key="sign_in.submit")
     if submitted:
         actor = None
-        if username.strip() and password:
-            actor = state.services().users.authenticate(username, password)
+        try:
+            if username.strip() and password:
+                actor = state.services().users.authenticate(username, password,
+                                                             client=client_address())
+        except (TooManyAttempts, HashingBusy) as exc:
+            st.error(str(exc)[0].upper() + str(exc)[1:])
+            return
         if actor is None:
             st.error("Wrong username or password.")
         else:
@@ -151,6 +166,7 @@ def sidebar(actor: Actor) -> None:
         st.markdown(f"Signed in as **{actor.username}**")
         st.caption(f"Role: {actor.role.value.replace('_', ' ')}")
         if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):
+            state.services().users.sign_out(actor, client=client_address())
             if auth.session_actor() is None and oidc_logged_in():
                 st.logout()
             auth.sign_out_session()

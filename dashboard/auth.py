@@ -39,7 +39,7 @@ SOURCE_PASSWORD = "password"
 SOURCE_DEV = "dev"
 
 DEV_ROLE_ENV = "LINKER_DEV_ROLE"
-"""Environment variable: sign every session in with this role (never in production)."""
+"""Environment variable: sign every session in with this role (only with LINKER_ENV=development)."""
 DEV_USERNAME = "dev"
 
 ROLE_PRIORITY: tuple[Role, ...] = (Role.ADMIN, Role.DEVELOPER, Role.SUPPORT_LEAD, Role.AGENT)
@@ -183,22 +183,31 @@ def oidc_config(secrets: Mapping[str, Any]) -> OidcConfig | None:
 
 
 class DevRoleRefused(ValueError):
-    """LINKER_DEV_ROLE was set where it may not be used (production) or names no role."""
+    """LINKER_DEV_ROLE was set outside development (LINKER_ENV is not ``development``) or
+    names no role."""
+
+
+DEV_ENVIRONMENT = "development"
+"""The only ``LINKER_ENV`` value under which the development override signs anyone in."""
 
 
 def dev_role(env: Mapping[str, str] | None = None) -> Role | None:
     """The role of the development override ``LINKER_DEV_ROLE``, or None when it is unset.
 
-    Raises DevRoleRefused when ``LINKER_ENV`` is ``production`` (the override would let anyone
-    in) or the value is not a role.
+    The override works only when ``LINKER_ENV=development`` is set explicitly: anything else
+    (unset, ``prod``, ``staging``, ``production``, ...) raises DevRoleRefused, because the
+    override would let anyone in. Also raises it when the value is not a role.
     """
     env = os.environ if env is None else env
     value = env.get(DEV_ROLE_ENV, "").strip().lower()
     if not value:
         return None
-    if env.get("LINKER_ENV", "").strip().lower() == "production":
-        raise DevRoleRefused(f"{DEV_ROLE_ENV} is ignored because LINKER_ENV is production; "
-                             "sign in with an account (and unset the variable)")
+    environment = env.get("LINKER_ENV", "").strip().lower()
+    if environment != DEV_ENVIRONMENT:
+        shown = f"is {environment!r}" if environment else "is not set"
+        raise DevRoleRefused(f"{DEV_ROLE_ENV} is ignored because LINKER_ENV {shown}; it "
+                             f"works only with LINKER_ENV={DEV_ENVIRONMENT}. Sign in with an "
+                             "account (and unset the variable)")
     try:
         return Role(value)
     except ValueError:

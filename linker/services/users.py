@@ -22,6 +22,17 @@ from linker.services.passwords import (
     verify_password,
 )
 from linker.services.permissions import Actor, Permission, Role
+from linker.services.signin import (
+    ACCOUNT_RULE,
+    CLIENT_RULE,
+    ThrottleRule,
+    account_key,
+    client_key,
+    count_attempt,
+    forgive,
+    locked_now,
+    record_sign_in_event,
+)
 from linker.store.models import User
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,99}$")
@@ -77,8 +88,8 @@ def _view(user: User) -> UserView:
                     disabled=user.disabled, created_at=user.created_at)
 
 
-def _checked_password(password: str) -> str:
-    problem = password_problem(password)
+def _checked_password(password: str, username: str = "") -> str:
+    problem = password_problem(password, [username] if username else [])
     if problem:
         raise InvalidInput({"password": problem})
     return password
@@ -99,7 +110,7 @@ class UserService:
         name = normalize_username(username)
         new_role = parse_role(role)
         generated = None if password is not None else generate_password()
-        secret = _checked_password(password) if password is not None else str(generated)
+        secret = _checked_password(password, name) if password is not None else str(generated)
         password_hash = hash_password(secret)
         try:
             with self.ctx.db.session() as s:
@@ -126,7 +137,7 @@ class UserService:
         name = normalize_username(username)
         new_role = parse_role(role)
         if password is not None:
-            _checked_password(password)
+            _checked_password(password, name)
         with self.ctx.db.session() as s:
             exists = s.scalar(select(User.id).where(User.username == name)) is not None
         if not exists:
@@ -158,7 +169,7 @@ class UserService:
     def set_password(self, actor: Actor, username: str, password: str) -> UserView:
         """Replace the account's password (at least 12 characters)."""
         actor.require(Permission.MANAGE_USERS, "change passwords")
-        password_hash = hash_password(_checked_password(password))
+        password_hash = hash_password(_checked_password(password, normalize_username(username)))
         with self.ctx.db.session() as s:
             user = self._load(s, username)
             user.password_hash = password_hash
@@ -197,22 +208,56 @@ class UserService:
         with self.ctx.db.session() as s:
             return [_view(u) for u in s.scalars(select(User).order_by(User.username))]
 
-    def authenticate(self, username: str, password: str) -> Actor | None:
+    def authenticate(self, username: str, password: str, *, client: str = "") -> Actor | None:
         """The Actor for valid credentials of an enabled account, else None.
 
+        Throttled per account and per ``client`` (its address; empty when unknown) with
+        back-off, see ``linker.services.signin``: raises TooManyAttempts ("Too many attempts;
+        try again in N s") without checking the password while either is locked, and
+        HashingBusy when too many checks run at once. Audits success, failure and lock-out.
         An unknown username is checked against a dummy hash so it takes as long as a real check.
         """
         name = username.strip().lower()
+        keys: dict[str, ThrottleRule] = {account_key(name): ACCOUNT_RULE}
+        client_id = client_key(client)
+        if client_id is not None:
+            keys[client_id] = CLIENT_RULE
+        details = {"client": client.strip()[:100]} if client.strip() else {}
         with self.ctx.db.session() as s:
+            count_attempt(s, keys, self.ctx.now())
+        with self.ctx.db.session(readonly=True) as s:
             user = s.scalar(select(User).where(User.username == name))
-            if user is None:
-                verify_password(dummy_hash(), password)
+            stored = None if user is None else (user.password_hash, user.disabled, user.role)
+        if stored is None:
+            verify_password(dummy_hash(), password)
+            ok, role = False, "none"
+        else:
+            ok = verify_password(stored[0], password) and not stored[1]
+            role = stored[2]
+        with self.ctx.db.session() as s:
+            now = self.ctx.now()
+            if not ok:
+                reason = ("unknown account" if stored is None else
+                          "account disabled" if stored[1] else "wrong password")
+                record_sign_in_event(s, now, name, role, "user.sign_in_failed",
+                                     {**details, "reason": reason})
+                if locked_now(s, account_key(name), now):
+                    record_sign_in_event(s, now, name, role, "user.locked_out", details)
                 return None
-            if not verify_password(user.password_hash, password) or user.disabled:
-                return None
-            if needs_rehash(user.password_hash):
-                user.password_hash = hash_password(password)
-            return Actor(user.username, Role(user.role))
+            forgive(s, account_key(name), client_id)
+            record_sign_in_event(s, now, name, role, "user.signed_in", details)
+            if stored is not None and needs_rehash(stored[0]):
+                user = s.scalar(select(User).where(User.username == name))
+                if user is not None:
+                    user.password_hash = hash_password(password)
+            return Actor(name, Role(role))
+
+    def sign_out(self, actor: Actor, *, client: str = "") -> None:
+        """Audit that ``actor`` signed out of the console (any sign-in method)."""
+        details = {"client": client.strip()[:100]} if client.strip() else {}
+        with self.ctx.db.session() as s:
+            record_sign_in_event(s, self.ctx.now(), actor.username, actor.role.value,
+                                 "user.signed_out", details)
 
     def session_actor(self, username: str) -> Actor | None:
         """The account's Actor as it is now (current role), or None when the account is

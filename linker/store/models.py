@@ -339,3 +339,32 @@ class BackfillProgress(Base):
     run_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     done_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one account (``account:<name>``) or client (``client:<address>``),
+    and until when further attempts are refused. Kept in the database so every dashboard
+    process sees the same counts."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class BackfillLease(Base):
+    """Who runs a backfill over an integration: at most one holder per integration. The holder
+    renews ``expires_at`` while it runs; a crashed holder's lease simply expires."""
+
+    __tablename__ = "backfill_leases"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(200))
+    """Who and where: ``<user> on <host> (pid <n>)``."""
+    acquired_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()

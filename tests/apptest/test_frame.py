@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from dashboard.widgets import editor_rows
@@ -31,6 +32,7 @@ from linker.services.customers import (
 from linker.services.facade import Services
 from linker.services.permissions import SYSTEM
 from linker.store.exchanges import StoredExchange
+from linker.store.models import AuditEvent
 from tests.apptest.conftest import ROLES, new_app, table, texts
 
 PASSWORD = "correct horse battery"
@@ -95,6 +97,30 @@ def test_failed_sign_in_does_not_say_which_part_was_wrong(
     assert texts(at.error) == ["Wrong username or password."]
     assert "auth_username" not in at.session_state
     assert not at.sidebar.button
+
+
+def test_repeated_wrong_passwords_are_throttled_with_a_clear_message(
+        services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "agent", password=PASSWORD)
+    at = new_app().run()
+    for i in range(5):
+        at = sign_in_form(at, "ada", f"wrong password number {i}")
+        assert texts(at.error) == ["Wrong username or password."]
+    at = sign_in_form(at, "ada", PASSWORD)
+    assert not at.exception
+    assert texts(at.error) == ["Too many attempts; try again in 30 s"]
+    assert "auth_username" not in at.session_state
+
+
+def test_sign_in_and_sign_out_are_audited(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "agent", password=PASSWORD)
+    at = sign_in_form(new_app().run(), "ada", PASSWORD)
+    at.sidebar.button(key="auth.sign_out").click().run()
+    assert not at.exception
+    with services.ctx.db.session(readonly=True) as s:
+        events = list(s.scalars(select(AuditEvent.action).where(AuditEvent.actor == "ada")
+                                .order_by(AuditEvent.id)))
+    assert events == ["user.signed_in", "user.signed_out"]
 
 
 def test_disabled_account_cannot_sign_in(services: Services) -> None:
@@ -174,6 +200,7 @@ def test_a_dev_session_is_not_looked_up(linker_env: object,
     # "dev" is no account: only password sessions are re-checked (the dev override keeps its
     # own rules; sessions seeded by ``app_as`` have no source and are not re-checked either).
     monkeypatch.setenv("LINKER_DEV_ROLE", "agent")
+    monkeypatch.setenv("LINKER_ENV", "development")
     at = new_app().run()
     at.run()
     assert not at.exception
@@ -214,9 +241,10 @@ def test_unknown_role_in_the_session_is_signed_out(linker_env: object) -> None:
 # -- dev override -------------------------------------------------------------------------------
 
 
-def test_dev_role_signs_in_outside_production(linker_env: object,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_role_signs_in_in_development(linker_env: object,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINKER_DEV_ROLE", "developer")
+    monkeypatch.setenv("LINKER_ENV", "development")
     at = new_app().run()
     assert not at.exception
     assert at.session_state["auth_role"] == "developer"
@@ -226,15 +254,16 @@ def test_dev_role_signs_in_outside_production(linker_env: object,
     assert "Sign in" in texts(at.subheader)
 
 
-def test_dev_role_is_refused_in_production(linker_env: object,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("environment", ["production", "staging"])
+def test_dev_role_is_refused_outside_development(linker_env: object, environment: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINKER_DEV_ROLE", "admin")
-    monkeypatch.setenv("LINKER_ENV", "production")
+    monkeypatch.setenv("LINKER_ENV", environment)
     at = new_app().run()
     assert not at.exception
     assert "auth_username" not in at.session_state
     assert "Sign in" in texts(at.subheader)
-    assert any("ignored because LINKER_ENV is production" in w for w in texts(at.warning))
+    assert any(f"ignored because LINKER_ENV is '{environment}'" in w for w in texts(at.warning))
 
 
 # -- OIDC -----------------------------------------------------------------------------------

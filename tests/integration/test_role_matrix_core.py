@@ -118,7 +118,7 @@ def test_the_table_covers_every_public_method() -> None:
               for prefix, cls in (("customers", CustomerService),
                                   ("integrations", IntegrationService), ("users", UserService))
               for name in vars(cls) if not name.startswith("_")}
-    assert public - {"users.authenticate", "users.session_actor"} == set(MATRIX)
+    assert public - {"users.authenticate", "users.session_actor", "users.sign_out"} == set(MATRIX)
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
@@ -138,6 +138,11 @@ def test_role_matrix(world: World, ctx: ServiceContext, method: str, role: Role)
 
 def test_authenticate_needs_no_actor(world: World) -> None:
     assert world.users.authenticate("target", PASSWORD) == Actor("target", Role.AGENT)
+
+
+def test_sign_out_is_open_to_every_role(world: World) -> None:
+    for role in Role:
+        world.users.sign_out(Actor("target", role))
 
 
 def test_session_actor_needs_no_actor(world: World) -> None:

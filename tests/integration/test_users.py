@@ -80,7 +80,8 @@ def test_disable_blocks_login_and_enable_restores_it(users: UserService,
     assert users.authenticate("ana", PASSWORD) is None
     assert not users.enable(SYSTEM, "ana").disabled
     assert users.authenticate("ana", PASSWORD) == Actor("ana", Role.AGENT)
-    assert audit_actions(ctx) == ["user.created", "user.disabled", "user.enabled"]
+    assert audit_actions(ctx) == ["user.created", "user.disabled", "user.sign_in_failed",
+                                  "user.enabled", "user.signed_in"]
 
 
 def test_change_role_is_audited_with_before_and_after(users: UserService,
@@ -134,7 +135,7 @@ def test_ensure_user_is_idempotent(users: UserService, ctx: ServiceContext) -> N
     assert kept.changed == () and kept.generated_password is None
     assert users.authenticate("ana", PASSWORD + "!") is not None
     assert audit_actions(ctx) == ["user.created", "user.role_changed",
-                                  "user.password_changed"]
+                                  "user.password_changed", "user.signed_in", "user.signed_in"]
 
 
 def test_set_password(users: UserService) -> None:

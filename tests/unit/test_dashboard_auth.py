@@ -98,20 +98,28 @@ def test_dev_role_unset_is_none() -> None:
     assert dev_role({"LINKER_DEV_ROLE": "  "}) is None
 
 
-@pytest.mark.parametrize("env", [{}, {"LINKER_ENV": "development"}, {"LINKER_ENV": "test"}])
-def test_dev_role_signs_in_outside_production(env: dict[str, str]) -> None:
-    assert dev_role({"LINKER_DEV_ROLE": "Support_Lead", **env}) is Role.SUPPORT_LEAD
+@pytest.mark.parametrize("development", ["development", "DEVELOPMENT", " development "])
+def test_dev_role_signs_in_only_in_development(development: str) -> None:
+    env = {"LINKER_DEV_ROLE": "Support_Lead", "LINKER_ENV": development}
+    assert dev_role(env) is Role.SUPPORT_LEAD
 
 
-@pytest.mark.parametrize("production", ["production", "PRODUCTION", " production "])
-def test_dev_role_is_refused_in_production(production: str) -> None:
-    with pytest.raises(DevRoleRefused, match="LINKER_ENV is production"):
-        dev_role({"LINKER_DEV_ROLE": "admin", "LINKER_ENV": production})
+@pytest.mark.parametrize("environment", ["production", "PRODUCTION", "prod", "staging", "test",
+                                         "dev", "developments"])
+def test_dev_role_is_refused_outside_development(environment: str) -> None:
+    with pytest.raises(DevRoleRefused, match=f"LINKER_ENV is '{environment.lower()}'; it works "
+                       "only with LINKER_ENV=development"):
+        dev_role({"LINKER_DEV_ROLE": "admin", "LINKER_ENV": environment})
+
+
+def test_dev_role_is_refused_when_the_environment_is_unset() -> None:
+    with pytest.raises(DevRoleRefused, match="LINKER_ENV is not set"):
+        dev_role({"LINKER_DEV_ROLE": "admin"})
 
 
 def test_dev_role_must_name_a_role() -> None:
     with pytest.raises(DevRoleRefused, match="'root' is not a role"):
-        dev_role({"LINKER_DEV_ROLE": "root"})
+        dev_role({"LINKER_DEV_ROLE": "root", "LINKER_ENV": "development"})
 
 
 # -- pages per role -----------------------------------------------------------------------------
