@@ -155,6 +155,12 @@ def print_summary(summary: BackfillSummary) -> None:
           f"({summary.profiles_per_second:.1f} profiles/s)"
           + (f"; {summary.resumed} done by an earlier interrupted run were skipped"
              if summary.resumed else ""))
+    if summary.healed or summary.heal_failed:
+        print(f"finished {summary.healed} earlier link(s) that had no pulled data"
+              + (f"; {summary.heal_failed} still failed (retried next run and when the "
+                 "profile is opened)" if summary.heal_failed else ""))
+    if summary.lease_lost:
+        print("stopped: another backfill took over this run's lease (this run had stalled)")
     if summary.dry_run:
         print("dry run: nothing was linked and no outcome was recorded (the exchanges were "
               "stored, marked 'backfill dry run')")

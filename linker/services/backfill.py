@@ -15,6 +15,12 @@ How it works:
   profiles already done; a run that completes deletes them, so the next one starts afresh.
   Nothing is linked twice: linked pairs are never attempted, and the database's unique
   constraints turn a race into a ``conflict`` outcome.
+- *One at a time*: a run holds a lease on each of its integrations (``linker.services.leases``)
+  renewed while it runs; a second run over one of them (the same profiles: a whole run, the
+  same shard, or a shard of another split) is refused with who holds it and since when. A
+  crashed run's lease expires after a minute. Shards of one split run side by side.
+- *Healing*: a real run first refreshes links to its integrations that have no pulled data
+  (a run killed between linking and the DETAILED lookup leaves such links).
 - *Dry run*: sends the same auto-link requests and reports what would happen, but records
   nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
   link, no outcome, no progress. It ignores the progress of interrupted runs.
@@ -62,11 +68,12 @@ from linker.services.autolinking import (
 )
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
+from linker.services.leases import LeaseKeeper, acquire, holder_name
 from linker.services.permissions import Actor, Permission
-from linker.services.refresh import RefreshPlan, apply_refresh, plan_refresh
+from linker.services.refresh import RefreshPlan, apply_refresh, plan_refresh, refresh_pairs
 from linker.store.exchanges import record_exchange
 from linker.store.models import BackfillProgress as ProgressRow
-from linker.store.models import Customer, Link
+from linker.store.models import Customer, Integration, Link, PulledData
 
 MAX_CONCURRENCY = 256
 MAX_RESULTS = 1000
@@ -74,6 +81,8 @@ MAX_RESULTS = 1000
 TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
 """Outcomes listed first when there are more attempts than ``max_results``."""
 MAX_PG_WRITERS = 8
+HEAL_BATCH = 64
+"""Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
 T = TypeVar("T")
 
@@ -162,6 +171,15 @@ class BackfillSummary:
     outcomes (linked, ambiguous, conflict, error) are kept before the others."""
     results_left_out: int = 0
     """Attempts made but not listed in ``results`` (0 when every attempt is listed)."""
+    healed: int = 0
+    """Links of earlier runs still without their DETAILED data (e.g. after a crash) that this
+    run refreshed successfully before it began."""
+    heal_failed: int = 0
+    """Such links whose refresh failed again (they are retried by the next run and when the
+    profile is opened)."""
+    lease_lost: bool = False
+    """True when the run stopped early because its lease was taken over (it had stalled for
+    longer than the lease lasts)."""
 
     @property
     def profiles_per_second(self) -> float:
@@ -267,10 +285,40 @@ class BackfillService:
         integrations = self._integrations(integration_ids)
         state = _Run(actor, integrations, dry_run, concurrency,
                      run_key([i.id for i in integrations], shard), max_results)
-        pending, resumed = self._pending(state, shard)
-        size = batch_size or max(64, concurrency * 16)
-        return run_sync(lambda: self._run_async(state, pending, resumed, shard, size, progress,
-                                                cancel))
+        lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
+                        holder_name(actor.username), self.ctx.now(), shard=shard)
+        with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
+            healed, heal_failed = (0, 0) if dry_run else self._heal(state, shard, cancel)
+            pending, resumed = self._pending(state, shard)
+            size = batch_size or max(64, concurrency * 16)
+            summary = run_sync(lambda: self._run_async(state, pending, resumed, shard, size,
+                                                       progress, cancel, keeper.lost))
+        return replace(summary, healed=healed, heal_failed=heal_failed,
+                       lease_lost=keeper.lost.is_set())
+
+    def _heal(self, state: _Run, shard: tuple[int, int] | None,
+              cancel: threading.Event | None) -> tuple[int, int]:
+        """Refresh links to the run's integrations that have no successfully pulled data
+        (a run killed between linking and its DETAILED lookup leaves such links)."""
+        ids = [i.id for i in state.integrations]
+        with self.ctx.db.session(readonly=True) as session:
+            rows = session.execute(
+                select(Link.customer_id, Link.integration_id)
+                .join(Integration, Integration.id == Link.integration_id)
+                .outerjoin(PulledData, (PulledData.customer_id == Link.customer_id)
+                           & (PulledData.integration_id == Link.integration_id))
+                .where(Link.integration_id.in_(ids), Integration.active.is_(True),
+                       PulledData.fetched_at.is_(None))
+                .order_by(Link.customer_id, Link.integration_id)).all()
+        pairs = [(cid, iid) for cid, iid in rows if in_shard(cid, shard)]
+        healed = failed = 0
+        for start in range(0, len(pairs), HEAL_BATCH):
+            if cancel is not None and cancel.is_set():
+                break
+            outcomes = refresh_pairs(self.ctx, state.actor, pairs[start:start + HEAL_BATCH])
+            healed += sum(1 for o in outcomes if o.ok)
+            failed += sum(1 for o in outcomes if not o.ok)
+        return healed, failed
 
     # -- planning -------------------------------------------------------------------------
 
@@ -319,7 +367,8 @@ class BackfillService:
     async def _run_async(self, state: _Run, pending: list[str], resumed: int,
                          shard: tuple[int, int] | None, size: int,
                          progress: Callable[[BackfillProgress], None] | None,
-                         cancel: threading.Event | None) -> BackfillSummary:
+                         cancel: threading.Event | None,
+                         lease_lost: threading.Event) -> BackfillSummary:
         start = time.perf_counter()
         counts = _zeros()
         log = _ResultLog(state.max_results)
@@ -335,7 +384,7 @@ class BackfillService:
             slots = asyncio.Semaphore(state.concurrency)
             async with self.ctx.client.http_client() as http:
                 for batch in _batches(pending, size):
-                    if cancel is not None and cancel.is_set():
+                    if (cancel is not None and cancel.is_set()) or lease_lost.is_set():
                         cancelled = True
                         break
                     attempts = await in_db(self._plan, state, batch)

@@ -355,14 +355,15 @@ class SignInThrottle(Base):
 
 
 class BackfillLease(Base):
-    """Who runs a backfill over an integration: at most one holder per integration. The holder
-    renews ``expires_at`` while it runs; a crashed holder's lease simply expires."""
+    """Who runs a backfill over an integration (or one shard of it, ``I/N``; empty: all of
+    it). The holder renews ``expires_at`` while it runs; a crashed holder's lease expires."""
 
     __tablename__ = "backfill_leases"
 
     integration_id: Mapped[int] = mapped_column(
         ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
     )
+    shard: Mapped[str] = mapped_column(String(40), primary_key=True)
     token: Mapped[str] = mapped_column(String(64))
     holder: Mapped[str] = mapped_column(String(200))
     """Who and where: ``<user> on <host> (pid <n>)``."""

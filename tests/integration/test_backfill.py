@@ -12,11 +12,12 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
 from linker.autolink import Outcome
@@ -24,6 +25,7 @@ from linker.cli import autolink_cmd
 from linker.cli.main import main
 from linker.config import Settings
 from linker.lookup import LookupClient
+from linker.services import leases
 from linker.services.backfill import (
     TELLING,
     BackfillAttempt,
@@ -36,14 +38,18 @@ from linker.services.backfill import (
 )
 from linker.services.backfill import _ResultLog as ResultLog
 from linker.services.errors import InvalidInput
+from linker.services.leases import BackfillBusy
 from linker.services.linking import create_link
 from linker.services.permissions import SYSTEM, Actor, PermissionDenied, Role
+from linker.services.profile import ProfileService
 from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,
+    BackfillLease,
     ExchangeRecord,
     Integration,
     Link,
+    PulledData,
     Suppression,
 )
 from linker.store.models import (
@@ -239,7 +245,9 @@ def test_real_run_links_refreshes_and_records(world: World) -> None:
     assert len(rows) == len(pop.candidates)
     assert {(r.trigger, r.actor) for r in rows} == {("backfill", "root")}
     assert kinds == {"autolink", "detailed"}
-    assert count(world, ExchangeRecord, ExchangeRecord.kind == "detailed") == LINKABLE
+    # the profile linked before the run had no pulled data: the run finished it first
+    assert (summary.healed, summary.heal_failed) == (1, 0)
+    assert count(world, ExchangeRecord, ExchangeRecord.kind == "detailed") == LINKABLE + 1
     assert all(world.pulled(c, pop.shop) is not None for c in pop.linkable)
     assert count(world, ProgressRow) == 0  # a completed run clears its progress
     [audit] = world.audit("backfill.run")
@@ -259,8 +267,11 @@ def test_rerun_links_nothing_twice(world: World) -> None:
 
 
 def test_two_workers_at_once_never_link_twice(world: World) -> None:
+    # One backfill per integration at a time: the loser of the race is refused (or, when the
+    # winner finished first, finds nothing left to link). Either way nothing is linked twice.
     pop = populate(world)
     summaries: list[BackfillSummary] = []
+    refused: list[BackfillBusy] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -268,6 +279,8 @@ def test_two_workers_at_once_never_link_twice(world: World) -> None:
         try:
             barrier.wait(timeout=60)
             summaries.append(backfill(world, concurrency=4, batch_size=3))
+        except BackfillBusy as exc:
+            refused.append(exc)
         except BaseException as exc:  # asserted below
             errors.append(exc)
 
@@ -276,15 +289,132 @@ def test_two_workers_at_once_never_link_twice(world: World) -> None:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert errors == [] and len(summaries) == 2
+    assert errors == [] and len(summaries) + len(refused) == 2 and summaries
     assert count(world, Link) == LINKABLE + 1
     linked = sum(s.counts["linked"] for s in summaries)
     assert linked == LINKABLE
+    assert sum(s.counts["conflict"] for s in summaries) == len(summaries)  # pop.taken only
     with world.ctx.db.session(readonly=True) as s:
         per_customer = s.execute(select(Link.customer_id, func.count()).group_by(
             Link.customer_id)).all()
     assert all(n == 1 for _, n in per_customer)
     assert set(pop.linkable) <= {c for c, _ in per_customer}
+
+
+def test_a_second_backfill_is_told_who_runs_the_first(world: World) -> None:
+    populate(world)
+    refusals: list[str] = []
+
+    def start_another(progress: BackfillProgress) -> None:
+        if not refusals:
+            with pytest.raises(BackfillBusy) as info:
+                backfill(world)
+            refusals.append(str(info.value))
+
+    first = backfill(world, batch_size=3, progress=start_another)
+    assert first.done == first.total and not first.cancelled
+    assert len(refusals) == 1
+    assert refusals[0].startswith("a backfill of Shop is already running: root on ")
+    assert f"(pid {os.getpid()}) started it at " in refusals[0]
+    assert count(world, BackfillLease) == 0  # released at the end
+    again = backfill(world)  # free again
+    assert again.counts["linked"] == 0
+
+
+def test_shards_of_one_split_run_side_by_side_but_overlaps_are_refused(world: World) -> None:
+    populate(world)
+    seen: list[str] = []
+
+    def overlapping(progress: BackfillProgress) -> None:
+        if seen:
+            return
+        backfill(world, shard=(1, 2))  # the other half: allowed meanwhile
+        seen.append("1/2 ran")
+        for shard in ((0, 2), (0, 3), None):
+            with pytest.raises(BackfillBusy):
+                backfill(world, shard=shard)
+            seen.append(f"{shard} refused")
+
+    backfill(world, shard=(0, 2), batch_size=2, progress=overlapping)
+    assert seen == ["1/2 ran", "(0, 2) refused", "(0, 3) refused", "None refused"]
+
+
+def test_a_crashed_runs_lease_expires(world: World) -> None:
+    shop = populate(world).shop
+    now = world.ctx.now()
+    stale = leases.acquire(world.ctx.db, [(shop, "Shop")], "root on crashed-host (pid 1)",
+                           now - timedelta(seconds=leases.LEASE_TTL_S + 1))
+    assert stale.integration_ids == (shop,)
+    summary = backfill(world)  # nobody renewed it: taken over
+    assert summary.counts["linked"] == LINKABLE
+    live = leases.acquire(world.ctx.db, [(shop, "Shop")], "root on busy-host (pid 2)", now)
+    with pytest.raises(BackfillBusy, match="root on busy-host"):
+        backfill(world)
+    leases.release(world.ctx.db, live)
+
+
+def test_a_renewal_that_finds_the_lease_taken_stops_the_run(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    populate(world)
+    keepers: list[leases.LeaseKeeper] = []
+    enter = leases.LeaseKeeper.__enter__
+
+    def remember(self: leases.LeaseKeeper) -> leases.LeaseKeeper:
+        keepers.append(self)
+        return enter(self)
+
+    def taken_over(progress: BackfillProgress) -> None:
+        with world.ctx.db.session() as s:  # another run took the (expired) lease meanwhile
+            s.scalars(select(BackfillLease)).one().token = "another-run"
+        assert keepers[0].renew_now() is False
+
+    monkeypatch.setattr(leases.LeaseKeeper, "__enter__", remember)
+    summary = backfill(world, batch_size=3, progress=taken_over)
+    assert summary.lease_lost and summary.cancelled and summary.done == 3
+    assert count(world, BackfillLease) == 1  # the other run's lease is left alone
+
+
+# ------------------------------------------------------------------ healing after a crash
+
+
+def forget_pulled_data(world: World, customers: list[str], shop: int) -> None:
+    """The state a run killed between linking and the DETAILED lookup leaves: links, no data."""
+    with world.ctx.db.session() as s:
+        s.execute(delete(PulledData).where(PulledData.customer_id.in_(customers),
+                                           PulledData.integration_id == shop))
+
+
+def test_links_left_without_data_are_finished_by_the_next_run(world: World) -> None:
+    pop = populate(world)
+    backfill(world)
+    forget_pulled_data(world, pop.linkable, pop.shop)
+    again = backfill(world)
+    assert (again.healed, again.heal_failed) == (LINKABLE, 0)
+    assert again.counts["linked"] == 0
+    assert all(world.pulled(c, pop.shop).fetched_at is not None  # type: ignore[union-attr]
+               for c in pop.linkable)
+    third = backfill(world)
+    assert (third.healed, third.heal_failed) == (0, 0)  # nothing left to finish
+
+
+def test_a_failing_heal_is_counted_and_retried(world: World) -> None:
+    pop = populate(world)
+    backfill(world)
+    forget_pulled_data(world, pop.linkable[:2], pop.shop)
+    world.serve("Shop", "shop", "status:503")
+    failing = backfill(world)
+    assert (failing.healed, failing.heal_failed) == (0, 2)
+    world.serve("Shop", "shop")
+    assert backfill(world).healed == 2
+
+
+def test_opening_the_profile_finishes_a_link_without_data(world: World) -> None:
+    pop = populate(world)
+    backfill(world)
+    forget_pulled_data(world, pop.linkable[:1], pop.shop)
+    opened = ProfileService(world.ctx).open(ADMIN, pop.linkable[0])
+    assert [r.ok for r in opened.refreshes] == [True]
+    assert world.pulled(pop.linkable[0], pop.shop) is not None
 
 
 # --------------------------------------------------------------------------- cancel and resume

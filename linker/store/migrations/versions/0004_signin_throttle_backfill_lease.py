@@ -31,12 +31,13 @@ def upgrade() -> None:
     op.create_table(
         "backfill_leases",
         sa.Column("integration_id", sa.Integer(), nullable=False),
+        sa.Column("shard", sa.String(40), nullable=False),
         sa.Column("token", sa.String(64), nullable=False),
         sa.Column("holder", sa.String(200), nullable=False),
         sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["integration_id"], ["integrations.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("integration_id"),
+        sa.PrimaryKeyConstraint("integration_id", "shard"),
     )
 
 

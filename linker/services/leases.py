@@ -1,0 +1,149 @@
+"""Backfill leases: at most one backfill per integration at a time, across processes.
+
+A lease is a ``backfill_leases`` row per integration (and shard) naming its holder.
+``acquire`` takes the rows of every integration of a run in one transaction (all or none); an
+overlapping live lease held by someone else refuses the run with ``BackfillBusy`` naming the holder and since when. The holder
+renews ``expires_at`` while it runs (``LeaseKeeper``); after a crash (``kill -9``) nobody
+renews it, so it expires and the next run takes it over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+from sqlalchemy import delete, select, text, update
+
+from linker.services.errors import Conflict
+from linker.store.database import Database
+from linker.store.models import BackfillLease
+
+_LOG = logging.getLogger(__name__)
+LEASE_TTL_S = 60.0
+"""A lease not renewed for this long is free to take."""
+_PG_LEASE_LOCK = 0x4C6B4266  # "LkBf": serialises lease takers on PostgreSQL
+
+
+class BackfillBusy(Conflict):
+    """Another backfill holds the lease of an integration of this run."""
+
+    def __init__(self, integration: str, holder: str, since: datetime, expires: datetime) -> None:
+        self.integration, self.holder, self.since = integration, holder, since
+        super().__init__(
+            f"a backfill of {integration} is already running: {holder} started it at "
+            f"{since:%Y-%m-%d %H:%M:%S} UTC (its lease runs to {expires:%H:%M:%S} UTC unless "
+            "renewed); wait for it to finish or stop it, then run again")
+
+
+def holder_name(username: str) -> str:
+    """Who holds a lease, for the refusal message: user, host and process id."""
+    return f"{username} on {socket.gethostname()} (pid {os.getpid()})"[:200]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The leases one run holds."""
+
+    token: str
+    integration_ids: tuple[int, ...]
+    holder: str
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """True when two shard specs (``""`` = everything, ``"I/N"``) can share a profile."""
+    if not a or not b:
+        return True
+    (ia, na), (ib, nb) = (tuple(int(x) for x in s.split("/")) for s in (a, b))
+    return na != nb or ia == ib
+
+
+def shard_spec(shard: tuple[int, int] | None) -> str:
+    """The lease's shard column: ``""`` for a whole run, ``"I/N"`` for one shard."""
+    return f"{shard[0]}/{shard[1]}" if shard else ""
+
+
+def acquire(db: Database, integrations: Sequence[tuple[int, str]], holder: str,
+            now: datetime, ttl_s: float = LEASE_TTL_S, shard: tuple[int, int] | None = None
+            ) -> Lease:
+    """Take the lease of every ``(id, name)`` integration for ``shard`` (None: all profiles),
+    or none: raises BackfillBusy for the first integration where a live lease of another
+    holder overlaps (whole run, the same shard, or a shard of another split). Shards of the
+    same split (``0/4``, ``1/4``, ...) run side by side. Expired leases are removed."""
+    token = secrets.token_hex(16)
+    spec = shard_spec(shard)
+    expires = now + timedelta(seconds=ttl_s)
+    with db.session() as session:
+        if not db.is_sqlite:  # SQLite write transactions are exclusive already
+            session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LEASE_LOCK})
+        for integration_id, name in sorted(integrations):
+            session.execute(delete(BackfillLease).where(
+                BackfillLease.integration_id == integration_id, BackfillLease.expires_at <= now))
+            for row in session.scalars(select(BackfillLease).where(
+                    BackfillLease.integration_id == integration_id)):
+                if _overlaps(row.shard, spec):
+                    raise BackfillBusy(name, row.holder, row.acquired_at, row.expires_at)
+            session.add(BackfillLease(integration_id=integration_id, shard=spec, token=token,
+                                      holder=holder, acquired_at=now, expires_at=expires))
+    return Lease(token, tuple(sorted(i for i, _ in integrations)), holder)
+
+
+def renew(db: Database, lease: Lease, now: datetime, ttl_s: float = LEASE_TTL_S) -> bool:
+    """Push the lease's expiry to ``now + ttl_s``; False when it was lost (taken over)."""
+    with db.session() as session:
+        renewed = session.execute(update(BackfillLease).where(
+            BackfillLease.token == lease.token).values(
+            expires_at=now + timedelta(seconds=ttl_s)))
+        return int(getattr(renewed, "rowcount", 0) or 0) == len(lease.integration_ids)
+
+
+def release(db: Database, lease: Lease) -> None:
+    """Give the lease up (only rows this run still holds)."""
+    with db.session() as session:
+        session.execute(delete(BackfillLease).where(BackfillLease.token == lease.token))
+
+
+class LeaseKeeper:
+    """Renews a lease every ``ttl_s / 3`` seconds in a daemon thread while a run goes on;
+    ``lost`` is set when a renewal finds the lease gone. Releases it on exit."""
+
+    def __init__(self, db: Database, lease: Lease, now: Callable[[], datetime],
+                 ttl_s: float = LEASE_TTL_S) -> None:
+        self.db, self.lease, self.now, self.ttl_s = db, lease, now, ttl_s
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew_until_stopped, daemon=True,
+                                        name="linker-backfill-lease")
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.ttl_s)
+        release(self.db, self.lease)
+
+    def renew_now(self) -> bool:
+        """Renew once; sets ``lost`` and returns False when the lease is gone."""
+        try:
+            if renew(self.db, self.lease, self.now(), self.ttl_s):
+                return True
+        except Exception as exc:  # retried at the next tick; the lease may still expire
+            _LOG.warning("could not renew the backfill lease of integrations %s: %s",
+                         self.lease.integration_ids, exc)
+            return True
+        self.lost.set()
+        return False
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            if not self.renew_now():
+                return
