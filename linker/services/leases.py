@@ -3,8 +3,8 @@
 A lease is a ``backfill_leases`` row per integration (and shard) naming its holder.
 ``acquire`` takes the rows of every integration of a run in one transaction (all or none); an
 overlapping live lease held by someone else refuses the run with ``BackfillBusy`` naming the
-holder and since when. The holder renews ``expires_at`` while it runs (``LeaseKeeper``); after a crash (``kill -9``) nobody
-renews it, so it expires and the next run takes it over.
+holder and since when. The holder renews ``expires_at`` while it runs (``LeaseKeeper``);
+after a crash (``kill -9``) nobody renews it, so it expires and the next run takes it over.
 """
 
 from __future__ import annotations
