@@ -99,8 +99,8 @@ def renew(db: Database, lease: Lease, now: datetime, ttl_s: float = LEASE_TTL_S)
     with db.session() as session:
         renewed = session.execute(update(BackfillLease).where(
             BackfillLease.token == lease.token).values(
-            expires_at=now + timedelta(seconds=ttl_s)))
-        return int(getattr(renewed, "rowcount", 0) or 0) == len(lease.integration_ids)
+            expires_at=now + timedelta(seconds=ttl_s)).returning(BackfillLease.integration_id))
+        return len(renewed.all()) == len(lease.integration_ids)
 
 
 def release(db: Database, lease: Lease) -> None:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -562,11 +564,12 @@ class LinkingService:
         with self.ctx.db.session() as session:
             _customer(session, customer_id)
             integration = _integration(session, integration_id)
+            # FOR UPDATE: a concurrent unlink waits here and then finds the link gone
             link = session.scalar(select(Link).where(Link.customer_id == customer_id,
-                                                     Link.integration_id == integration_id))
-            if link is None:
+                                                     Link.integration_id == integration_id)
+                                  .with_for_update())
+            if link is None or not _remove_link(session, actor, link, integration):
                 raise NotFound(f"this profile is not linked to {integration.name}")
-            _remove_link(session, actor, link, integration)
 
     def unlink_all(self, actor: Actor, customer_id: str) -> int:
         """Remove every link of the profile (see ``unlink``); returns how many were removed."""
@@ -575,10 +578,10 @@ class LinkingService:
             _customer(session, customer_id)
             rows = session.execute(
                 select(Link, Integration).join(Integration, Integration.id == Link.integration_id)
-                .where(Link.customer_id == customer_id).order_by(Integration.name)).all()
-            for link, integration in rows:
-                _remove_link(session, actor, link, integration)
-            return len(rows)
+                .where(Link.customer_id == customer_id).order_by(Integration.name)
+                .with_for_update(of=Link)).all()
+            return sum(1 for link, integration in rows
+                       if _remove_link(session, actor, link, integration))
 
     def clear_suppression(self, actor: Actor, customer_id: str, integration_id: int) -> None:
         """Let auto-linking run again for this profile and integration."""
@@ -602,17 +605,29 @@ def _suppression_audit(suppression: Suppression, integration: Integration) -> di
             "created_at": suppression.created_at.isoformat()}
 
 
-def _remove_link(session: Session, actor: Actor, link: Link, integration: Integration) -> None:
-    """Delete a link and its pulled data, suppress auto-linking for the pair, audit both."""
+def _remove_link(session: Session, actor: Actor, link: Link, integration: Integration) -> bool:
+    """Delete a link and its pulled data, suppress auto-linking for the pair, audit both.
+
+    Returns False (and changes nothing) when a concurrent transaction removed the link first,
+    so each real removal is audited exactly once. Statements with RETURNING tell what really
+    changed, so a lost race is no ORM "expected to delete 1 row" warning.
+    """
     before = link_view(link, integration.name).as_audit()
-    pulled = session.get(PulledData, (link.customer_id, link.integration_id))
-    if pulled is not None:
-        session.delete(pulled)
-    session.delete(link)
+    removed = session.execute(delete(Link).where(Link.id == link.id).returning(Link.id))
+    if removed.first() is None:
+        return False
+    session.execute(delete(PulledData).where(PulledData.customer_id == link.customer_id,
+                                             PulledData.integration_id == link.integration_id))
+    session.expunge(link)
     record_audit(session, actor, "link.removed", "customer", link.customer_id, before, None)
-    if session.get(Suppression, (link.customer_id, link.integration_id)) is None:
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    added = session.execute(insert(Suppression).values(
+        customer_id=link.customer_id, integration_id=integration.id, created_by=actor.username,
+        created_at=now).on_conflict_do_nothing().returning(Suppression.customer_id))
+    if added.first() is not None:
         suppression = Suppression(customer_id=link.customer_id, integration_id=integration.id,
-                                  created_by=actor.username, created_at=utcnow())
-        session.add(suppression)
+                                  created_by=actor.username, created_at=now)
         record_audit(session, actor, "suppression.added", "customer", link.customer_id, None,
                      _suppression_audit(suppression, integration))
+    return True

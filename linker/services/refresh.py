@@ -304,8 +304,10 @@ def apply_refresh(ctx: ServiceContext, session: Session, actor: Actor, plan: Ref
         exchange_id = record_exchange(session, exchange, integration_id=plan.integration_id,
                                       customer_id=plan.customer_id,
                                       actor=actor.username).id
+    # FOR UPDATE: refreshes of one pair (and an unlink) apply one after the other
     link = session.scalar(select(Link).where(Link.customer_id == plan.customer_id,
-                                             Link.integration_id == plan.integration_id))
+                                             Link.integration_id == plan.integration_id)
+                          .with_for_update())
     if link is None or link.external_customer_id != plan.external_customer_id:
         return _outcome(plan, SKIPPED, exchange_id=exchange_id,
                         message="the link changed during the lookup; its answer was not applied")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import func, select
 
-from linker.services.errors import Conflict
+from linker.services.errors import Conflict, NotFound
 from linker.services.linking import LinkingService, create_link
 from linker.store.models import AuditEvent, Link
 from tests.integration.world import AGENT, World, unique_record
@@ -82,3 +83,35 @@ def test_manual_links_racing_through_the_service(world: World) -> None:
     assert (wins, len(conflicts)) == (1, THREADS - 1)
     assert _link_count(world) == 1
     assert sum(1 for e in world.exchanges() if e.kind == "detailed") == 1
+
+
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+def test_racing_unlinks_and_links_of_one_pair_audit_each_real_change_once(world: World) -> None:
+    shop = world.add_integration("Shop", "shop")
+    person = unique_record()
+    customer = world.add_customer("Ada")
+    service = LinkingService(world.ctx)
+    service.link(AGENT, customer, shop, person.external_customer_id)
+
+    def work(i: int) -> str:
+        if i % 2:
+            service.link(AGENT, customer, shop, person.external_customer_id)
+            return "linked"
+        service.unlink(AGENT, customer, shop)
+        return "unlinked"
+
+    outcomes = race_threads(work, THREADS)
+    crashes = [o for o in outcomes
+               if isinstance(o, BaseException) and not isinstance(o, Conflict | NotFound)]
+    assert crashes == []
+    with world.ctx.db.session(readonly=True) as s:
+        events = list(s.scalars(select(AuditEvent.action).where(
+            AuditEvent.action.in_(["link.created", "link.removed"])).order_by(AuditEvent.id)))
+    links = _link_count(world)
+    created, removed = outcomes.count("linked"), outcomes.count("unlinked")
+    # one audit event per real change, and the changes add up to the final state
+    assert events.count("link.created") == 1 + created
+    assert events.count("link.removed") == removed
+    assert 1 + created - removed == links
+    assert removed >= 1  # the first unlink always finds the link
+    assert len(world.audit("suppression.added")) == 1  # added once, never cleared here
