@@ -49,6 +49,7 @@ from linker.services.errors import Conflict
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
 from linker.services.permissions import SYSTEM, Role
 from linker.services.users import UserService
+from linker.store.files import ensure_private_dir
 
 DEMO_HOME = Path(".linker") / "demo"
 """Default data directory of the demo (relative to the working directory)."""
@@ -398,7 +399,7 @@ def reset_demo(home: Path | str = DEMO_HOME) -> list[Path]:
 
 def open_demo_context(settings: Settings) -> ServiceContext:
     """A ServiceContext on the demo database (created and migrated when new)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.home)
     return ServiceContext.from_settings(settings)
 
 

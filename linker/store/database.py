@@ -29,6 +29,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from linker.store.files import ensure_private_file
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Any constant identifies Linker's migration lock among PostgreSQL advisory locks.
@@ -136,7 +138,8 @@ def _server_engine(url: URL) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # 0600 before SQLite opens it; its -wal and -shm files take the database's mode
+        ensure_private_file(Path(database))
     engine = create_engine(
         url,
         pool_pre_ping=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from linker.config import Settings
+from linker.store.files import ensure_private_dir
 
 KEY_FILE_NAME = "secret.key"
 
@@ -93,7 +94,7 @@ def load_or_create_key_file(path: Path) -> str:
     """
     if path.exists():
         return _read_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
