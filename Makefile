@@ -1,15 +1,18 @@
 # Linker: every target creates .venv and installs what it needs on first use.
+# Dependencies come from requirements.lock (exact versions with hashes); `make lock` refreshes
+# it after a change to pyproject.toml (tests/unit/test_lock.py fails until it is refreshed).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo load lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -21,6 +24,16 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/linker demo
+
+# Full-size load and crash test (PostgreSQL: LINKER_TEST_POSTGRES_URL must be set).
+load: $(STAMP)
+	LINKER_LOAD_FULL=1 $(PY) -m pytest tests/reliability -q -s $(PYTEST_ARGS)
+
+# Re-resolve every dependency (runtime + dev) to the newest allowed versions, with hashes.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
+	  --extra dev --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  --output-file $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) .linker
