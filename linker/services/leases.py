@@ -4,13 +4,15 @@ A lease is a ``backfill_leases`` row per integration (and shard) naming its hold
 ``acquire`` takes the rows of every integration of a run in one transaction (all or none); an
 overlapping live lease held by someone else refuses the run with ``BackfillBusy`` naming the
 holder and since when. The holder renews ``expires_at`` while it runs (``LeaseKeeper``);
-after a crash (``kill -9``) nobody renews it, so it expires and the next run takes it over.
+after a crash (``kill -9``) nobody renews it, so it expires and the next run takes it over
+(at once when the dead holder ran on this host: its process id is gone).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
@@ -44,7 +46,28 @@ class BackfillBusy(Conflict):
 
 def holder_name(username: str) -> str:
     """Who holds a lease, for the refusal message: user, host and process id."""
-    return f"{username} on {socket.gethostname()} (pid {os.getpid()})"[:200]
+    return f"{username[:100]} on {socket.gethostname()} (pid {os.getpid()})"
+
+
+_HOLDER = re.compile(r" on (?P<host>\S+) \(pid (?P<pid>\d+)\)$")
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when the holder ran on this host and its process is gone (killed, crashed): its
+    lease need not wait to expire. Holders on other hosts are never judged dead."""
+    match = _HOLDER.search(holder)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -87,8 +110,13 @@ def acquire(db: Database, integrations: Sequence[tuple[int, str]], holder: str,
                 BackfillLease.integration_id == integration_id, BackfillLease.expires_at <= now))
             for row in session.scalars(select(BackfillLease).where(
                     BackfillLease.integration_id == integration_id)):
-                if _overlaps(row.shard, spec):
-                    raise BackfillBusy(name, row.holder, row.acquired_at, row.expires_at)
+                if not _overlaps(row.shard, spec):
+                    continue
+                if holder_is_dead(row.holder):
+                    session.delete(row)
+                    session.flush()
+                    continue
+                raise BackfillBusy(name, row.holder, row.acquired_at, row.expires_at)
             session.add(BackfillLease(integration_id=integration_id, shard=spec, token=token,
                                       holder=holder, acquired_at=now, expires_at=expires))
     return Lease(token, tuple(sorted(i for i, _ in integrations)), holder)

@@ -633,3 +633,19 @@ def test_second_ctrl_c_aborts_at_once() -> None:
         assert cancel.is_set()
         os.kill(os.getpid(), signal.SIGINT)
     assert "Ctrl-C again to abort now" in stream.getvalue()
+
+
+def test_a_dead_holder_on_this_host_does_not_block_until_expiry(world: World) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    shop = populate(world).shop
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = f"root on {socket.gethostname()} (pid {gone.stdout.strip()})"
+    assert leases.holder_is_dead(dead)
+    assert not leases.holder_is_dead(f"root on {socket.gethostname()} (pid {os.getpid()})")
+    assert not leases.holder_is_dead("root on another-host (pid 1)")
+    leases.acquire(world.ctx.db, [(shop, "Shop")], dead, world.ctx.now())
+    assert backfill(world).counts["linked"] == LINKABLE  # taken over at once
