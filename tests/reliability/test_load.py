@@ -112,7 +112,7 @@ def add_profiles(ctx: ServiceContext, count: int) -> list[tuple[str, str]]:
     assert len(emails) == count, "the shop dataset has too few distinct emails"
     profiles = [(f"p{i:05d}", email) for i, email in enumerate(emails)]
     with ctx.db.session() as s:
-        for customer_id, email in profiles:
+        for customer_id, _ in profiles:
             s.add(Customer(id=customer_id, name=f"Load {customer_id}", custom_attributes={}))
         s.flush()
         for customer_id, email in profiles:
@@ -178,10 +178,10 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, name: str, operation: Callable[[], Any]) -> None:
+    def run(self, name: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         start = time.perf_counter()
         try:
-            operation()
+            operation(*args, **kwargs)
         except EXPECTED_REFUSALS as exc:
             with self.lock:
                 self.refusals[f"{name}: {type(exc).__name__}"] += 1
@@ -219,14 +219,14 @@ def agent(ctx: ServiceContext, index: int, profiles: list[tuple[str, str]], unti
         customer_id, email = rng.choice(profiles)
         choice = rng.random()
         if choice < 0.3:
-            tally.run("open", lambda: profile_service.open(actor, customer_id))
+            tally.run("open", profile_service.open, actor, customer_id)
         elif choice < 0.55:
-            tally.run("search", lambda: linking.search(
-                actor, customer_id, integration_ids=None, fields={"email": email}))
+            tally.run("search", linking.search, actor, customer_id, integration_ids=None,
+                      fields={"email": email})
         elif choice < 0.8:
-            tally.run("link", lambda: link(customer_id, email))
+            tally.run("link", link, customer_id, email)
         else:
-            tally.run("unlink", lambda: unlink(customer_id))
+            tally.run("unlink", unlink, customer_id)
 
 
 def p95(values: list[float]) -> float:
@@ -244,7 +244,7 @@ def test_agents_and_a_backfill_under_load(ctx: ServiceContext) -> None:
         backfills: list[Any] = []
         threads = [threading.Thread(target=agent, args=(ctx, i, profiles, until, tally))
                    for i in range(AGENTS)]
-        threads.append(threading.Thread(target=lambda: tally.run(
+        threads.append(threading.Thread(target=tally.run, args=(
             "backfill", lambda: backfills.append(BackfillService(ctx).run(
                 ADMIN, concurrency=4)))))
         started = time.monotonic()
