@@ -62,8 +62,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("LINKER_LOAD_FULL") == "1"
 AGENTS = 20 if FULL else 4
 SECONDS = 60.0 if FULL else 4.0
-PROFILES = 400 if FULL else 80
-CRASH_PROFILES = 300 if FULL else 120
+PROFILES = 280 if FULL else 80
+CRASH_PROFILES = 280 if FULL else 120
 SIGNING_KEY = "load-test-signing-key"
 QUERY = [{"attribute": "email", "label": "Email"}, {"attribute": "phone", "label": "Phone"}]
 RESULTS = [{"attribute": "name", "label": "Name"}, {"attribute": "email", "label": "Email"}]
