@@ -20,6 +20,7 @@ adaptor-controlled string passes through ``present.text`` before a Markdown-rend
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import pandas as pd
@@ -33,7 +34,7 @@ from linker.services.autolinking import AutolinkResult
 from linker.services.customers import CustomerSummary, CustomerView, SuppressionView
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import PermissionDenied
+from linker.services.permissions import Actor, Permission, PermissionDenied
 from linker.store.exchanges import StoredExchange
 
 BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "primary"]
@@ -189,6 +190,22 @@ def autolink_table(results: Sequence[AutolinkResult], *, key: str) -> None:
     st.dataframe(status_cells(dataframe_of(rows, ["Integration", "Outcome", "What happened",
                                                   "Exchange"]), "Outcome"),
                  hide_index=True, key=key)
+
+
+# -- exchange links ----------------------------------------------------------------------------
+
+DEBUGGER_PAGE = Path(__file__).resolve().parents[1] / "pages" / "debugger.py"
+
+
+def exchange_link(actor: Actor, exchange_id: int) -> None:
+    """A link that opens exchange ``exchange_id`` in the debugger's exchange log, for roles
+    that may read it; for the others, whom to ask."""
+    if actor.can(Permission.READ_EXCHANGE_LOG):
+        st.page_link(str(DEBUGGER_PAGE), label=f"Open exchange {exchange_id} in the exchange log",
+                     icon=":material/open_in_new:", query_params={"exchange": str(exchange_id)})
+    else:
+        caption(f"Exchange {exchange_id} holds the raw request and answer: ask an admin or a "
+                "developer to open it in the Adaptor debugger.")
 
 
 # -- exchange viewer ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dashboard.present import BADGE_HEX, badge_color, badge_label, bold, text, w
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
     autolink_rule_sentence,
+    exchange_link,
     exchange_viewer,
     show_error,
     status_badge,
@@ -128,6 +129,7 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
         if chosen:
             try:
                 exchange_viewer(state.exchange(actor, chosen), key="outcomes.viewer")
+                exchange_link(actor, chosen)
             except (ServiceError, PermissionDenied) as exc:
                 show_error(exc)
 

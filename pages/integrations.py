@@ -25,6 +25,7 @@ from dashboard.widgets import (
     confirm_button,
     editor_rows,
     error,
+    exchange_link,
     exchange_viewer,
     field_error,
     field_errors,
@@ -365,6 +366,7 @@ def last_error(actor: Actor, view: IntegrationView, report: IntegrationHealth | 
     label = f"Last error: {last.kind} at {when(last.at)} (exchange {last.exchange_id})"
     with st.expander(text(label), key=f"integ.{view.id}.last_error"):
         error(last.message or last.kind)
+        exchange_link(actor, last.exchange_id)
         if actor.can(Permission.VIEW_EXCHANGES):
             try:
                 exchange = state.exchange(actor, last.exchange_id)

@@ -443,6 +443,9 @@ def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None
                             f"{failure.error_kind}: {failure.message}{exchange}. The other "
                             f"systems' results are below; try {failure.integration_name} again "
                             "on its own in a moment.", icon=":material/error:")
+    for failure in outcome.failures:
+        if failure.exchange_id is not None:
+            widgets.exchange_link(actor, failure.exchange_id)
     if actor.can(Permission.VIEW_EXCHANGES):
         for failure in outcome.failures:
             if failure.exchange_id is None:

@@ -244,6 +244,12 @@ def test_admin_opens_the_failing_exchange_in_place_and_an_agent_sees_its_id(
         at = ok(at.button(key="wb.search.submit").click().run())
         labels = [shown(e.label) for e in at.expander if e.label.startswith("Exchange ")]
         assert bool(labels) is may_read, (role, labels)
+        links = [e.proto.label for e in at.get("page_link")]
+        asks = [c for c in texts(at.caption) if "ask an admin or a developer" in c]
+        assert bool(links) is may_read and bool(asks) is not may_read, (role, links, asks)
+        if may_read:
+            assert links[0].startswith("Open exchange ") and links[0].endswith(
+                " in the exchange log")
         if may_read:
             assert "Broken shop, http_status" in labels[0]
             codes = [c.value for c in at.code]
