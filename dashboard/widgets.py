@@ -32,9 +32,9 @@ from linker.autolink import rule_sentence
 from linker.lookup.exchange import Exchange
 from linker.services.autolinking import AutolinkResult
 from linker.services.customers import CustomerSummary, CustomerView, SuppressionView
-from linker.services.errors import InvalidInput, ServiceError
+from linker.services.errors import InvalidInput, PermissionDenied, ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission
 from linker.store.exchanges import StoredExchange
 
 BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "primary"]
@@ -309,7 +309,7 @@ def confirm_button(label: str, *, key: str, title: str, message: str | Callable[
             _close_dialog()
             try:
                 on_confirm()
-            except (ServiceError, PermissionDenied) as exc:
+            except ServiceError as exc:
                 flash(f"{confirm_label} failed: {exc}", "error")
             st.rerun()
         if no.button("Cancel", key=f"{key}.no"):

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import phonenumbers
 
+from linker.core.errors import LinkerError
+
 DEFAULT_REGION = "US"
 
 
@@ -18,7 +20,7 @@ class PhoneType(StrEnum):
     OTHER = "OTHER"
 
 
-class InvalidContact(ValueError):
+class InvalidContact(LinkerError, ValueError):
     """An email or phone value that cannot be normalised; the message says why."""
 
 

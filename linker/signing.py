@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from linker.core.errors import LinkerError
+
 ALGORITHM = "hmac-sha256"
 AUTHORIZATION_HEADER = "Gladly-Authorization"
 TIME_HEADER = "Gladly-Time"
@@ -27,7 +29,7 @@ UNSIGNED_HEADERS = frozenset(
 )
 
 
-class SignatureError(Exception):
+class SignatureError(LinkerError):
     """A request's signature is missing, malformed, stale or wrong; ``detail`` says which."""
 
     def __init__(self, code: str, detail: str) -> None:

@@ -32,9 +32,9 @@ from dashboard.widgets import (
 )
 from linker.autolink import Outcome
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
-from linker.services.errors import InvalidInput, ServiceError
+from linker.services.errors import ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission
 
 JOB = "backfill"
 DRY_RESULT = "backfill.dry_result"
@@ -51,7 +51,7 @@ def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
     fields = list(st.session_state.get(f"autolink.fields.{integration_id}") or [])
     try:
         state.services().integrations.set_autolink(actor, integration_id, enabled, fields)
-    except (ServiceError, PermissionDenied) as exc:
+    except ServiceError as exc:
         state.flash(f"Auto-linking of {name} was not changed: {exc}", "error")
         return
     state.changed()
@@ -101,7 +101,7 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
         rows = state.recent_outcomes(actor, integration_id=integration_id or None,
                                      outcome=outcome or None, window=window)
         counts = state.outcome_counts(actor, window)
-    except (ServiceError, PermissionDenied) as exc:
+    except ServiceError as exc:
         show_error(exc)
         return
     if not rows:
@@ -130,7 +130,7 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
             try:
                 exchange_viewer(state.exchange(actor, chosen), key="outcomes.viewer")
                 exchange_link(actor, chosen)
-            except (ServiceError, PermissionDenied) as exc:
+            except ServiceError as exc:
                 show_error(exc)
 
 
@@ -311,7 +311,7 @@ def current_job() -> tuple[state.BackgroundJob | None, bool]:
 def finished_job(job: state.BackgroundJob) -> None:
     """Show what a finished job did, and keep a dry run's result."""
     if job.error is not None:
-        if isinstance(job.error, InvalidInput | ServiceError | PermissionDenied):
+        if isinstance(job.error, ServiceError):
             show_error(job.error)
         else:
             st.error(f"The {job.label} failed: {job.error!r}; see the server log.")

@@ -32,10 +32,9 @@ from linker.services.debugger import BASIC_WORKFLOW, DebugRun
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.exchanges import ExchangeFilter
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission
 from linker.store.exchanges import StoredExchange
 
-SERVICE_ERRORS = (ServiceError, PermissionDenied)
 WORKFLOWS = {"Basic + Detailed": BASIC_WORKFLOW, "Autolinking + Detailed": "autolink_detailed"}
 CUSTOMER = "dbg.customer_id"
 RUN = "dbg.run"
@@ -64,7 +63,7 @@ def find_profile(actor: Actor) -> str | None:
         st.session_state.pop(RUN, None)
         try:
             found = state.services().debugger.find_profile(actor, email=email, phone=phone)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return None
         if found is None:
@@ -110,7 +109,7 @@ def workflows_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
         elif not svc.debugger.autolink_fields(actor, integration_id):
             widgets.info(f"{names[integration_id]} has no auto-linking fields (or auto-linking "
                          "is off), so auto-linking would send no request. Test shows why.")
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     if st.button("Test", key="dbg.test", type="primary", icon=":material/play_arrow:"):
@@ -118,7 +117,7 @@ def workflows_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
             run = (svc.debugger.basic(actor, customer_id, integration_id, fields)
                    if workflow == BASIC_WORKFLOW
                    else svc.debugger.autolink(actor, customer_id, integration_id))
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return
         state.changed()
@@ -186,7 +185,7 @@ def interpretation(actor: Actor, run: DebugRun, fields: dict[str, str]) -> None:
             detailed = state.services().debugger.basic(actor, run.customer_id,
                                                        run.integration_id, fields,
                                                        detail_external_id=chosen)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return
         state.changed()
@@ -271,7 +270,7 @@ def exchange_log_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
         for field, message in exc.fields.items():
             widgets.error(f"{field.replace('_', ' ')}: {message}")
         return
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     if not page.rows:
@@ -335,7 +334,7 @@ def open_exchange(actor: Actor, exchange_id: int) -> None:
     svc = state.services()
     try:
         exchange = svc.exchange_log.get(actor, exchange_id)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         st.session_state.pop(OPEN, None)
         return
@@ -351,7 +350,7 @@ def curl_section(actor: Actor, exchange: StoredExchange) -> None:
     with st.expander("Copy as cURL", key="log.curl"):
         try:
             curl = state.services().exchange_log.curl(actor, exchange.id)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return
         st.code(curl.command, language="bash")
@@ -369,7 +368,7 @@ def replay_section(actor: Actor, exchange: StoredExchange) -> None:
                  help="Send the same request again, re-signed, with a new correlation id"):
         try:
             result = state.services().replay.replay(actor, exchange.id)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return
         state.changed()
@@ -428,7 +427,7 @@ def conformance_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
                 for field, message in exc.fields.items():
                     widgets.error(f"{field.replace('_', ' ')}: {message}")
                 card = None
-            except SERVICE_ERRORS as exc:
+            except ServiceError as exc:
                 widgets.show_error(exc)
                 card = None
         if card is not None:
@@ -436,7 +435,7 @@ def conformance_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
             st.session_state["conf.last"] = card.id
     try:
         cards = svc.conformance.runs(actor, integration_id)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     if not cards:

@@ -46,7 +46,7 @@ from linker.services.integrations import (
     IntegrationSpec,
     IntegrationView,
 )
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission
 from linker.services.reports import IntegrationHealth
 
 NEW = 0
@@ -266,7 +266,7 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
                            else "Nothing changed.")
         except InvalidInput as exc:
             remember_errors(form, exc)
-        except (ServiceError, PermissionDenied) as exc:
+        except ServiceError as exc:
             remember_errors(form, None)
             with general.container():
                 show_error(exc)
@@ -343,7 +343,7 @@ def test_connection(actor: Actor, view: IntegrationView) -> None:
             try:
                 exchange = state.services().integrations.test_connection(
                     actor, view.id, email=email or None, phone=phone or None)
-            except (ServiceError, PermissionDenied) as exc:
+            except ServiceError as exc:
                 show_error(exc)
             else:
                 state.changed()

@@ -42,7 +42,7 @@ from linker.services.customers import (
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.facade import Services
 from linker.services.linking import SearchOutcome, SearchRow, SystemChoice, SystemHit
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.permissions import Actor, Permission
 from linker.services.profile import OpenedProfile
 from linker.services.refresh import RefreshOutcome
 
@@ -59,7 +59,6 @@ SEARCHED = "wb.searched"
 """``(customer id, Search In choice, SearchOutcome)`` of the last search: shown only while
 the same profile and the same Search In choice are open."""
 RESULTS = "wb.results"
-SERVICE_ERRORS = (ServiceError, PermissionDenied)
 
 
 # -- integrations --------------------------------------------------------------------------------
@@ -84,7 +83,7 @@ def open_profile(svc: Services, actor: Actor, customer_id: str) -> None:
     except NotFound as exc:
         close_profile()
         widgets.show_error(exc)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         st.session_state.pop(OPENED, None)
         widgets.show_error(exc)
     state.changed()
@@ -170,7 +169,7 @@ def find_section(svc: Services, actor: Actor) -> None:
         else:
             label = f"{criteria[0]} {criteria[1]}"
             found = state.find_customers(actor, limit=25, **{criteria[0].lower(): criteria[1]})
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         st.session_state.pop(FOUND, None)
         widgets.show_error(exc)
         return
@@ -224,7 +223,7 @@ def create_section(svc: Services, actor: Actor) -> None:
     except InvalidInput as exc:
         widgets.remember_errors("wb.create", exc)
         st.rerun()
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.remember_errors("wb.create", None)
         widgets.show_error(exc)
         return
@@ -279,7 +278,7 @@ def act(call: Callable[[], object], message: str, kind: state.FlashKind = "succe
     """Run a write; on success clear caches, flash ``message`` and rerun; else show why."""
     try:
         call()
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     state.done(message, kind)
@@ -327,7 +326,7 @@ def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -
     """Refresh one linked system now and say how it went."""
     try:
         outcomes = svc.refresh.refresh(actor, customer_id, link.integration_id)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     failed = any(not o.ok for o in outcomes)
@@ -400,7 +399,7 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
     ids = None if chosen == ALL_UNLINKED else [i.id for i in active if i.name == chosen]
     try:
         fields = svc.linking.search_fields(actor, ids, view.id)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     if not fields:
@@ -420,7 +419,7 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
     if submitted:
         try:
             outcome = svc.linking.search(actor, view.id, integration_ids=ids, fields=values)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             return
         st.session_state[SEARCHED] = (view.id, chosen, outcome)
@@ -456,7 +455,7 @@ def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None
                 try:
                     widgets.exchange_viewer(svc.exchanges.get(actor, failure.exchange_id),
                                             key=f"wb.failure.view.{failure.exchange_id}")
-                except SERVICE_ERRORS as exc:
+                except ServiceError as exc:
                     widgets.show_error(exc)
     for skipped in outcome.skipped:
         widgets.caption(f"{skipped.integration_name} was not searched: {skipped.reason}.")
@@ -524,7 +523,7 @@ def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow)
     hit = hits[str(choice)]
     try:
         outcome = svc.linking.link(actor, view.id, hit.integration_id, hit.external_customer_id)
-    except SERVICE_ERRORS as exc:
+    except ServiceError as exc:
         widgets.show_error(exc)
         return
     forget_search()
@@ -550,7 +549,7 @@ def why_section(actor: Actor, view: CustomerView, known: Sequence[SystemChoice])
                          key=f"wb.why.{integration.id}"):
             try:
                 why = state.explanation(actor, view.id, integration.id)
-            except SERVICE_ERRORS as exc:
+            except ServiceError as exc:
                 widgets.show_error(exc)
                 continue
             st.markdown(present.text(why.summary))
@@ -592,7 +591,7 @@ def main() -> None:
     if customer_id:
         try:
             known = integrations(actor)
-        except SERVICE_ERRORS as exc:
+        except ServiceError as exc:
             widgets.show_error(exc)
             known = []
         profile_section(svc, actor, customer_id, known)

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from linker.config import Settings
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, ServiceError
-from linker.services.permissions import SYSTEM, Actor, PermissionDenied
+from linker.services.permissions import SYSTEM, Actor
 from linker.store.secretbox import SecretKeyError
 
 EXIT_OK = 0
@@ -65,7 +65,7 @@ def run_command(body: Callable[[ServiceContext], int]) -> int:
     try:
         with service_context() as ctx:
             return body(ctx)
-    except (ServiceError, PermissionDenied, SecretKeyError) as exc:
+    except (ServiceError, SecretKeyError) as exc:
         return error(describe_error(exc))
 
 

@@ -29,7 +29,6 @@ from linker.demo import (
     wait_for_dashboard,
 )
 from linker.services.errors import ServiceError
-from linker.services.permissions import PermissionDenied
 from linker.store.secretbox import SecretKeyError
 
 _KEYS = tuple(i.key for i in DEMO_INTEGRATIONS)
@@ -153,7 +152,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, _Stop):
         print("\nDemo stopped.")
         return EXIT_OK
-    except (RuntimeError, ServiceError, PermissionDenied, SecretKeyError) as exc:
+    except (RuntimeError, ServiceError, SecretKeyError) as exc:
         return error(describe_error(exc))
 
 

@@ -52,7 +52,6 @@ from linker.services.integrations import (
     IntegrationSpec,
     IntegrationView,
 )
-from linker.services.permissions import PermissionDenied
 
 _SECRET_KEYS = ("password", "signing_key")
 _KEYS = frozenset({
@@ -248,7 +247,7 @@ def run_apply(args: argparse.Namespace) -> int:
         for spec in specs:
             try:
                 result = service.apply(CLI_ACTOR, spec)
-            except (ServiceError, PermissionDenied) as exc:
+            except ServiceError as exc:
                 failed += 1
                 error(f"{spec.name or '(no name)'}: {describe_error(exc)}")
                 continue

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from linker.core.errors import LinkerError
 from linker.redaction import ALWAYS_SECRET_HEADERS, Redactor
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -26,7 +27,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 
 
-class InvalidTarget(ValueError):
+class InvalidTarget(LinkerError, ValueError):
     """A target setting that cannot work (bad URL, header or timeout); the message says why."""
 
 

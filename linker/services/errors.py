@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from linker.services.permissions import PermissionDenied
+from linker.core.errors import LinkerError
 
 
-class ServiceError(Exception):
+class ServiceError(LinkerError):
     """Base of every error a service raises on purpose."""
+
+
+class PermissionDenied(ServiceError):
+    """The actor's role may not do this; the message names the role and the action."""
 
 
 class NotFound(ServiceError):

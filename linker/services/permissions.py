@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from linker.services.errors import PermissionDenied
+
 
 class Role(StrEnum):
     """The four roles of the console."""
@@ -52,10 +54,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_AUDIT, Permission.VIEW_EXCHANGES,
     }),
 }
-
-
-class PermissionDenied(PermissionError):
-    """The actor's role may not do this; the message names the role and the action."""
 
 
 @dataclass(frozen=True)

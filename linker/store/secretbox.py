@@ -15,12 +15,13 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from linker.config import Settings
+from linker.core.errors import LinkerError
 from linker.store.files import ensure_private_dir
 
 KEY_FILE_NAME = "secret.key"
 
 
-class SecretKeyError(Exception):
+class SecretKeyError(LinkerError):
     """The secret key is missing, malformed, or not the one the secrets were stored with."""
 
 

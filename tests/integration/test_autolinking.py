@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from linker.adaptor import Record, load_dataset
 from linker.autolink import Outcome
 from linker.services.autolinking import AutolinkResult, AutolinkService, autolink_customer
-from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, PermissionDenied, Role
+from linker.services.errors import InvalidInput, NotFound, PermissionDenied
+from linker.services.permissions import Actor, Role
 from linker.store.models import (
     AutolinkOutcome,
     ExchangeRecord,

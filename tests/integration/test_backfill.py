@@ -37,10 +37,10 @@ from linker.services.backfill import (
     run_key,
 )
 from linker.services.backfill import _ResultLog as ResultLog
-from linker.services.errors import InvalidInput
+from linker.services.errors import InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy
 from linker.services.linking import create_link
-from linker.services.permissions import SYSTEM, Actor, PermissionDenied, Role
+from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.profile import ProfileService
 from linker.store.models import (
     AuditEvent,

@@ -26,8 +26,8 @@ from linker.conformance import (
 from linker.lookup import AdaptorTarget, LookupClient, Trigger
 from linker.services.conformance import ConformanceService
 from linker.services.context import ServiceContext
-from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, PermissionDenied, Role
+from linker.services.errors import InvalidInput, NotFound, PermissionDenied
+from linker.services.permissions import Actor, Role
 from linker.store.models import ExchangeRecord
 from tests.integration.world import SIGNING_KEY, World, unique_record
 

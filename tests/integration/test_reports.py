@@ -9,9 +9,9 @@ import pytest
 
 from linker.cli.main import main
 from linker.services.context import ServiceContext
-from linker.services.errors import NotFound
+from linker.services.errors import NotFound, PermissionDenied
 from linker.services.exchanges import ExchangeFilter, ExchangeService
-from linker.services.permissions import Actor, PermissionDenied, Role
+from linker.services.permissions import Actor, Role
 from linker.services.reports import ReportService
 from linker.store.models import (
     AuditEvent,

@@ -15,9 +15,10 @@ from linker.adaptor import create_app
 from linker.lookup import LookupClient
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
+from linker.services.errors import PermissionDenied
 from linker.services.integrations import IntegrationService, IntegrationSpec
 from linker.services.passwords import hash_password
-from linker.services.permissions import SYSTEM, Actor, PermissionDenied, Role
+from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.users import UserService
 from linker.store.models import AuditEvent, ExchangeRecord, User
 
