@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from urllib.parse import quote, quote_plus
+
+import pytest
+
 from linker.redaction import MASK, Redactor, basic_credential
 
 PASSWORD = "hunter2-password"
@@ -81,10 +87,40 @@ def test_longest_secret_masked_whole() -> None:
     assert redactor.text("x abcdefghij y") == f"x {MASK} y"
 
 
-def test_very_short_secrets_are_not_masked_in_text_but_headers_still_are() -> None:
+def test_very_short_secrets_are_masked_where_they_stand_alone() -> None:
+    # Issue 9: secrets under 3 characters used to be left in clear; they are now masked
+    # wherever they are not part of a longer word, and in headers by name.
     redactor = Redactor.for_credentials(password="pw", secret_header_values={"X-Key": "k1"})
-    assert redactor.text("pwd and k1") == "pwd and k1"
+    assert redactor.text("pwd and k1") == f"pwd and {MASK}"
+    assert redactor.text('{"password":"pw"}') == f'{{"password":"{MASK}"}}'
     assert redactor.headers({"X-Key": "k1"}) == {"X-Key": MASK}
+
+
+HARD = 'p"a\\ss/wörd&<>é 1'
+
+
+@pytest.mark.parametrize("form", [
+    json.dumps(HARD)[1:-1],
+    json.dumps(HARD, ensure_ascii=False)[1:-1],
+    json.dumps(HARD, ensure_ascii=False)[1:-1].replace("&", "\\u0026").replace("<", "\\u003c")
+    .replace(">", "\\u003e"),
+    quote(HARD, safe=""),
+    quote(HARD, safe="").lower(),
+    quote_plus(HARD),
+    base64.b64encode(HARD.encode()).decode(),
+    base64.b64encode(f"alice:{HARD}".encode()).decode(),
+], ids=["json-ascii", "json", "go", "url", "url-lower", "url-plus", "base64", "basic"])
+def test_escaped_and_encoded_forms_are_masked(form: str) -> None:
+    redactor = Redactor.for_credentials(username="alice", password=HARD)
+    masked = redactor.text(f"echo [{form}] end")
+    assert masked == f"echo [{MASK}] end"
+    assert redactor.finds_secret(form)
+
+
+def test_one_compiled_pattern_per_secret_set() -> None:
+    first = Redactor.for_credentials(password=PASSWORD, signing_key=SIGNING_KEY)
+    second = Redactor.for_credentials(password=PASSWORD, signing_key=SIGNING_KEY)
+    assert first._pattern is second._pattern
 
 
 def test_authorization_without_scheme_is_masked_whole() -> None:
