@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from linker import safejson
 from linker.services.customers import LinkView, SuppressionView
 
 # -- text that is never markup ----------------------------------------------------------------
@@ -225,7 +226,7 @@ def pretty_body(body: str | None) -> tuple[str, str]:
     if body is None or body == "":
         return "(empty)", "text"
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False), "json"
+        return safejson.dumps_readable(safejson.loads(body)), "json"
     except (ValueError, TypeError, RecursionError):
         return body, "text"
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from linker import safejson
 from linker.contract import (
     CustomerProfile,
     LookupRequest,
@@ -20,6 +21,7 @@ from linker.contract import (
 )
 from linker.lookup import MAX_TIMEOUT_S, AdaptorTarget, Exchange, InvalidTarget, LookupClient
 from linker.lookup.exchange import Trigger
+from linker.safetext import for_terminal
 
 SIGNING_KEY_ENV = "LINKER_LOOKUP_SIGNING_KEY"
 PASSWORD_ENV = "LINKER_LOOKUP_PASSWORD"
@@ -155,13 +157,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.json:
         stream.write(json.dumps(exchange.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
-        stream.write(render(exchange))
+        # Adaptor text may carry terminal escape codes: print it as plain text.
+        stream.write(for_terminal(render(exchange)))
     return 0 if exchange.ok else 1
 
 
 def _pretty_body(text: str) -> str:
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return safejson.dumps_readable(safejson.loads(text))
     except ValueError:
         return text
 

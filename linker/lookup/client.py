@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import certifi
 import httpx
 
-from linker import signing
+from linker import safejson, signing
 from linker.contract import (
     CustomerProfile,
     LookupRequest,
@@ -40,7 +40,8 @@ from linker.lookup.exchange import (
 )
 from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
-from linker.redaction import MASK, Redactor, basic_credential, mask_json
+from linker.redaction import MASK, Redactor, basic_credential
+from linker.safetext import without_nul
 
 USER_AGENT = "Linker/0.1"
 # What Gladly sends (Go's default); httpx decodes gzip bodies before they are counted.
@@ -75,7 +76,11 @@ def trace_id(raw: bytes) -> str:
 
 
 class _Masker:
-    """The target's Redactor plus values only known per request (the signature)."""
+    """The target's Redactor plus values only known per request (the signature).
+
+    Everything it returns is also free of NUL characters (replaced by U+FFFD), which
+    PostgreSQL cannot store.
+    """
 
     def __init__(self, base: Redactor, extra: list[str]) -> None:
         self._base = base
@@ -84,7 +89,21 @@ class _Masker:
     def text(self, value: str) -> str:
         for secret in self._extra:
             value = value.replace(secret, MASK)
-        return self._base.text(value)
+        return without_nul(self._base.text(value))
+
+    def finds(self, value: str) -> bool:
+        """True when ``text`` would change ``value``."""
+        return ("\x00" in value or any(secret in value for secret in self._extra)
+                or self._base.finds_secret(value))
+
+    def json(self, payload: Any) -> tuple[Any, bool]:
+        """A decoded JSON value with every string (keys too) masked, and whether any changed.
+
+        All strings are searched at once; only when something matches is a masked copy built.
+        """
+        if not self.finds("\n".join(safejson.strings(payload))):
+            return payload, False
+        return safejson.map_strings(payload, self.text), True
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self._base.header_value(name, self.text(value))
@@ -143,6 +162,32 @@ def _contract_headers(target: AdaptorTarget, started_at: datetime, raw_id: bytes
 def _is_json_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+@dataclass
+class _Parsed:
+    """The response body decoded as JSON (``problem`` says why not) and masked."""
+
+    payload: Any = None
+    problem: str | None = None
+    too_deep: bool = False
+    masked_text: str | None = None
+
+
+def _parse(received: _Received, masker: _Masker) -> _Parsed:
+    """Decode the body once (depth-capped); mask the decoded strings, re-serialising the body
+    when a secret or NUL was found in them (escaped forms included)."""
+    if received.status is None or received.truncated:
+        return _Parsed(problem="no complete body")
+    try:
+        payload = safejson.loads(bytes(received.body))
+    except safejson.JsonTooDeep as exc:
+        return _Parsed(problem=str(exc), too_deep=True)
+    except ValueError as exc:
+        return _Parsed(problem=str(exc))
+    masked, changed = masker.json(payload)
+    text = json.dumps(masked, ensure_ascii=False) if changed else None
+    return _Parsed(payload=masked, masked_text=text)
 
 
 class LookupClient:
@@ -233,8 +278,13 @@ class LookupClient:
         masker = _Masker(target.redactor(), [prepared.signature])
         violations: list[Violation] = []
         results: tuple[CustomerProfile, ...] = ()
-        if error is None:
-            error, violations, results = _judge(received, target, kind, masker)
+        parsed = _Parsed(problem="not read")
+        try:
+            parsed = _parse(received, masker)
+            if error is None:
+                error, violations, results = _judge(received, target, kind, parsed)
+        except Exception as exc:  # a hostile answer must not raise out of a lookup
+            error, violations, results = errors.unexpected_error(exc), [], ()
         return Exchange(
             kind=kind,
             trigger=trigger,
@@ -242,7 +292,7 @@ class LookupClient:
             started_at=prepared.started_at,
             elapsed_ms=elapsed_ms,
             request=_recorded_request(prepared, masker),
-            response=_recorded_response(received, masker),
+            response=_recorded_response(received, masker, parsed),
             error=ExchangeError(error.kind, masker.text(error.message)) if error else None,
             violations=tuple(Violation(v.path, masker.text(v.message), v.severity)
                              for v in violations),
@@ -283,7 +333,7 @@ async def _exchange(http: httpx.AsyncClient, prepared: PreparedLookup, target: A
         await response.aclose()
 
 
-def _judge(received: _Received, target: AdaptorTarget, kind: RequestKind, masker: _Masker
+def _judge(received: _Received, target: AdaptorTarget, kind: RequestKind, parsed: _Parsed
            ) -> tuple[ExchangeError | None, list[Violation], tuple[CustomerProfile, ...]]:
     """Status, size, JSON and contract checks of a complete answer, in that order.
 
@@ -299,14 +349,14 @@ def _judge(received: _Received, target: AdaptorTarget, kind: RequestKind, masker
     if received.truncated:
         return errors.too_large_error(target.max_body_bytes), [], ()
     content_type = received.headers.get("content-type", "")
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        return errors.invalid_json_error(body, content_type, str(exc)), [], ()
+    if parsed.too_deep:
+        return errors.too_deep_error(safejson.MAX_DEPTH), [], ()
+    if parsed.problem is not None:
+        return errors.invalid_json_error(body, content_type, parsed.problem), [], ()
     violations: list[Violation] = []
     if not _is_json_type(content_type):
         violations.append(errors.content_type_warning(content_type))
-    outcome = validate_response(mask_json(payload, masker.text), kind)
+    outcome = validate_response(parsed.payload, kind)
     violations.extend(outcome.violations)
     error = None if outcome.ok else errors.contract_error(violations)
     return error, violations, tuple(outcome.results)
@@ -332,7 +382,8 @@ def _recorded_request(prepared: PreparedLookup, masker: _Masker) -> RecordedRequ
     )
 
 
-def _recorded_response(received: _Received, masker: _Masker) -> RecordedResponse | None:
+def _recorded_response(received: _Received, masker: _Masker, parsed: _Parsed
+                       ) -> RecordedResponse | None:
     if received.status is None:
         return None
     size = received.received
@@ -342,7 +393,8 @@ def _recorded_response(received: _Received, masker: _Masker) -> RecordedResponse
     return RecordedResponse(
         status=received.status,
         headers=masker.headers(received.headers),
-        body=masker.text(bytes(received.body).decode("utf-8", errors="replace")),
+        body=masker.text(parsed.masked_text if parsed.masked_text is not None
+                         else bytes(received.body).decode("utf-8", errors="replace")),
         size=size,
         truncated=received.truncated,
     )

@@ -6,7 +6,6 @@ status but never carry secrets; the client still passes them through the target'
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from linker import safejson
 from linker.contract import Severity, Violation
 from linker.lookup.exchange import ErrorKind, ExchangeError
 
@@ -150,7 +150,7 @@ def redirect_error(status: int, location: str | None) -> ExchangeError:
 def _error_detail(body: bytes) -> str | None:
     """The first ``errors[].detail`` (or ``message``) of a JSON error body, if any."""
     try:
-        payload: Any = json.loads(body)
+        payload: Any = safejson.loads(body)
     except ValueError:
         return None
     if isinstance(payload, dict):
@@ -249,4 +249,22 @@ def contract_error(violations: Sequence[Violation]) -> ExchangeError:
         ErrorKind.CONTRACT,
         f"the response breaks the lookup contract ({len(errors)} {noun}): {listed}{suffix}; "
         "fix the adaptor's response",
+    )
+
+
+def too_deep_error(limit: int) -> ExchangeError:
+    """The body is JSON nested deeper than Linker reads."""
+    return ExchangeError(
+        ErrorKind.INVALID_JSON,
+        f"the response body nests JSON deeper than {limit} levels; a lookup answer needs only "
+        "a few levels: fix the adaptor's serialisation",
+    )
+
+
+def unexpected_error(exc: BaseException) -> ExchangeError:
+    """The answer could not be checked at all (a bug or a hostile body Linker did not expect)."""
+    return ExchangeError(
+        ErrorKind.CONTRACT,
+        f"Linker could not check the response ({type(exc).__name__}); the answer was not used; "
+        "report this with the exchange to the Linker team and check the adaptor's response",
     )

@@ -8,7 +8,6 @@ auto-link outcome.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from linker import safejson
 from linker.autolink import AutolinkField, Outcome, describe_ambiguity
 from linker.contract import RequestKind, validate_response
 from linker.identity import PhoneType
@@ -187,7 +187,7 @@ def _ambiguity(facts: _Facts, outcome: AutolinkOutcome) -> str | None:
     if ex is None or not ex.response_body or ex.body_truncated:
         return None
     try:
-        payload = json.loads(ex.response_body)
+        payload = safejson.loads(ex.response_body)
     except ValueError:
         return None
     results = validate_response(payload, RequestKind.AUTOLINK).results
