@@ -37,6 +37,7 @@ from linker.adaptor import BackgroundServer, Dataset, Person, create_app, load_d
 from linker.adaptor.faults import parse_fault
 from linker.config import Settings
 from linker.contract import LookupRequest, RequestKind, autolink_request
+from linker.demo import allow_demo_adaptors
 from linker.lookup import AdaptorTarget, LookupClient, Trigger
 from linker.services.backfill import BackfillProgress, BackfillService
 from linker.services.context import ServiceContext
@@ -122,6 +123,7 @@ def progress_bar(p: BackfillProgress) -> None:
 
 def main() -> int:
     """Run the benchmark and print the figures."""
+    allow_demo_adaptors()  # the benchmark's adaptors listen on loopback
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10_000)

@@ -29,6 +29,7 @@ from linker.adaptor.datasets import load_dataset
 from linker.adaptor.faults import parse_fault
 from linker.adaptor.server import BackgroundServer
 from linker.contract import LookupRequest, search_request
+from linker.demo import allow_demo_adaptors
 from linker.lookup import AdaptorTarget, ErrorKind, Exchange, LookupClient, lookup_many
 
 LATENCIES_MS = (50, 100, 150, 200, 250, 300, 350, 400)
@@ -95,6 +96,7 @@ async def _bench(urls: Sequence[str], hang_url: str, rounds: int) -> dict[str, l
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print per-round and median figures; 1 if a target is missed."""
+    allow_demo_adaptors()  # the benchmark's adaptors listen on loopback
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,7 @@ from linker.adaptor import (
     people,
 )
 from linker.config import Settings
+from linker.lookup.netguard import ALLOW_ENV, LOOPBACK_NETWORKS
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, PhoneInput
 from linker.services.errors import Conflict
@@ -400,7 +401,13 @@ def reset_demo(home: Path | str = DEMO_HOME) -> list[Path]:
 def open_demo_context(settings: Settings) -> ServiceContext:
     """A ServiceContext on the demo database (created and migrated when new)."""
     ensure_private_dir(settings.home)
+    allow_demo_adaptors()
     return ServiceContext.from_settings(settings)
+
+
+def allow_demo_adaptors(env: MutableMapping[str, str] | None = None) -> None:
+    """Let lookups reach the demo's loopback adaptors (unless LINKER_ALLOW_NETWORKS is set)."""
+    (os.environ if env is None else env).setdefault(ALLOW_ENV, LOOPBACK_NETWORKS)
 
 
 # ------------------------------------------------------------------------------ dashboard
@@ -424,6 +431,7 @@ def dashboard_env(settings: Settings, base: Mapping[str, str] | None = None) -> 
     env.pop("LINKER_SECRET_KEY", None)
     env.update({"LINKER_HOME": str(settings.home), "LINKER_DATABASE_URL": settings.database_url,
                 "PYTHONUNBUFFERED": "1"})
+    allow_demo_adaptors(env)
     return env
 
 

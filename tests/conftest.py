@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API leaves an event loop running in the
     main thread, which would break later tests that call ``asyncio.run``."""
     items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+
+
+# The tests' adaptors listen on loopback; lookups refuse non-public addresses unless allowed
+# (tests of the refusal build their own NetworkPolicy). Set before any LookupClient is built.
+os.environ.setdefault("LINKER_ALLOW_NETWORKS", "127.0.0.0/8,::1")

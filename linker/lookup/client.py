@@ -38,6 +38,7 @@ from linker.lookup.exchange import (
     RecordedResponse,
     Trigger,
 )
+from linker.lookup.netguard import NetworkPolicy, guarded_transport
 from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
 from linker.redaction import MASK, Redactor, basic_credential
@@ -194,7 +195,9 @@ class LookupClient:
     """Calls adaptors. Clock, ids and transport are injectable so tests are deterministic.
 
     ``transport`` (e.g. ``httpx.ASGITransport(app)``) replaces the network for every client
-    this object creates; a client passed to ``lookup`` is used as it is.
+    this object creates; a client passed to ``lookup`` is used as it is. Otherwise every
+    connection passes ``network`` (default: ``LINKER_ALLOW_NETWORKS`` from the environment),
+    which refuses non-public addresses after resolving the host.
     """
 
     def __init__(
@@ -202,22 +205,27 @@ class LookupClient:
         now: Callable[[], datetime] = utc_now,
         new_id: Callable[[], bytes] = random_id,
         transport: httpx.AsyncBaseTransport | None = None,
+        network: NetworkPolicy | None = None,
     ) -> None:
         self._now = now
         self._new_id = new_id
         self._transport = transport
+        self._network = network if network is not None else NetworkPolicy.from_env()
 
     def http_client(self) -> httpx.AsyncClient:
         """A new AsyncClient for lookups: no redirects, no proxy or .netrc from the environment.
 
         Connections are not limited in number, so a fan-out never queues behind the pool.
         """
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        transport = self._transport or guarded_transport(self._network, verify=_tls_context(),
+                                                         limits=limits)
         return httpx.AsyncClient(
-            transport=self._transport,
+            transport=transport,
             verify=_tls_context(),
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+            limits=limits,
         )
 
     def prepare(self, target: AdaptorTarget, request: LookupRequest) -> PreparedLookup:

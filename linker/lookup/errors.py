@@ -17,6 +17,7 @@ import httpx
 from linker import safejson
 from linker.contract import Severity, Violation
 from linker.lookup.exchange import ErrorKind, ExchangeError
+from linker.lookup.netguard import AddressRefused
 
 MAX_LISTED_VIOLATIONS = 3
 _HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<h1", b"<p>")
@@ -115,6 +116,9 @@ def exception_error(exc: BaseException, url: str, timeout_s: float,
     """The ExchangeError for an exception raised while calling the adaptor."""
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return timeout_error(timeout_s, status)
+    refused = _find(exc, AddressRefused)
+    if refused is not None:
+        return ExchangeError(ErrorKind.UNREACHABLE, str(refused))
     tls = _find(exc, ssl.SSLError)
     if isinstance(tls, ssl.SSLError):
         return _tls_error(tls, url)

@@ -6,9 +6,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from linker.core.errors import LinkerError
+from linker.lookup.urls import url_problem
 from linker.redaction import ALWAYS_SECRET_HEADERS, Redactor
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -32,15 +32,9 @@ class InvalidTarget(LinkerError, ValueError):
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidTarget(
-            f"adaptor URL {url!r} must be an absolute http(s) URL, e.g. https://adaptor.example/"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise InvalidTarget(
-            "put credentials in the username/password settings, not in the adaptor URL"
-        )
+    problem = url_problem(url)
+    if problem is not None:
+        raise InvalidTarget(problem)
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:
