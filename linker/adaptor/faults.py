@@ -42,6 +42,11 @@ FAULTS: dict[str, FaultSpec] = {
     "redirect": FaultSpec(None, "answer 302 to /moved"),
     "reject-unknown-keys": FaultSpec(None, "answer 422 to a query key the dataset does not know"),
     "match-anyone": FaultSpec(None, "a BASIC search that finds nobody returns the first record"),
+    "deep-json": FaultSpec("DEPTH", "add a member nested DEPTH lists deep to the body"),
+    "nul-byte": FaultSpec(None, "a raw NUL byte inside the JSON body (invalid JSON)"),
+    "nul-fields": FaultSpec(None, "escaped NULs (\\u0000) in names and custom attributes"),
+    "non-utf8": FaultSpec(None, "a Latin-1 byte in the body (not UTF-8, so invalid JSON)"),
+    "terminal-escapes": FaultSpec(None, "ANSI escape codes and a bidi override in names"),
 }
 
 KNOWN_QUERY_KEYS = frozenset({"id", "name", "email", "emails", "phone", "phones", "orderNumber",
@@ -85,6 +90,8 @@ def _check(name: str, value: float) -> None:
         raise ValueError(f"fault 'error-rate' needs a fraction between 0 and 1, got {value:g}")
     if name == "status" and (not value.is_integer() or not 200 <= value <= 599):
         raise ValueError(f"fault 'status' needs an HTTP status code 200..599, got {value:g}")
+    if name == "deep-json" and (not value.is_integer() or value < 1):
+        raise ValueError(f"fault 'deep-json' needs a whole depth of at least 1, got {value:g}")
     if name == "oversize" and value <= 0:
         raise ValueError(f"fault 'oversize' needs a size in KB above 0, got {value:g}")
 
@@ -164,6 +171,18 @@ def missing_id(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "externalCustomerId"}
 
 
+def with_text(result: dict[str, Any], text: str, key: str) -> dict[str, Any]:
+    """``text`` inside the result's name and added as custom attribute ``key``."""
+    out = dict(result)
+    if isinstance(out.get("name"), str):
+        name = out["name"]
+        out["name"] = name[:1] + text + name[1:]
+    attributes = out.get("customAttributes")
+    out["customAttributes"] = {**(attributes if isinstance(attributes, dict) else {}),
+                               key: f"x{text}y"}
+    return out
+
+
 def twin_id(external_id: str) -> str:
     """A second id for the same person: ``shop-00042`` -> ``shop-900042`` (``x`` -> ``x-dup``)."""
     match = TRAILING_DIGITS.match(external_id)
@@ -229,6 +248,11 @@ class FaultPlan:
             results = [nested_attributes(r, group) for r in results]
         if self.has("missing-id"):
             results = [missing_id(r) for r in results]
+        if self.has("nul-fields"):
+            results = [with_text(r, "\x00", "nul") for r in results]
+        if self.has("terminal-escapes"):
+            results = [with_text(r, "\x1b[31m\x1b]8;;http://evil.example/\x07\u202e", "esc")
+                       for r in results]
         return results
 
     def encode(self, payload: dict[str, Any]) -> bytes:
@@ -239,6 +263,13 @@ class FaultPlan:
             target = math.ceil(kb * 1024)
             filler = max(0, target - len(body) - len(',"padding":""'))
             body = encode_json({**payload, "padding": "x" * filler})
+        depth = self.arg("deep-json")
+        if depth is not None:
+            body = body[:-1] + b',"nesting":' + b"[" * int(depth) + b"]" * int(depth) + b"}"
+        if self.has("non-utf8"):
+            body = body[:-1] + b',"note":"caf\xe9"}'
+        if self.has("nul-byte"):
+            body = body[:-1] + b',"note":"a\x00b"}'
         if self.has("malformed-json"):
             body = body[: max(1, len(body) // 2)]
         return body
