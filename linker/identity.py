@@ -7,6 +7,7 @@ from enum import StrEnum
 import phonenumbers
 
 from linker.core.errors import LinkerError
+from linker.safetext import forbidden_character, nfkc
 
 DEFAULT_REGION = "US"
 
@@ -28,7 +29,11 @@ def normalize_email(value: str) -> str:
     """Trim and lower-case an email; raises InvalidContact when it is not an address."""
     if not isinstance(value, str):
         raise InvalidContact(f"{value!r} is not an email address (expected text)")
-    email = value.strip().lower()
+    hidden = forbidden_character(value)
+    if hidden:
+        raise InvalidContact(f"an email address may not contain {hidden}")
+    # NFKC, so full-width and other look-alike forms become one address.
+    email = nfkc(value).strip().lower()
     if not email:
         raise InvalidContact("an empty value is not an email address")
     if any(ch.isspace() for ch in email):

@@ -16,7 +16,7 @@ import unicodedata
 
 NUL_REPLACEMENT = "\ufffd"
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Bidi embeddings/overrides/isolates and the invisible joiners, marks and spaces.
 _INVISIBLE = frozenset(
@@ -31,7 +31,8 @@ def without_nul(text: str) -> str:
 
 
 def for_terminal(text: str) -> str:
-    """``text`` without ANSI escape sequences or control characters (newline, tab kept)."""
+    """``text`` without ANSI escape sequences, control characters (newline, tab kept) or
+    bidirectional overrides."""
     return _CONTROL.sub("", _ANSI.sub("", text))
 
 
@@ -40,9 +41,14 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def forbidden_character(text: str) -> str | None:
-    """A description of the first control, invisible or bidi-override character, or None."""
+def forbidden_character(text: str, *, multiline: bool = False) -> str | None:
+    """A description of the first control, invisible or bidi-override character, or None.
+
+    ``multiline`` allows line breaks and tabs (names and addresses written on several lines).
+    """
     for index, char in enumerate(text):
+        if multiline and char in "\n\r\t":
+            continue
         if char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co"):
             name = unicodedata.name(char, "control character")
             return f"U+{ord(char):04X} ({name}) at position {index + 1}"

@@ -98,6 +98,9 @@ def load_specs(text: str, env: Mapping[str, str] | None = None) -> list[Integrat
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileProblem(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise FileProblem("not usable TOML: arrays or tables are nested too deeply; an "
+                          "integration file needs only a few levels") from None
     unknown_top = sorted(set(document) - {"integration"})
     if unknown_top:
         raise FileProblem(f"unknown top-level key(s) {', '.join(unknown_top)}; put each "
@@ -148,11 +151,21 @@ def _spec(index: int, table: Any, env: Mapping[str, str]) -> IntegrationSpec:
     )
 
 
-def _typed(where: str, table: dict[str, Any], key: str, kind: type[Any], default: Any) -> Any:
+def _typed(where: str, table: dict[str, Any], key: str, kind: type[Any], default: Any,
+           *, secret: bool = False) -> Any:
     value = table.get(key, default)
     if not isinstance(value, kind):
-        raise FileProblem(f"{where}: {key} must be {_kind_name(kind)}, got {value!r}")
+        # A mistyped secret (or a table that may hold secret headers) is never echoed.
+        shown = (f"a {_toml_type(value)}" if secret or isinstance(value, dict | list)
+                 else repr(value))
+        raise FileProblem(f"{where}: {key} must be {_kind_name(kind)}, got {shown}")
     return value
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+             dict: "table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "value")
 
 
 def _kind_name(kind: type[Any]) -> str:
@@ -182,7 +195,7 @@ def _secret(where: str, table: dict[str, Any], key: str, env: Mapping[str, str])
     if env_key in table:
         return _from_env(where, env_key, table[env_key], env)
     if key in table:
-        return str(_typed(where, table, key, str, ""))
+        return str(_typed(where, table, key, str, "", secret=True))
     return None  # not in the file: keep what is stored
 
 

@@ -6,7 +6,7 @@ import base64
 import csv
 import io
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linker.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
+from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
@@ -95,6 +96,9 @@ def validate_contact(name: str, emails: Sequence[str],
         problems.setdefault("name", []).append(f"use at most {MAX_NAME} characters")
     if len(clean_address) > MAX_ADDRESS:
         problems.setdefault("address", []).append(f"use at most {MAX_ADDRESS} characters")
+    for key, text in (("name", clean_name), ("address", clean_address)):
+        if hidden := forbidden_character(text, multiline=True):
+            problems.setdefault(key, []).append(f"it contains {hidden}; remove it")
     clean_emails: dict[str, str] = {}
     for raw in emails:
         if raw is None or not str(raw).strip():
@@ -339,11 +343,36 @@ def _row_problem(values: dict[str, str]) -> str | ContactData:
         return "; ".join(f"{labels.get(k, k)}: {v}" for k, v in exc.fields.items())
 
 
+MAX_IMPORT_CHARS = 20 * 1024 * 1024
+MAX_IMPORT_ROWS = 50_000
+
+
+def _checked(reader: Any) -> Iterator[list[str]]:
+    """``reader``'s rows, at most MAX_IMPORT_ROWS; InvalidInput (naming the line) for what
+    csv cannot read, e.g. a value over csv's field size limit."""
+    try:
+        for count, row in enumerate(reader):
+            if count > MAX_IMPORT_ROWS:
+                raise InvalidInput({"file": f"the file has more than {MAX_IMPORT_ROWS:,} rows; "
+                                            "split it into smaller files and import each"})
+            yield row
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        reason = (f"a value is longer than {limit:,} characters (is a quote left open?)"
+                  if "field limit" in str(exc) else f"the line cannot be read as CSV ({exc})")
+        raise InvalidInput({"file": f"line {reader.line_num}: {reason}; nothing was "
+                                    "imported"}) from None
+
+
 def _parse_csv(text: str) -> _ParsedCsv:
     """Read an import file into valid candidate rows and rejected rows (not yet checked against
-    the database); InvalidInput when the file is empty or its header malformed."""
+    the database); InvalidInput when the file is empty, too big or its header malformed."""
+    if len(text) > MAX_IMPORT_CHARS:
+        raise InvalidInput({"file": f"the file has more than {MAX_IMPORT_CHARS:,} characters; "
+                                    "split it into smaller files and import each"})
     reader = csv.reader(io.StringIO(text, newline=""))
-    header_row = next(reader, None)
+    rows_read = _checked(reader)
+    header_row = next(rows_read, None)
     if header_row is None or not any(c.strip() for c in header_row):
         raise InvalidInput({"header": "the file is empty or its first line is blank; the first "
                                       f"line must be {','.join(CSV_COLUMNS)}"})
@@ -354,7 +383,7 @@ def _parse_csv(text: str) -> _ParsedCsv:
     seen: dict[str, int] = {}
     rows = 0
     line = reader.line_num + 1
-    for row in reader:
+    for row in rows_read:
         start, line = line, reader.line_num + 1
         row_text = ",".join(row)
         if not any(v.strip() for v in row):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from linker.contract import RequestKind, search_request
 from linker.lookup.exchange import Trigger
 from linker.lookup.target import RESERVED_HEADERS, AdaptorTarget, InvalidTarget
+from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
@@ -384,6 +385,8 @@ def _validated(state: _State, stored_headers: Sequence[HeaderSpec] = ()) -> _Sta
     name = _text(p, "name", state.name, MAX_NAME)
     if not name and "name" not in p:
         p["name"] = "give the integration a name"
+    if "name" not in p and (hidden := forbidden_character(name)):
+        p["name"] = f"the name contains {hidden}; remove it"
     url = _text(p, "url", state.url, MAX_URL)
     if "url" not in p and (problem := _url_problem(url)):
         p["url"] = problem
