@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: test lint demo load lock clean
+.PHONY: test lint demo load lock clean fuzz
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml $(LOCK)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/reliability/test_fuzz.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check linker dashboard pages tests bench
