@@ -29,7 +29,7 @@ def normalize_email(value: str) -> str:
     """Trim and lower-case an email; raises InvalidContact when it is not an address."""
     if not isinstance(value, str):
         raise InvalidContact(f"{value!r} is not an email address (expected text)")
-    hidden = forbidden_character(value.strip())
+    hidden = forbidden_character(value.strip(), multiline=True)  # whitespace: below
     if hidden:
         raise InvalidContact(f"an email address may not contain {hidden}")
     # NFKC, so full-width and other look-alike forms become one address.
