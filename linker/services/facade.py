@@ -6,6 +6,7 @@ from linker.config import Settings
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
 from linker.services.conformance import ConformanceService
+from linker.services.console_sessions import ConsoleSessionService
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
 from linker.services.debugger import DebuggerService
@@ -41,6 +42,7 @@ class Services:
         self.replay = ReplayService(ctx)
         self.conformance = ConformanceService(ctx)
         self.debugger = DebuggerService(ctx)
+        self.console_sessions = ConsoleSessionService(ctx)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Services:

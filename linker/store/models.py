@@ -369,3 +369,16 @@ class BackfillLease(Base):
     """Who and where: ``<user> on <host> (pid <n>)``."""
     acquired_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ConsoleSession(Base):
+    """A signed-in console session that survives a browser reload: the SHA-256 of the random
+    token kept in the browser's cookie (never the token itself), whose it is, and until when."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
