@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
@@ -20,6 +21,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 import streamlit as st  # noqa: E402
 
 from dashboard import auth, state  # noqa: E402
+from linker.services.console_sessions import SESSION_TTL  # noqa: E402
 from linker.services.passwords import HashingBusy  # noqa: E402
 from linker.services.permissions import Actor  # noqa: E402
 from linker.services.signin import TooManyAttempts  # noqa: E402
@@ -28,6 +30,13 @@ PAGES_DIR = ROOT / "pages"
 _DEV_NOTICE = "_app_dev_notice"
 _OIDC_REFUSAL = "_app_oidc_refusal"
 _ACCOUNT_NOTICE = "_app_account_notice"
+_TOKEN = "_app_session_token"
+_SET_COOKIE = "_app_set_cookie"
+_CLEAR_COOKIE = "_app_clear_cookie"
+_WANTED = "_app_wanted_page"
+SESSION_COOKIE = "linker_session"
+"""The browser cookie holding the console session token (see linker.services.console_sessions:
+the database keeps only its hash)."""
 ACCOUNT_DISABLED = ("You were signed out: your account {username} was disabled or removed. "
                     "Ask an admin to enable it.")
 
@@ -64,6 +73,9 @@ def resolve_actor() -> Actor | None:
         if auth.session_source() == auth.SOURCE_PASSWORD:
             return password_session_actor(actor)
         return actor
+    actor = remembered_actor()
+    if actor is not None:
+        return actor
     oidc = auth.oidc_config(secrets())
     if oidc is not None and oidc_logged_in():
         claims = st.user.to_dict()
@@ -91,6 +103,45 @@ def resolve_actor() -> Actor | None:
             auth.sign_in(actor, auth.SOURCE_DEV)
             return actor
     return None
+
+
+def remembered_actor() -> Actor | None:
+    """The account of a password sign-in made before a reload (the session cookie), while
+    it is valid; None otherwise (and always after Sign out in this tab)."""
+    if st.session_state.get(auth.SESSION_SIGNED_OUT):
+        return None
+    token = st.context.cookies.get(SESSION_COOKIE)
+    if not isinstance(token, str) or not token:
+        return None
+    actor = state.services().console_sessions.resolve(token)
+    if actor is not None:
+        auth.sign_in(actor, auth.SOURCE_PASSWORD)
+        st.session_state[_TOKEN] = token
+    return actor
+
+
+def write_cookie(value: str, max_age_s: int) -> None:
+    """Set (or, with max age 0, delete) the session cookie in the browser. ``value`` is a
+    URL-safe token Linker made, never user input."""
+    st.html(f"<script>document.cookie = '{SESSION_COOKIE}={value}; path=/; "
+            f"max-age={max_age_s}; samesite=strict';</script>", unsafe_allow_javascript=True)
+
+
+def remember_sign_in(actor: Actor) -> None:
+    """After a password sign-in: a session token for reloads, set as a cookie next run."""
+    token = state.services().console_sessions.issue(actor)
+    st.session_state[_TOKEN] = token
+    st.session_state[_SET_COOKIE] = True
+
+
+def wanted_page() -> None:
+    """Remember which page a signed-out visitor asked for (a bookmark), to open it after
+    sign-in."""
+    if _WANTED in st.session_state:
+        return
+    path = urlparse(st.context.url or "").path.rstrip("/")
+    key = path.rsplit("/", 1)[-1] if path else ""
+    st.session_state[_WANTED] = key if key in auth.PAGES_BY_KEY else ""
 
 
 def password_session_actor(signed_in: Actor) -> Actor | None:
@@ -150,6 +201,7 @@ def sign_in_form() -> None:
             st.error("Wrong username or password.")
         else:
             auth.sign_in(actor, auth.SOURCE_PASSWORD)
+            remember_sign_in(actor)
             st.rerun()
     oidc = auth.oidc_config(secrets())
     if oidc is not None:
@@ -167,9 +219,11 @@ def sidebar(actor: Actor) -> None:
         st.caption(f"Role: {actor.role.value.replace('_', ' ')}")
         if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):
             state.services().users.sign_out(actor, client=client_address())
+            state.services().console_sessions.revoke(str(st.session_state.get(_TOKEN, "")))
             if auth.session_actor() is None and oidc_logged_in():
                 st.logout()
             auth.sign_out_session()
+            st.session_state[_CLEAR_COOKIE] = True
             st.rerun()
 
 
@@ -179,13 +233,22 @@ def main() -> None:
     actor = resolve_actor()
     auth.set_current_actor(actor)
     if actor is None:
+        wanted_page()
+        if st.session_state.pop(_CLEAR_COOKIE, False):
+            write_cookie("", 0)
         st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:",
                                url_path="sign-in", default=True)], position="hidden").run()
         return
-    pages = [st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
-                     url_path=spec.key, default=index == 0)
-             for index, spec in enumerate(auth.pages_for(actor.role))]
-    navigation = st.navigation(pages, position="sidebar")
+    if st.session_state.pop(_SET_COOKIE, False):
+        write_cookie(str(st.session_state.get(_TOKEN, "")),
+                     int(SESSION_TTL.total_seconds()))
+    pages = {spec.key: st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
+                               url_path=spec.key, default=index == 0)
+             for index, spec in enumerate(auth.pages_for(actor.role))}
+    navigation = st.navigation(list(pages.values()), position="sidebar")
+    wanted = st.session_state.pop(_WANTED, "")
+    if wanted in pages and navigation.url_path != wanted:
+        st.switch_page(pages[wanted])
     sidebar(actor)
     state.show_flashes()
     navigation.run()

@@ -84,6 +84,28 @@ def test_password_sign_in_succeeds(services: Services) -> None:
     assert not at.error
 
 
+def test_a_bookmarked_page_opens_after_sign_in(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = new_app()
+    at.context["url"] = "http://127.0.0.1:8501/integrations"
+    at = sign_in_form(at.run(), "ada", PASSWORD)
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Integrations"]
+
+
+def test_sign_in_sets_a_session_cookie_holding_no_password(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = sign_in_form(new_app().run(), "ada", PASSWORD)
+    scripts = [str(h.proto.body) for h in at.get("html")]
+    assert len(scripts) == 1 and "linker_session=" in scripts[0]
+    token = at.session_state["_app_session_token"]
+    assert token in scripts[0] and PASSWORD not in scripts[0]
+    assert services.console_sessions.resolve(token) is not None
+    at = at.button(key="auth.sign_out").click().run()
+    assert services.console_sessions.resolve(token) is None
+    assert any("max-age=0" in str(h.proto.body) for h in at.get("html"))
+
+
 @pytest.mark.parametrize(("username", "password"), [
     ("ada", "wrong password here"),   # right user, wrong password
     ("nobody", PASSWORD),             # unknown user

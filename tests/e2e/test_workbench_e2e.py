@@ -120,3 +120,21 @@ def test_support_lead_reads_without_edit_controls(page: Page, demo_site: DemoSit
     for label in ("Search", "Refresh", "Unlink", "Unlink customer", "Create and auto-link"):
         controls = page.get_by_role("button", name=label, exact=True).and_(not_toolbar)
         expect(controls).to_have_count(0)
+
+
+def test_a_reload_keeps_the_user_signed_in_until_sign_out(page: Page,
+                                                          demo_site: DemoSite) -> None:
+    sign_in(page, demo_site, AGENT.username, AGENT.password)
+    expect(page.get_by_text("Role: agent")).to_be_visible(timeout=TIMEOUT_MS)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert "linker_session" in cookies and AGENT.password not in cookies["linker_session"]
+    page.reload()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Link workbench")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Role: agent")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Sign out").click()
+    wait_for_app(page)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+    page.reload()
+    wait_for_app(page)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
