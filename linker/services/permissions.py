@@ -32,6 +32,8 @@ class Permission(StrEnum):
     RUN_CONFORMANCE = "run_conformance"        # run and list conformance report cards
     EXPORT_EXCHANGES = "export_exchanges"      # the filtered log as redacted JSONL
     VIEW_REPORTS = "view_reports"              # coverage, health, outcomes
+    VIEW_HEALTH = "view_health"                # the health overview (every role)
+    VIEW_COVERAGE = "view_coverage"            # the coverage page and its worklists
     VIEW_AUDIT = "view_audit"
     RUN_BACKFILL = "run_backfill"
     MANAGE_USERS = "manage_users"
@@ -45,13 +47,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_CUSTOMERS, Permission.VIEW_INTEGRATIONS, Permission.TEST_INTEGRATIONS,
         Permission.VIEW_EXCHANGES, Permission.VIEW_REPORTS, Permission.READ_EXCHANGE_LOG,
         Permission.REPLAY_EXCHANGES, Permission.RUN_CONFORMANCE, Permission.EXPORT_EXCHANGES,
+        Permission.VIEW_HEALTH,
     }),
     Role.AGENT: frozenset({
         Permission.VIEW_CUSTOMERS, Permission.EDIT_CUSTOMERS, Permission.LINK,
+        Permission.VIEW_HEALTH,
     }),
     Role.SUPPORT_LEAD: frozenset({
         Permission.VIEW_CUSTOMERS, Permission.VIEW_INTEGRATIONS, Permission.VIEW_REPORTS,
-        Permission.VIEW_AUDIT, Permission.VIEW_EXCHANGES,
+        Permission.VIEW_AUDIT, Permission.VIEW_EXCHANGES, Permission.VIEW_HEALTH,
+        Permission.VIEW_COVERAGE,
     }),
 }
 
