@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from linker.config import Settings
+from linker.services.audit_log import AuditLogService
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
 from linker.services.conformance import ConformanceService
 from linker.services.console_sessions import ConsoleSessionService
 from linker.services.context import ServiceContext
+from linker.services.coverage import CoverageService
 from linker.services.customers import CustomerService
 from linker.services.debugger import DebuggerService
 from linker.services.exchange_log import ExchangeLogService
 from linker.services.exchanges import ExchangeService
+from linker.services.health import HealthService
 from linker.services.integrations import IntegrationService
 from linker.services.linking import LinkingService
 from linker.services.profile import ProfileService
@@ -43,6 +46,9 @@ class Services:
         self.conformance = ConformanceService(ctx)
         self.debugger = DebuggerService(ctx)
         self.console_sessions = ConsoleSessionService(ctx)
+        self.health = HealthService(ctx)
+        self.coverage = CoverageService(ctx)
+        self.audit_log = AuditLogService(ctx)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Services:
