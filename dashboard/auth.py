@@ -66,6 +66,8 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
+    PageSpec("health", "health.py", "Health", ":material/monitor_heart:", frozenset(Role),
+             Permission.VIEW_HEALTH),
     PageSpec("workbench", "workbench.py", "Link workbench", ":material/link:",
              frozenset({Role.AGENT, Role.ADMIN, Role.SUPPORT_LEAD}), Permission.VIEW_CUSTOMERS),
     PageSpec("integrations", "integrations.py", "Integrations", ":material/hub:",
@@ -74,10 +76,15 @@ PAGES: tuple[PageSpec, ...] = (
              frozenset({Role.ADMIN}), Permission.MANAGE_INTEGRATIONS),
     PageSpec("debugger", "debugger.py", "Adaptor debugger", ":material/bug_report:",
              frozenset({Role.ADMIN, Role.DEVELOPER}), Permission.TEST_INTEGRATIONS),
+    PageSpec("coverage", "coverage.py", "Coverage", ":material/donut_large:",
+             frozenset({Role.SUPPORT_LEAD, Role.ADMIN}), Permission.VIEW_COVERAGE),
+    PageSpec("audit", "audit.py", "Audit log", ":material/history:",
+             frozenset({Role.SUPPORT_LEAD, Role.ADMIN}), Permission.VIEW_AUDIT),
 )
-"""Every page, in navigation order. Link workbench: agent, admin, support lead (read-only);
-Integrations: admin (developer read-only); Auto-linking: admin; Adaptor debugger: admin,
-developer."""
+"""Every page, in navigation order; the first is every role's landing page. Health: every
+role; Link workbench: agent, admin, support lead (read-only); Integrations: admin (developer
+read-only); Auto-linking: admin; Adaptor debugger: admin, developer; Coverage and Audit log:
+support lead, admin."""
 
 PAGES_BY_KEY = {page.key: page for page in PAGES}
 

@@ -9,6 +9,7 @@ those characters and never loads anything.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -234,3 +235,46 @@ def pretty_body(body: str | None) -> tuple[str, str]:
 def header_rows(headers: Mapping[str, str]) -> list[dict[str, str]]:
     """Headers as ``header`` / ``value`` rows (secrets arrive already masked)."""
     return [{"header": k, "value": v} for k, v in headers.items()]
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+def chart_text(value: object) -> str:
+    """``value`` for a plotly label or legend: ``<``, ``>`` and ``&`` as entities, so plotly's
+    own HTML subset (``<a href>``, ``<b>``, ``<br>``) is shown, never applied."""
+    return html.escape(_LINE_BREAKS.sub(" ", str(value)), quote=False)
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+def last_error_line(kind: str, at: datetime, exchange_id: int, message: str,
+                    limit: int = 160) -> str:
+    """``Last error: timeout at … (exchange 12): message`` with the message cut at ``limit``."""
+    short = message if len(message) <= limit else message[: limit - 1] + "…"
+    return f"Last error: {kind} at {when(at)} (exchange {exchange_id}): {short}"
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           sort_keys=True)
+
+
+def audit_change(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str:
+    """Before → after in one line: changed keys as ``key: old → new``, added keys as
+    ``key: new``, removed ones as ``key: old → (none)``; ``(no details)`` when both are empty."""
+    before, after = dict(before or {}), dict(after or {})
+    parts = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        if key in before and key in after:
+            if before[key] != after[key]:
+                parts.append(f"{key}: {_compact(before[key])} → {_compact(after[key])}")
+        elif key in after:
+            parts.append(f"{key}: {_compact(after[key])}")
+        else:
+            parts.append(f"{key}: {_compact(before[key])} → (none)")
+    return "; ".join(parts) or "(no details)"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,13 +31,16 @@ from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, TypeVar, cast
 import streamlit as st
 
 from linker.config import Settings
+from linker.services.audit_log import AuditChoices, AuditFilter, AuditPage
 from linker.services.autolinking import OutcomeCounts, OutcomeView
+from linker.services.coverage import SharePoint, WorklistPage
 from linker.services.customers import CustomerSummary, CustomerView
 from linker.services.facade import Services
+from linker.services.health import HealthOverview
 from linker.services.integrations import IntegrationView
 from linker.services.linking import SystemChoice
 from linker.services.permissions import Actor, Role
-from linker.services.reports import IntegrationHealth
+from linker.services.reports import Coverage, IntegrationHealth
 from linker.services.why import Explanation
 from linker.store.exchanges import StoredExchange
 
@@ -171,6 +175,59 @@ def _outcome_counts(svc: Services, actor: Actor, since: datetime | None) -> Outc
 def outcome_counts(actor: Actor, window: str) -> OutcomeCounts:
     """Auto-link attempts per outcome and integration in ``window``."""
     return _outcome_counts(actor, since(window))
+
+
+HEALTH_TTL_S = 5
+"""Seconds a health overview is reused: the page refreshes itself about this often."""
+
+
+@reader
+def _health_overview(svc: Services, actor: Actor, window: str, tick: int) -> HealthOverview:
+    return svc.health.overview(actor, window)
+
+
+def health_overview(actor: Actor, window: str) -> HealthOverview:
+    """Tiles and series of the health page for ``window`` (``1h``, ``24h``, ``7d``), read
+    afresh every ``HEALTH_TTL_S`` seconds (the tick is part of the cache key)."""
+    return _health_overview(actor, window, int(time.time() // HEALTH_TTL_S))
+
+
+@reader
+def coverage_summary(svc: Services, actor: Actor) -> Coverage:
+    """Profiles, linked profiles, per integration auto / manual, latest outcome counts."""
+    return svc.coverage.summary(actor)
+
+
+@reader
+def coverage_trend(svc: Services, actor: Actor, days: int = 30) -> list[SharePoint]:
+    """The linked share at the end of each of the last ``days`` days."""
+    return svc.coverage.trend(actor, days)
+
+
+@reader
+def worklist_counts(svc: Services, actor: Actor, integration_id: int) -> dict[str, int]:
+    """Profiles not linked to an integration, per reason."""
+    return svc.coverage.reason_counts(actor, integration_id)
+
+
+@reader
+def worklist(svc: Services, actor: Actor, integration_id: int, reason: str | None,
+             after: str | None, limit: int) -> WorklistPage:
+    """One keyset page of a worklist (``after``: the last customer id of the page before)."""
+    return svc.coverage.worklist(actor, integration_id, reason, after=after, limit=limit)
+
+
+@reader
+def audit_page(svc: Services, actor: Actor, filters: AuditFilter, before: int | None,
+               limit: int) -> AuditPage:
+    """One keyset page of the audit log, newest first (``before``: an event id)."""
+    return svc.audit_log.page(actor, filters, before=before, limit=limit)
+
+
+@reader
+def audit_choices(svc: Services, actor: Actor) -> AuditChoices:
+    """The actors and actions in the audit log."""
+    return svc.audit_log.choices(actor)
 
 
 def changed() -> None:

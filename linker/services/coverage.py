@@ -134,8 +134,7 @@ class CoverageService:
         actor.require(Permission.VIEW_COVERAGE, "view coverage worklists")
         with self.ctx.db.session(readonly=True) as s:
             self._integration(s, integration_id)
-            query, reason = self._unlinked(integration_id)
-            sub = query.subquery()
+            sub = self._unlinked(integration_id)[0].subquery()
             rows = s.execute(select(sub.c.reason, func.count()).group_by(sub.c.reason)).all()
         counts = dict.fromkeys(REASONS, 0)
         counts.update({str(r): int(n) for r, n in rows})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, func, select
+from sqlalchemy import Integer, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -141,7 +141,7 @@ class HealthOverview:
 # -- SQL helpers ------------------------------------------------------------------------------
 
 
-class bucket_index(FunctionElement[int]):  # noqa: N801 (a SQL function name)
+class bucket_index(FunctionElement[int]):
     """``floor((epoch(column) - start) / width)`` in whole seconds, per dialect."""
 
     type = Integer()
@@ -204,28 +204,29 @@ class HealthService:
                               latency=latency, errors=errors)
 
     @staticmethod
-    def _in_window(query: Select[Any], since: datetime) -> Select[Any]:
-        return query.where(ExchangeRecord.started_at >= since,
-                           ExchangeRecord.integration_id.is_not(None))
+    def _in_window(since: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        return (ExchangeRecord.started_at >= since, ExchangeRecord.integration_id.is_not(None))
 
     def _tiles(self, s: Session, since: datetime) -> list[HealthTile]:
+        window = self._in_window(since)
         integrations = s.execute(select(Integration.id, Integration.name, Integration.active)
                                  .order_by(Integration.name)).all()
-        totals = {int(i): (int(n), int(f)) for i, n, f in s.execute(self._in_window(
-            select(ExchangeRecord.integration_id, func.count(), _failed()), since)
-            .group_by(ExchangeRecord.integration_id)).all()}
+        totals = {int(i): (int(n), int(f)) for i, n, f in s.execute(
+            select(ExchangeRecord.integration_id, func.count(), _failed()).where(*window)
+            .group_by(ExchangeRecord.integration_id)).all() if i is not None}
         kinds: dict[int, dict[str, int]] = {}
-        for i, kind, n in s.execute(self._in_window(
-                select(ExchangeRecord.integration_id, ExchangeRecord.error_kind, func.count()),
-                since).where(ExchangeRecord.error_kind.is_not(None))
+        for i, kind, n in s.execute(
+                select(ExchangeRecord.integration_id, ExchangeRecord.error_kind, func.count())
+                .where(*window, ExchangeRecord.error_kind.is_not(None))
                 .group_by(ExchangeRecord.integration_id, ExchangeRecord.error_kind)).all():
-            kinds.setdefault(int(i), {})[str(kind)] = int(n)
-        ranked = self._in_window(select(
+            if i is not None:
+                kinds.setdefault(int(i), {})[str(kind)] = int(n)
+        ranked = select(
             ExchangeRecord.integration_id.label("iid"), ExchangeRecord.elapsed_ms.label("ms"),
             func.row_number().over(partition_by=ExchangeRecord.integration_id,
                                    order_by=ExchangeRecord.elapsed_ms).label("rn"),
-            func.count().over(partition_by=ExchangeRecord.integration_id).label("n")),
-            since).subquery()
+            func.count().over(partition_by=ExchangeRecord.integration_id).label("n"),
+        ).where(*window).subquery()
         percentiles = _percentiles(s, ranked, [ranked.c.iid])
         last = self._last_errors(s, since)
         tiles = []
@@ -240,15 +241,15 @@ class HealthService:
         return tiles
 
     def _last_errors(self, s: Session, since: datetime) -> dict[int, HealthError]:
-        newest = self._in_window(select(func.max(ExchangeRecord.id).label("id")), since).where(
-            ExchangeRecord.error_kind.is_not(None)).group_by(
-            ExchangeRecord.integration_id).subquery()
+        newest = (select(func.max(ExchangeRecord.id).label("id"))
+                  .where(*self._in_window(since), ExchangeRecord.error_kind.is_not(None))
+                  .group_by(ExchangeRecord.integration_id).subquery())
         rows = s.execute(
             select(ExchangeRecord.integration_id, ExchangeRecord.id, ExchangeRecord.started_at,
                    ExchangeRecord.error_kind, ExchangeRecord.error_message)
             .join(newest, newest.c.id == ExchangeRecord.id)).all()
         return {int(i): HealthError(int(x), at, str(k), str(m or ""))
-                for i, x, at, k, m in rows}
+                for i, x, at, k, m in rows if i is not None}
 
     def _series(self, s: Session, since: datetime, start_epoch: int, width: int
                 ) -> tuple[list[LatencyPoint], list[ErrorPoint]]:
@@ -257,21 +258,21 @@ class HealthService:
         def start(index: int) -> datetime:
             return since + timedelta(seconds=int(index) * width)
 
-        counted = self._in_window(select(ExchangeRecord.integration_id.label("iid"), bucket,
-                                         ExchangeRecord.error_kind.label("kind")),
-                                  since).subquery()
+        window = self._in_window(since)
+        counted = select(ExchangeRecord.integration_id.label("iid"), bucket,
+                         ExchangeRecord.error_kind.label("kind")).where(*window).subquery()
         counts = {(int(i), int(b)): (int(n), int(f)) for i, b, n, f in s.execute(
             select(counted.c.iid, counted.c.b, func.count(),
                    func.coalesce(func.sum(case((counted.c.kind.is_not(None), 1), else_=0)), 0))
             .group_by(counted.c.iid, counted.c.b)).all()}
-        ranked = self._in_window(select(
+        ranked = select(
             ExchangeRecord.integration_id.label("iid"), bucket,
             ExchangeRecord.elapsed_ms.label("ms"),
             func.row_number().over(partition_by=[ExchangeRecord.integration_id, bucket.element],
                                    order_by=ExchangeRecord.elapsed_ms).label("rn"),
             func.count().over(partition_by=[ExchangeRecord.integration_id,
-                                            bucket.element]).label("n")),
-            since).subquery()
+                                            bucket.element]).label("n"),
+        ).where(*window).subquery()
         percentiles = _percentiles(s, ranked, [ranked.c.iid, ranked.c.b])
         latency = [LatencyPoint(iid, start(b), n, f, *percentiles.get((iid, b), (0.0, 0.0)))
                    for (iid, b), (n, f) in sorted(counts.items())]

@@ -36,9 +36,12 @@ from linker.store.models import AuditEvent
 from tests.apptest.conftest import ROLES, new_app, table, texts
 
 PASSWORD = "correct horse battery"
-PAGES = {"workbench.py": {"admin", "agent", "support_lead"},
+PAGES = {"health.py": {"admin", "developer", "agent", "support_lead"},
+         "workbench.py": {"admin", "agent", "support_lead"},
          "integrations.py": {"admin", "developer"},
-         "autolinking.py": {"admin"}}
+         "autolinking.py": {"admin"},
+         "coverage.py": {"admin", "support_lead"},
+         "audit.py": {"admin", "support_lead"}}
 OIDC_SECRETS = {
     "auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
              "client_id": "linker", "client_secret": "s3cret",
@@ -212,7 +215,7 @@ def test_a_role_change_applies_to_an_open_session_on_the_next_run(services: Serv
     at.run()
     assert not at.exception
     assert "Role: agent" in sidebar_text(at)
-    assert "Link workbench" in texts(at.title)
+    assert "Health" in texts(at.title)  # the landing page of every role
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("../pages/autolinking.py")
 
@@ -247,8 +250,9 @@ def test_each_role_reaches_exactly_its_pages(app_as: Callable[..., AppTest], rol
 
 
 def test_default_page_is_the_first_allowed_one(app_as: Callable[..., AppTest]) -> None:
-    assert "Link workbench" in texts(app_as("agent").title)
-    assert "Integrations" in texts(app_as("developer").title)
+    # Health is first in PAGES and open to every role: it is everyone's landing page.
+    for role in ROLES:
+        assert "Health" in texts(app_as(role).title), role
 
 
 def test_unknown_role_in_the_session_is_signed_out(linker_env: object) -> None:
@@ -270,7 +274,7 @@ def test_dev_role_signs_in_in_development(linker_env: object,
     at = new_app().run()
     assert not at.exception
     assert at.session_state["auth_role"] == "developer"
-    assert "Integrations" in texts(at.title)
+    assert "Health" in texts(at.title)
     # Sign out sticks even though the override is still set.
     at.sidebar.button(key="auth.sign_out").click().run()
     assert "Sign in" in texts(at.subheader)

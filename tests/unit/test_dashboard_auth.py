@@ -126,10 +126,11 @@ def test_dev_role_must_name_a_role() -> None:
 
 
 @pytest.mark.parametrize(("role", "pages"), [
-    (Role.ADMIN, ["workbench", "integrations", "autolinking", "debugger"]),
-    (Role.DEVELOPER, ["integrations", "debugger"]),
-    (Role.AGENT, ["workbench"]),
-    (Role.SUPPORT_LEAD, ["workbench"]),
+    (Role.ADMIN, ["health", "workbench", "integrations", "autolinking", "debugger", "coverage",
+                  "audit"]),
+    (Role.DEVELOPER, ["health", "integrations", "debugger"]),
+    (Role.AGENT, ["health", "workbench"]),
+    (Role.SUPPORT_LEAD, ["health", "workbench", "coverage", "audit"]),
 ])
 def test_pages_per_role(role: Role, pages: list[str]) -> None:
     assert [p.key for p in pages_for(role)] == pages

@@ -1,0 +1,142 @@
+"""Health overview (every role; the landing page): one tile per integration with status,
+success rate, p50/p95 latency, calls and the last error over a window; charts of latency over
+time and errors by kind per integration. The tiles and charts refresh themselves every
+``REFRESH_S`` seconds (``st.fragment(run_every=…)``) without reloading the page.
+
+Widget keys (for tests): ``health.window`` (``1h``, ``24h``, ``7d``); tiles
+``health.tile.<id>``; charts ``health.latency_chart`` and ``health.errors_chart``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from dashboard import present, state
+from dashboard.auth import require
+from dashboard.widgets import caption, show_error, status_badge
+from linker.services.errors import ServiceError
+from linker.services.health import WINDOWS, HealthOverview, HealthTile, thresholds_sentence
+from linker.services.permissions import Actor, Permission, PermissionDenied
+
+REFRESH_S = 5
+TILES_PER_ROW = 3
+ERROR_COLORS = ("#ff4b4b", "#ff8c00", "#803df5", "#f2c300", "#1c83e1", "#a3a8b8", "#21c354")
+
+
+def tile(t: HealthTile) -> None:
+    """One integration: name, status badge, four figures and the last error."""
+    with st.container(border=True, key=f"health.tile.{t.integration_id}"):
+        head = st.container(horizontal=True, vertical_alignment="center")
+        with head:
+            st.markdown(present.bold(t.name))
+            status_badge(t.status)
+        a, b, c, d = st.columns(4)
+        a.metric("Success", present.percent(t.success_rate))
+        b.metric("p50", present.millis(t.p50_ms))
+        c.metric("p95", present.millis(t.p95_ms))
+        d.metric("Calls", t.exchanges)
+        if t.last_error is not None:
+            e = t.last_error
+            caption(present.last_error_line(e.kind, e.at, e.exchange_id, e.message))
+        elif t.status == "untested":
+            caption("No call in this window yet: the status is unknown until there is traffic.")
+        else:
+            caption("No error in this window.")
+
+
+def tiles(items: Sequence[HealthTile]) -> None:
+    """The tiles, ``TILES_PER_ROW`` to a row."""
+    for start in range(0, len(items), TILES_PER_ROW):
+        columns = st.columns(TILES_PER_ROW)
+        for column, item in zip(columns, items[start:start + TILES_PER_ROW], strict=False):
+            with column:
+                tile(item)
+
+
+def latency_chart(overview: HealthOverview) -> None:
+    """p50 and p95 per bucket, one line pair per integration."""
+    names = overview.names()
+    figure = go.Figure()
+    for iid, name in names.items():
+        points = [p for p in overview.latency if p.integration_id == iid]
+        if not points:
+            continue
+        label = present.chart_text(name)
+        figure.add_trace(go.Scatter(x=[p.start for p in points], y=[p.p95_ms for p in points],
+                                    mode="lines+markers", name=f"{label} p95"))
+        figure.add_trace(go.Scatter(x=[p.start for p in points], y=[p.p50_ms for p in points],
+                                    mode="lines", line={"dash": "dot"}, name=f"{label} p50"))
+    figure.update_layout(title=f"Latency per {_bucket_words(overview)}", height=340,
+                         yaxis_title="ms", margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         xaxis_range=[overview.since, overview.until])
+    st.plotly_chart(figure, key="health.latency_chart", config={"displayModeBar": False})
+
+
+def errors_chart(overview: HealthOverview) -> None:
+    """Failed calls per bucket, stacked by error kind, one row per integration with errors."""
+    names = overview.names()
+    with_errors = [iid for iid in names if any(e.integration_id == iid for e in overview.errors)]
+    if not with_errors:
+        st.caption("No failed call in this window.")
+        return
+    kinds = sorted({e.kind for e in overview.errors})
+    figure = make_subplots(rows=len(with_errors), cols=1, shared_xaxes=True,
+                           subplot_titles=[present.chart_text(names[i]) for i in with_errors])
+    for row, iid in enumerate(with_errors, start=1):
+        for index, kind in enumerate(kinds):
+            points = [e for e in overview.errors if e.integration_id == iid and e.kind == kind]
+            if points:
+                figure.add_trace(go.Bar(x=[e.start for e in points],
+                                        y=[e.count for e in points], name=kind,
+                                        legendgroup=kind, showlegend=row == 1 or None,
+                                        marker_color=ERROR_COLORS[index % len(ERROR_COLORS)]),
+                                 row=row, col=1)
+    figure.update_layout(barmode="stack", title=f"Errors by kind per {_bucket_words(overview)}",
+                         height=160 + 140 * len(with_errors),
+                         margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    figure.update_xaxes(range=[overview.since, overview.until])
+    st.plotly_chart(figure, key="health.errors_chart", config={"displayModeBar": False})
+
+
+def _bucket_words(overview: HealthOverview) -> str:
+    minutes = int(overview.window.bucket.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes < 60 else f"{minutes // 60} hour(s)"
+
+
+@st.fragment(run_every=REFRESH_S)
+def live(actor: Actor, window: str) -> None:
+    """Tiles and charts; re-run by itself every ``REFRESH_S`` seconds."""
+    try:
+        overview = state.health_overview(actor, window)
+    except (ServiceError, PermissionDenied) as exc:
+        show_error(exc)
+        return
+    if not overview.tiles:
+        st.info("No integration yet: an admin adds them on the Integrations page.")
+        return
+    st.caption(f"{overview.window.label}: {present.when(overview.since)} to "
+               f"{present.when(overview.until)} · refreshes every {REFRESH_S} s")
+    tiles(overview.tiles)
+    left, right = st.columns(2)
+    with left:
+        latency_chart(overview)
+    with right:
+        errors_chart(overview)
+
+
+def main() -> None:
+    """The page: the window switch, the thresholds, then the live part."""
+    actor = require(Permission.VIEW_HEALTH, page="health")
+    st.title("Health")
+    st.caption(thresholds_sentence())
+    window = st.radio("Window", list(WINDOWS), index=1, key="health.window", horizontal=True,
+                      format_func=lambda w: WINDOWS[w].label)
+    live(actor, window)
+
+
+if __name__ == "__main__":
+    main()
