@@ -31,7 +31,7 @@ from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, TypeVar, cast
 import streamlit as st
 
 from linker.config import Settings
-from linker.services.audit_log import AuditChoices, AuditFilter, AuditPage
+from linker.services.audit_log import AuditChoices, AuditCursor, AuditFilter, AuditPage
 from linker.services.autolinking import OutcomeCounts, OutcomeView
 from linker.services.coverage import SharePoint, WorklistPage
 from linker.services.customers import CustomerSummary, CustomerView
@@ -218,9 +218,10 @@ def worklist(svc: Services, actor: Actor, integration_id: int, reason: str | Non
 
 
 @reader
-def audit_page(svc: Services, actor: Actor, filters: AuditFilter, before: int | None,
-               limit: int) -> AuditPage:
-    """One keyset page of the audit log, newest first (``before``: an event id)."""
+def audit_page(svc: Services, actor: Actor, filters: AuditFilter,
+               before: AuditCursor | None, limit: int) -> AuditPage:
+    """One keyset page of the audit log, newest first (``before``: time and id of the last
+    event of the page before)."""
     return svc.audit_log.page(actor, filters, before=before, limit=limit)
 
 

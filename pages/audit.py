@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import dataframe_of, show_error
-from linker.services.audit_log import AuditFilter, AuditPage
+from linker.services.audit_log import AuditCursor, AuditFilter, AuditPage
 from linker.services.errors import ServiceError
 from linker.services.permissions import Actor, Permission, PermissionDenied
 
@@ -65,7 +65,7 @@ def events_table(page: AuditPage) -> None:
                  column_config={"Before → after": st.column_config.TextColumn(width="large")})
 
 
-def pager(page: AuditPage, cursors: list[int | None]) -> None:
+def pager(page: AuditPage, cursors: list[AuditCursor | None]) -> None:
     """Newest / Older buttons over the keyset cursors."""
     bar = st.container(horizontal=True, vertical_alignment="center")
     with bar:
@@ -86,7 +86,7 @@ def main() -> None:
                "after. Secrets are never recorded.")
     try:
         chosen = filters(actor)
-        cursors: list[int | None] = st.session_state.setdefault(CURSORS, [])
+        cursors: list[AuditCursor | None] = st.session_state.setdefault(CURSORS, [])
         page = state.audit_page(actor, chosen, cursors[-1] if cursors else None, PAGE_SIZE)
     except (ServiceError, PermissionDenied) as exc:
         show_error(exc)

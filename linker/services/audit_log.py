@@ -24,6 +24,10 @@ AUDIT_COLUMNS = ("id", "at", "actor", "role", "action", "entity_type", "entity_i
                  "after")
 
 
+AuditCursor = tuple[datetime, int]
+"""A keyset position: an event's time and id (events are ordered by time, then id)."""
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Which events to show; every field left empty matches everything.
@@ -43,10 +47,11 @@ class AuditFilter:
 
 @dataclass(frozen=True)
 class AuditPage:
-    """One page, newest first; ``next_before`` is the cursor of the next (older) page."""
+    """One page, newest first; ``next_before`` is the cursor of the next (older) page: the
+    time and id of this page's last event."""
 
     entries: list[AuditEntry]
-    next_before: int | None
+    next_before: AuditCursor | None
 
 
 @dataclass(frozen=True)
@@ -64,19 +69,24 @@ class AuditLogService:
         self.ctx = ctx
 
     def page(self, actor: Actor, filters: AuditFilter = AuditFilter(), *,
-             before: int | None = None, limit: int = 50) -> AuditPage:
-        """Up to ``limit`` events matching ``filters`` older than event ``before``."""
+             before: AuditCursor | None = None, limit: int = 50) -> AuditPage:
+        """Up to ``limit`` events matching ``filters``, newest first (by time, then id),
+        after the cursor ``before``."""
         actor.require(Permission.VIEW_AUDIT, "view the audit log")
         limit = max(1, min(limit, PAGE_SIZE_MAX))
         with self.ctx.db.session(readonly=True) as s:
             query = self._filtered(s, filters)
             if before is not None:
-                query = query.where(AuditEvent.id < before)
-            events = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
+                at, event_id = before
+                query = query.where(or_(AuditEvent.at < at,
+                                        and_(AuditEvent.at == at, AuditEvent.id < event_id)))
+            events = s.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                               .limit(limit + 1)).all()
             entries = [AuditEntry(e.id, e.at, e.actor, e.role, e.action, e.entity_type,
                                   e.entity_id, e.before, e.after) for e in events[:limit]]
         more = len(events) > limit
-        return AuditPage(entries, entries[-1].id if more and entries else None)
+        last = entries[-1] if more and entries else None
+        return AuditPage(entries, (last.at, last.id) if last else None)
 
     def choices(self, actor: Actor) -> AuditChoices:
         """Every actor and action in the log, sorted."""

@@ -54,10 +54,29 @@ def test_newest_first_in_keyset_pages(ctx: ServiceContext, seeded: dict[str, int
     svc = AuditLogService(ctx)
     first = svc.page(LEAD, limit=4)
     assert [e.at for e in first.entries] == sorted((e.at for e in first.entries), reverse=True)
-    assert first.next_before == first.entries[-1].id
+    assert first.next_before == (first.entries[-1].at, first.entries[-1].id)
     second = svc.page(LEAD, before=first.next_before, limit=4)
     assert len(second.entries) == 2 and second.next_before is None
     assert {e.id for e in first.entries}.isdisjoint({e.id for e in second.entries})
+
+
+def test_order_is_by_time_then_id(ctx: ServiceContext, seeded: dict[str, int]) -> None:
+    with ctx.db.session() as s:  # recorded last, but happened first
+        s.add(AuditEvent(at=NOW - timedelta(days=30), actor="late", role="admin",
+                         action="user.created", entity_type="user", entity_id="late"))
+        s.add(AuditEvent(at=NOW - timedelta(hours=1), actor="tie", role="admin",
+                         action="user.created", entity_type="user", entity_id="tie"))
+    svc = AuditLogService(ctx)
+    seen, before = [], None
+    while True:
+        page = svc.page(LEAD, before=before, limit=2)
+        seen += page.entries
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert len(seen) == 8 and seen[-1].actor == "late"
+    keys = [(e.at, e.id) for e in seen]
+    assert keys == sorted(keys, reverse=True)
 
 
 @pytest.mark.parametrize(("filters", "expected"), [
