@@ -1,17 +1,22 @@
 """The health overview: per integration status, success rate, latency and errors over a window,
-and time-bucketed latency and error series, all computed in SQL (no row is loaded into Python
-except the aggregates)."""
+and time-bucketed latency and error series.
+
+One grouped SQL scan of the window (a covering index) returns calls per (integration, bucket,
+error kind, whole millisecond); the tiles and series are assembled from those aggregates, and
+p50/p95 are exact nearest-rank percentiles to the whole millisecond. No exchange row is loaded
+into Python, and no window-function sort is needed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from linker.services.context import ServiceContext
@@ -142,7 +147,8 @@ class HealthOverview:
 
 
 class bucket_index(FunctionElement[int]):
-    """``floor((epoch(column) - start) / width)`` in whole seconds, per dialect."""
+    """``floor((epoch(column) - start) / width)``: the time bucket of a row, per dialect
+    (SQLite through ``julianday``, which is about twice as fast as ``strftime('%s')``)."""
 
     type = Integer()
     inherit_cache = True
@@ -150,36 +156,46 @@ class bucket_index(FunctionElement[int]):
 
 @compiles(bucket_index, "sqlite")
 def _bucket_sqlite(element: bucket_index, compiler: Any, **kw: Any) -> str:
-    column, start, width = list(element.clauses)
-    return (f"((CAST(strftime('%s', {compiler.process(column, **kw)}) AS INTEGER) - "
-            f"{compiler.process(start, **kw)}) / {compiler.process(width, **kw)})")
+    column, start, width = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"CAST(((julianday({column}) - 2440587.5) * 86400.0 - {start}) / {width} "
+            "AS INTEGER)")
 
 
 @compiles(bucket_index)
 def _bucket_default(element: bucket_index, compiler: Any, **kw: Any) -> str:
-    column, start, width = list(element.clauses)
-    return (f"CAST(FLOOR((EXTRACT(EPOCH FROM {compiler.process(column, **kw)}) - "
-            f"{compiler.process(start, **kw)}) / {compiler.process(width, **kw)}) AS INTEGER)")
+    column, start, width = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(FLOOR((EXTRACT(EPOCH FROM {column}) - {start}) / {width}) AS INTEGER)"
 
 
-def _percentiles(s: Session, ranked: Any, keys: list[Any]) -> dict[tuple[Any, ...],
-                                                                   tuple[float, float]]:
-    """Nearest-rank p50 and p95 per group of a subquery with ``rn``, ``n`` and ``ms``."""
-    result: dict[tuple[Any, ...], list[float]] = {}
-    for index, p in enumerate((0.50, 0.95)):
-        rows = s.execute(
-            select(*keys, func.min(ranked.c.ms)).where(ranked.c.rn >= ranked.c.n * p)
-            .group_by(*keys)
-        ).all()
-        for row in rows:
-            key = tuple(row[:-1])
-            result.setdefault(key, [0.0, 0.0])[index] = float(row[-1])
-    return {k: (v[0], v[1]) for k, v in result.items()}
+class whole_ms(FunctionElement[int]):
+    """A latency rounded down to a whole millisecond: the bins of the latency histograms."""
+
+    type = Integer()
+    inherit_cache = True
 
 
-def _failed() -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((ExchangeRecord.error_kind.is_not(None), 1), else_=0)),
-                         0)
+@compiles(whole_ms, "sqlite")
+def _whole_ms_sqlite(element: whole_ms, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(whole_ms)
+def _whole_ms_default(element: whole_ms, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+def nearest_rank(histogram: dict[int, int], p: float) -> float | None:
+    """The nearest-rank ``p`` percentile of a histogram ``{value: count}``: the smallest value
+    whose cumulative count reaches ``p`` × total (None when it is empty)."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    running = 0
+    for value in sorted(histogram):
+        running += histogram[value]
+        if running >= p * total:
+            return float(value)
+    return float(max(histogram))
 
 
 class HealthService:
@@ -198,52 +214,35 @@ class HealthService:
         start_epoch = (int(until.timestamp()) - int(chosen.span.total_seconds())) // width * width
         since = datetime.fromtimestamp(start_epoch, tz=until.tzinfo)
         with self.ctx.db.session(readonly=True) as s:
-            tiles = self._tiles(s, since)
-            latency, errors = self._series(s, since, start_epoch, width)
-        return HealthOverview(window=chosen, since=since, until=until, tiles=tiles,
-                              latency=latency, errors=errors)
+            integrations = s.execute(select(Integration.id, Integration.name,
+                                            Integration.active).order_by(Integration.name)).all()
+            cells = self._cells(s, since, start_epoch, width)
+            last = self._last_errors(s, since)
+        return _assemble(chosen, since, until, width, integrations, cells, last)
 
     @staticmethod
-    def _in_window(since: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-        return (ExchangeRecord.started_at >= since, ExchangeRecord.integration_id.is_not(None))
+    def _cells(s: Session, since: datetime, start_epoch: int, width: int
+               ) -> list[tuple[int, int, str | None, int, int]]:
+        """Calls per (integration, bucket, error kind or None, whole ms) in one grouped scan
+        of the covering index ``ix_exchanges_health``. ``integration_id + 0`` keeps SQLite
+        from walking ``ix_exchanges_integration_time`` for the GROUP BY instead of reading
+        only the window's range."""
+        iid = (ExchangeRecord.integration_id + 0).label("iid")
+        bucket = bucket_index(ExchangeRecord.started_at, start_epoch, width).label("b")
+        ms = whole_ms(ExchangeRecord.elapsed_ms).label("ms")
+        rows = s.execute(
+            select(iid, bucket, ExchangeRecord.error_kind, ms, func.count())
+            .where(ExchangeRecord.started_at >= since)
+            .group_by(iid, bucket, ExchangeRecord.error_kind, ms)).all()
+        return [(int(i), int(b), None if k is None else str(k), int(m), int(n))
+                for i, b, k, m, n in rows if i is not None]
 
-    def _tiles(self, s: Session, since: datetime) -> list[HealthTile]:
-        window = self._in_window(since)
-        integrations = s.execute(select(Integration.id, Integration.name, Integration.active)
-                                 .order_by(Integration.name)).all()
-        totals = {int(i): (int(n), int(f)) for i, n, f in s.execute(
-            select(ExchangeRecord.integration_id, func.count(), _failed()).where(*window)
-            .group_by(ExchangeRecord.integration_id)).all() if i is not None}
-        kinds: dict[int, dict[str, int]] = {}
-        for i, kind, n in s.execute(
-                select(ExchangeRecord.integration_id, ExchangeRecord.error_kind, func.count())
-                .where(*window, ExchangeRecord.error_kind.is_not(None))
-                .group_by(ExchangeRecord.integration_id, ExchangeRecord.error_kind)).all():
-            if i is not None:
-                kinds.setdefault(int(i), {})[str(kind)] = int(n)
-        ranked = select(
-            ExchangeRecord.integration_id.label("iid"), ExchangeRecord.elapsed_ms.label("ms"),
-            func.row_number().over(partition_by=ExchangeRecord.integration_id,
-                                   order_by=ExchangeRecord.elapsed_ms).label("rn"),
-            func.count().over(partition_by=ExchangeRecord.integration_id).label("n"),
-        ).where(*window).subquery()
-        percentiles = _percentiles(s, ranked, [ranked.c.iid])
-        last = self._last_errors(s, since)
-        tiles = []
-        for iid, name, active in integrations:
-            n, failures = totals.get(int(iid), (0, 0))
-            p50, p95 = percentiles.get((iid,), (None, None))
-            tiles.append(HealthTile(
-                integration_id=int(iid), name=str(name), active=bool(active), exchanges=n,
-                failures=failures, success_rate=(n - failures) / n if n else None,
-                p50_ms=p50, p95_ms=p95, error_kinds=kinds.get(int(iid), {}),
-                last_error=last.get(int(iid))))
-        return tiles
-
-    def _last_errors(self, s: Session, since: datetime) -> dict[int, HealthError]:
+    @staticmethod
+    def _last_errors(s: Session, since: datetime) -> dict[int, HealthError]:
         newest = (select(func.max(ExchangeRecord.id).label("id"))
-                  .where(*self._in_window(since), ExchangeRecord.error_kind.is_not(None))
-                  .group_by(ExchangeRecord.integration_id).subquery())
+                  .where(ExchangeRecord.started_at >= since,
+                         ExchangeRecord.error_kind.is_not(None))
+                  .group_by(ExchangeRecord.integration_id + 0).subquery())
         rows = s.execute(
             select(ExchangeRecord.integration_id, ExchangeRecord.id, ExchangeRecord.started_at,
                    ExchangeRecord.error_kind, ExchangeRecord.error_message)
@@ -251,34 +250,47 @@ class HealthService:
         return {int(i): HealthError(int(x), at, str(k), str(m or ""))
                 for i, x, at, k, m in rows if i is not None}
 
-    def _series(self, s: Session, since: datetime, start_epoch: int, width: int
-                ) -> tuple[list[LatencyPoint], list[ErrorPoint]]:
-        bucket = bucket_index(ExchangeRecord.started_at, start_epoch, width).label("b")
 
-        def start(index: int) -> datetime:
-            return since + timedelta(seconds=int(index) * width)
+def _assemble(window: HealthWindow, since: datetime, until: datetime, width: int,
+              integrations: Sequence[Any], cells: list[tuple[int, int, str | None, int, int]],
+              last: dict[int, HealthError]) -> HealthOverview:
+    """Tiles and series from the aggregated cells (a few thousand rows, never the
+    exchanges themselves)."""
+    calls: dict[tuple[int, int], list[int]] = {}
+    kinds: dict[int, dict[str, int]] = {}
+    errors: dict[tuple[int, int, str], int] = {}
+    per_bucket: dict[tuple[int, int], dict[int, int]] = {}
+    overall: dict[int, dict[int, int]] = {}
+    for iid, b, kind, ms, n in cells:
+        total_failed = calls.setdefault((iid, b), [0, 0])
+        total_failed[0] += n
+        if kind is not None:
+            total_failed[1] += n
+            kinds.setdefault(iid, {})[kind] = kinds.get(iid, {}).get(kind, 0) + n
+            errors[(iid, b, kind)] = errors.get((iid, b, kind), 0) + n
+        bins = per_bucket.setdefault((iid, b), {})
+        bins[ms] = bins.get(ms, 0) + n
+        everything = overall.setdefault(iid, {})
+        everything[ms] = everything.get(ms, 0) + n
 
-        window = self._in_window(since)
-        counted = select(ExchangeRecord.integration_id.label("iid"), bucket,
-                         ExchangeRecord.error_kind.label("kind")).where(*window).subquery()
-        counts = {(int(i), int(b)): (int(n), int(f)) for i, b, n, f in s.execute(
-            select(counted.c.iid, counted.c.b, func.count(),
-                   func.coalesce(func.sum(case((counted.c.kind.is_not(None), 1), else_=0)), 0))
-            .group_by(counted.c.iid, counted.c.b)).all()}
-        ranked = select(
-            ExchangeRecord.integration_id.label("iid"), bucket,
-            ExchangeRecord.elapsed_ms.label("ms"),
-            func.row_number().over(partition_by=[ExchangeRecord.integration_id, bucket.element],
-                                   order_by=ExchangeRecord.elapsed_ms).label("rn"),
-            func.count().over(partition_by=[ExchangeRecord.integration_id,
-                                            bucket.element]).label("n"),
-        ).where(*window).subquery()
-        percentiles = _percentiles(s, ranked, [ranked.c.iid, ranked.c.b])
-        latency = [LatencyPoint(iid, start(b), n, f, *percentiles.get((iid, b), (0.0, 0.0)))
-                   for (iid, b), (n, f) in sorted(counts.items())]
-        errors = [ErrorPoint(int(i), start(int(b)), str(k), int(n)) for i, b, k, n in s.execute(
-            select(counted.c.iid, counted.c.b, counted.c.kind, func.count())
-            .where(counted.c.kind.is_not(None))
-            .group_by(counted.c.iid, counted.c.b, counted.c.kind)
-            .order_by(counted.c.iid, counted.c.b, counted.c.kind)).all()]
-        return latency, errors
+    def start(index: int) -> datetime:
+        return since + timedelta(seconds=index * width)
+
+    tiles = []
+    for iid, name, active in integrations:
+        n = sum(c[0] for (i, _), c in calls.items() if i == iid)
+        failures = sum(kinds.get(iid, {}).values())
+        tiles.append(HealthTile(
+            integration_id=int(iid), name=str(name), active=bool(active), exchanges=n,
+            failures=failures, success_rate=(n - failures) / n if n else None,
+            p50_ms=nearest_rank(overall.get(iid, {}), 0.50),
+            p95_ms=nearest_rank(overall.get(iid, {}), 0.95),
+            error_kinds=kinds.get(iid, {}), last_error=last.get(int(iid))))
+    latency = [LatencyPoint(iid, start(b), c[0], c[1],
+                            nearest_rank(per_bucket[(iid, b)], 0.50) or 0.0,
+                            nearest_rank(per_bucket[(iid, b)], 0.95) or 0.0)
+               for (iid, b), c in sorted(calls.items())]
+    return HealthOverview(window=window, since=since, until=until, tiles=tiles,
+                          latency=latency,
+                          errors=[ErrorPoint(iid, start(b), kind, n)
+                                  for (iid, b, kind), n in sorted(errors.items())])

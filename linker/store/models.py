@@ -221,6 +221,9 @@ class ExchangeRecord(Base):
         Index("ix_exchanges_error_time_id", "error_kind", "started_at", "id"),
         Index("ix_exchanges_status_time_id", "response_status", "started_at", "id"),
         Index("ix_exchanges_correlation", "correlation_id"),
+        # the health overview reads only these columns of a time range (migration 0007)
+        Index("ix_exchanges_health", "started_at", "integration_id", "error_kind",
+              "elapsed_ms"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -260,6 +263,7 @@ class AutolinkOutcome(Base):
         Index("ix_outcomes_integration_outcome", "integration_id", "outcome"),
         Index("ix_outcomes_customer_integration", "customer_id", "integration_id", "created_at"),
         Index("ix_outcomes_created", "created_at"),
+        Index("ix_outcomes_integration_customer", "integration_id", "customer_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -284,7 +288,11 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_entity", "entity_type",
-                                                        "entity_id"))
+                                                        "entity_id"),
+                      # keyset pages newest first, also when filtered (migration 0007)
+                      Index("ix_audit_at_id", "at", "id"),
+                      Index("ix_audit_actor_at_id", "actor", "at", "id"),
+                      Index("ix_audit_action_at_id", "action", "at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
