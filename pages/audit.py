@@ -15,8 +15,8 @@ from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import dataframe_of, show_error
 from linker.services.audit_log import AuditCursor, AuditFilter, AuditPage
-from linker.services.errors import ServiceError
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.errors import PermissionDenied, ServiceError
+from linker.services.permissions import Actor, Permission
 
 PAGE_SIZE = 50
 CURSORS = "audit.cursors"

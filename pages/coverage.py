@@ -21,8 +21,8 @@ from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import caption, dataframe_of, info, show_error
 from linker.services.coverage import REASONS, SharePoint, WorklistPage
-from linker.services.errors import ServiceError
-from linker.services.permissions import Actor, Permission, PermissionDenied
+from linker.services.errors import PermissionDenied, ServiceError
+from linker.services.permissions import Actor, Permission
 from linker.services.reports import Coverage
 
 PAGE_SIZE = 50
