@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
@@ -33,7 +32,6 @@ _ACCOUNT_NOTICE = "_app_account_notice"
 _TOKEN = "_app_session_token"
 _SET_COOKIE = "_app_set_cookie"
 _CLEAR_COOKIE = "_app_clear_cookie"
-_WANTED = "_app_wanted_page"
 SESSION_COOKIE = "linker_session"
 """The browser cookie holding the console session token (see linker.services.console_sessions:
 the database keeps only its hash)."""
@@ -134,16 +132,6 @@ def remember_sign_in(actor: Actor) -> None:
     st.session_state[_SET_COOKIE] = True
 
 
-def wanted_page() -> None:
-    """Remember which page a signed-out visitor asked for (a bookmark), to open it after
-    sign-in."""
-    if _WANTED in st.session_state:
-        return
-    path = urlparse(st.context.url or "").path.rstrip("/")
-    key = path.rsplit("/", 1)[-1] if path else ""
-    st.session_state[_WANTED] = key if key in auth.PAGES_BY_KEY else ""
-
-
 def password_session_actor(signed_in: Actor) -> Actor | None:
     """The account behind a password session as it is now (one indexed query per run).
 
@@ -233,7 +221,6 @@ def main() -> None:
     actor = resolve_actor()
     auth.set_current_actor(actor)
     if actor is None:
-        wanted_page()
         if st.session_state.pop(_CLEAR_COOKIE, False):
             write_cookie("", 0)
         st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:",
@@ -246,9 +233,6 @@ def main() -> None:
                                url_path=spec.key, default=index == 0)
              for index, spec in enumerate(auth.pages_for(actor.role))}
     navigation = st.navigation(list(pages.values()), position="sidebar")
-    wanted = st.session_state.pop(_WANTED, "")
-    if wanted in pages and navigation.url_path != wanted:
-        st.switch_page(pages[wanted])
     sidebar(actor)
     state.show_flashes()
     navigation.run()

@@ -87,15 +87,6 @@ def test_password_sign_in_succeeds(services: Services) -> None:
     assert not at.error
 
 
-def test_a_bookmarked_page_opens_after_sign_in(services: Services) -> None:
-    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
-    at = new_app()
-    at.context["url"] = "http://127.0.0.1:8501/integrations"
-    at = sign_in_form(at.run(), "ada", PASSWORD)
-    assert not at.exception, at.exception
-    assert [t.value for t in at.title] == ["Integrations"]
-
-
 def test_sign_in_sets_a_session_cookie_holding_no_password(services: Services) -> None:
     services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
     at = sign_in_form(new_app().run(), "ada", PASSWORD)

@@ -37,12 +37,14 @@ def wait_for_app(page: Page) -> None:
 
 
 def sign_in(page: Page, site: DemoSite, username: str, password: str) -> None:
-    """Sign in through the form and land on the Link workbench."""
+    """Sign in through the form, land on Health, and open the Link workbench."""
     page.goto(site.url)
     wait_for_app(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    wait_for_app(page)
+    page.get_by_role("link", name="Link workbench").click()
     expect(page.get_by_role("heading", name="Link workbench")).to_be_visible(
         timeout=TIMEOUT_MS)
     wait_for_app(page)

@@ -9,7 +9,7 @@
   pages on (at, id), newest first, unfiltered or filtered by actor or action.
 
 Revision ID: 0007
-Revises: 0004 (re-chained onto main at rebase)
+Revises: 0010 (re-chained onto main at rebase)
 Create Date: 2026-12-03
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
