@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,6 +127,114 @@ def progress_bar(p: BackfillProgress) -> None:
     sys.stderr.flush()
 
 
+def serve_adaptor(fd: int, size: int, latency_ms: int) -> None:
+    """Child process: serve the shop adaptor on the inherited listening socket ``fd``."""
+    import socket
+
+    import uvicorn
+
+    dataset = load_dataset("shop", size=size)
+    app = create_app(dataset, signing_key=SIGNING_KEY,
+                     faults=[parse_fault(f"latency:{latency_ms}")])
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextmanager
+def adaptor_process(size: int, latency_ms: int) -> Iterator[str]:
+    """The reference adaptor in its own process on a loopback port; yields its URL.
+
+    The socket is bound and listening before the child starts (connections wait in the
+    backlog), and the child is stopped (terminate, then kill) on exit.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-adaptor-fd", str(sock.fileno()),
+         "--size", str(size), "--latency-ms", str(latency_ms)],
+        pass_fds=[sock.fileno()])
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the dataset takes a few seconds to build; poll until it answers
+            try:
+                httpx.get(url, timeout=5.0, trust_env=False)
+                break
+            except httpx.HTTPError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the adaptor process did not start") from None
+        yield url
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        sock.close()
+
+
+@contextmanager
+def adaptor_in_process(size: int, latency_ms: int) -> Iterator[str]:
+    """The older variant: the adaptor in a thread of this process (shares its GIL)."""
+    dataset = load_dataset("shop", size=size)
+    app = create_app(dataset, signing_key=SIGNING_KEY,
+                     faults=[parse_fault(f"latency:{latency_ms}")])
+    with BackgroundServer(app) as server:
+        yield server.url
+
+
+@dataclass
+class Round:
+    """One measured round: the HTTP-only bound and the backfill, same adaptor."""
+
+    http_rate: float
+    http_cpu_ms: float
+    backfill_rate: float
+    backfill_cpu_ms: float
+    elapsed_s: float
+    counts: dict[str, int]
+
+
+def one_round(args: argparse.Namespace, persons: list[Person], url: str) -> Round:
+    """Fresh database, seed, HTTP-only bound, backfill; rates and this process's CPU."""
+    with tempfile.TemporaryDirectory(prefix="linker-bench-") as home:
+        db_url = args.database_url or f"sqlite:///{Path(home) / 'linker.db'}"
+        settings = Settings(home=Path(home), database_url=db_url, secret_key=generate_key())
+        db = Database(db_url)
+        if args.database_url:
+            reset_postgres(db)
+        db.upgrade()
+        ctx = ServiceContext(settings=settings, db=db, secrets=SecretBox.from_settings(settings))
+        seed(ctx, persons, url)
+        target = AdaptorTarget(url, name="Shop", signing_key=SIGNING_KEY, timeout_s=15.0)
+        cpu0 = time.process_time()
+        http_s, _ = asyncio.run(http_only(LookupClient(), target, persons, args.concurrency))
+        cpu1 = time.process_time()
+        summary = BackfillService(ctx).run(SYSTEM, concurrency=args.concurrency,
+                                           progress=progress_bar)
+        cpu2 = time.process_time()
+        sys.stderr.write("\n")
+        db.dispose()
+    return Round(http_rate=len(persons) / http_s, http_cpu_ms=(cpu1 - cpu0) * 1000 / len(persons),
+                 backfill_rate=summary.profiles_per_second,
+                 backfill_cpu_ms=(cpu2 - cpu1) * 1000 / max(summary.done, 1),
+                 elapsed_s=summary.elapsed_s, counts=dict(summary.counts))
+
+
+def reset_postgres(db: Database) -> None:
+    """Drop and recreate the public schema so every round starts empty (PostgreSQL only)."""
+    from sqlalchemy import text
+
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+
+
 def main() -> int:
     """Run the benchmark and print the figures."""
     allow_demo_adaptors()  # the benchmark's adaptors listen on loopback
@@ -129,50 +243,52 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-ms", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat; medians are reported")
+    parser.add_argument("--in-process-adaptor", action="store_true",
+                        help="the older variant: adaptor in a thread of this process")
     parser.add_argument("--database-url", default=None,
-                        help="an EMPTY database (default: SQLite in a temporary directory)")
+                        help="a PostgreSQL database whose public schema may be DROPPED each "
+                             "round (default: SQLite in a temporary directory)")
+    parser.add_argument("--serve-adaptor-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_adaptor_fd is not None:
+        serve_adaptor(args.serve_adaptor_fd, args.size, args.latency_ms)
+        return 0
 
     print(f"building the shop dataset at size {args.size}...", file=sys.stderr)
     dataset = load_dataset("shop", size=args.size)
     persons = profile_people(dataset, args.size)
-    app = create_app(dataset, signing_key=SIGNING_KEY,
-                     faults=[parse_fault(f"latency:{args.latency_ms}")])
-    with tempfile.TemporaryDirectory(prefix="linker-bench-") as home, \
-            BackgroundServer(app) as server:
-        url = args.database_url or f"sqlite:///{Path(home) / 'linker.db'}"
-        settings = Settings(home=Path(home), database_url=url, secret_key=generate_key())
-        db = Database(url)
-        db.upgrade()
-        ctx = ServiceContext(settings=settings, db=db, secrets=SecretBox.from_settings(settings))
-        seed_start = time.perf_counter()
-        seed(ctx, persons, server.url)
-        seeded_s = time.perf_counter() - seed_start
-        print(f"seeded {len(persons)} profiles in {seeded_s:.1f} s", file=sys.stderr)
+    adaptor = adaptor_in_process if args.in_process_adaptor else adaptor_process
+    rounds: list[Round] = []
+    with adaptor(args.size, args.latency_ms) as url:
+        for i in range(args.rounds):
+            rounds.append(one_round(args, persons, url))
+            r = rounds[-1]
+            print(f"round {i + 1}: HTTP-only {r.http_rate:.0f}/s; backfill "
+                  f"{r.backfill_rate:.0f}/s ({r.backfill_rate / r.http_rate:.0%}); CPU "
+                  f"{r.backfill_cpu_ms:.1f} ms/profile", file=sys.stderr)
 
-        target = AdaptorTarget(server.url, name="Shop", signing_key=SIGNING_KEY,
-                               timeout_s=15.0)
-        http_s, tally = asyncio.run(http_only(LookupClient(), target, persons,
-                                              args.concurrency))
-        summary = BackfillService(ctx).run(SYSTEM, concurrency=args.concurrency,
-                                           progress=progress_bar)
-        sys.stderr.write("\n")
-        db.dispose()
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
 
-    http_rate = len(persons) / http_s
-    backfill_rate = summary.profiles_per_second
-    print(f"machine: {describe_machine()}")
-    print(f"database: {display_url(url) if args.database_url else 'SQLite (temporary file)'}")
-    print(f"profiles: {len(persons)}, adaptor latency: {args.latency_ms} ms, concurrency: "
-          f"{args.concurrency}")
-    print(f"HTTP-only bound: {len(persons)} auto-link requests in {http_s:.2f} s = "
-          f"{http_rate:.0f} profiles/s  ({dict(sorted(tally.items()))})")
-    print(f"backfill:        {summary.done} profiles in {summary.elapsed_s:.2f} s = "
-          f"{backfill_rate:.0f} profiles/s  ({backfill_rate / http_rate:.0%} of the bound)")
-    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v))
+    http_rate = med([r.http_rate for r in rounds])
+    backfill_rate = med([r.backfill_rate for r in rounds])
+    ratio = med([r.backfill_rate / r.http_rate for r in rounds])
+    cpu_ms = med([r.backfill_cpu_ms for r in rounds])
+    http_cpu = med([r.http_cpu_ms for r in rounds])
+    where = "in this process (thread)" if args.in_process_adaptor else "its own process"
+    print(f"machine: {describe_machine()}; load average {os.getloadavg()[0]:.1f}")
+    shown = display_url(args.database_url) if args.database_url else "SQLite (temporary file)"
+    print(f"database: {shown}")
+    print(f"profiles: {len(persons)}, adaptor in {where}, latency: {args.latency_ms} ms, "
+          f"concurrency: {args.concurrency}, rounds: {args.rounds} (medians)")
+    print(f"HTTP-only bound: {http_rate:.0f} profiles/s (client CPU {http_cpu:.2f} ms/request)")
+    print(f"backfill:        {backfill_rate:.0f} profiles/s ({ratio:.0%} of the bound); "
+          f"Linker CPU {cpu_ms:.2f} ms/profile")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in rounds[-1].counts.items() if v))
     print(f"| {datetime.now(UTC):%Y-%m-%d} | {'PostgreSQL' if args.database_url else 'SQLite'} "
-          f"| {len(persons)} | {args.latency_ms} ms | {args.concurrency} | "
-          f"{backfill_rate:.0f} | {http_rate:.0f} |")
+          f"| {len(persons)} | {args.concurrency} | **{backfill_rate:.0f}** | {http_rate:.0f} | "
+          f"{ratio:.0%} | {cpu_ms:.2f} ms |")
     return 0
 
 

@@ -8,7 +8,10 @@ How it works:
 - *Concurrency*: profiles go in batches; within a batch the auto-link requests (and the
   DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
   flight over one connection pool; the database work runs in writer threads (one on SQLite,
-  whose writes serialise anyway; several on PostgreSQL), one short transaction per attempt.
+  whose writes serialise anyway; several on PostgreSQL). The writes of the attempts waiting
+  at a moment (record, then the DETAILED apply) share one transaction (``_WriteBatcher``, at
+  most ``WRITE_BATCH`` of them); if that transaction fails, each is retried in its own, so
+  one bad attempt never takes others down.
 - *Resume*: after each batch its profiles are recorded in ``backfill_progress`` under a run key
   derived from the integration set and the shard. A run that stops early (cancelled, Ctrl-C,
   crash) leaves those rows, and the next run with the same integrations and shard skips the
@@ -81,6 +84,8 @@ MAX_RESULTS = 1000
 TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
 """Outcomes listed first when there are more attempts than ``max_results``."""
 MAX_PG_WRITERS = 8
+WRITE_BATCH = 64
+"""Most attempts' writes sharing one transaction."""
 HEAL_BATCH = 64
 """Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
@@ -227,6 +232,66 @@ def _zeros() -> dict[str, int]:
 
 def _batches(items: Sequence[str], size: int) -> list[Sequence[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class _WriteBatcher:
+    """Runs write steps (``fn(session)``) from many tasks, those waiting together in one
+    transaction on the writer pool; at most ``drains`` transactions at a time."""
+
+    def __init__(self, ctx: ServiceContext, in_db: Callable[..., Any], drains: int) -> None:
+        self.ctx = ctx
+        self.in_db = in_db
+        self.drains = drains
+        self.running = 0
+        self.queue: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """The result of ``fn(session)`` once its transaction has committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.queue.append((fn, future))
+        if self.running < self.drains:
+            self.running += 1
+            task = asyncio.ensure_future(self._drain())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                items, self.queue = self.queue[:WRITE_BATCH], self.queue[WRITE_BATCH:]
+                try:
+                    outcomes = await self.in_db(self._execute, [fn for fn, _ in items])
+                except BaseException as exc:  # the pool is gone (shutdown): fail the waiters
+                    outcomes = [(False, exc)] * len(items)
+                for (_, future), (ok, value) in zip(items, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self.running -= 1
+
+    def _execute(self, fns: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]]:
+        """All in one transaction; if it fails, each in its own (writer thread)."""
+        try:
+            with self.ctx.db.session() as session:
+                results = [fn(session) for fn in fns]
+            return [(True, r) for r in results]
+        except Exception as exc:  # retried one by one below, which reports the culprit
+            if len(fns) == 1:
+                return [(False, exc)]
+        outcomes: list[tuple[bool, Any]] = []
+        for fn in fns:
+            try:
+                with self.ctx.db.session() as session:
+                    outcomes.append((True, fn(session)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
 
 
 @dataclass
@@ -382,6 +447,7 @@ class BackfillService:
                 return await loop.run_in_executor(pool, fn, *args)
 
             slots = asyncio.Semaphore(state.concurrency)
+            writes = _WriteBatcher(self.ctx, in_db, writers)
             async with self.ctx.client.http_client() as http:
                 for batch in _batches(pending, size):
                     if (cancel is not None and cancel.is_set()) or lease_lost.is_set():
@@ -389,7 +455,7 @@ class BackfillService:
                         break
                     attempts = await in_db(self._plan, state, batch)
                     results = await asyncio.gather(*(
-                        self._attempt(state, attempt, http, slots, in_db)
+                        self._attempt(state, attempt, http, slots, in_db, writes)
                         for attempt in attempts))
                     if not state.dry_run:
                         await in_db(self._mark_done, state.key, batch)
@@ -411,8 +477,8 @@ class BackfillService:
         return summary
 
     async def _attempt(self, state: _Run, attempt: Attempt, http: httpx.AsyncClient,
-                       slots: asyncio.Semaphore,
-                       in_db: Callable[..., Any]) -> AutolinkResult:
+                       slots: asyncio.Semaphore, in_db: Callable[..., Any],
+                       writes: _WriteBatcher) -> AutolinkResult:
         """One attempt: send, record (or simulate), then refresh a new link."""
         exchange: Exchange | None = None
         target = attempt.integration.target
@@ -426,7 +492,8 @@ class BackfillService:
             return dry
         result: AutolinkResult
         plan: RefreshPlan | None
-        result, plan = await in_db(self._record, state, attempt, exchange)
+        result, plan = await writes.run(
+            lambda session: self._record(session, state, attempt, exchange))
         if plan is None:
             return result
         detailed: Exchange | None = None
@@ -435,7 +502,8 @@ class BackfillService:
                 detailed = await self.ctx.client.lookup(
                     plan.target, plan.request, kind=RequestKind.DETAILED,
                     trigger=Trigger.DETAILED, client=http)
-        error: str | None = await in_db(self._apply_refresh, state, plan, detailed)
+        error: str | None = await writes.run(
+            lambda session: self._apply_refresh(session, state, plan, detailed))
         return replace(result, refresh_error=error) if error else result
 
     # -- database steps (writer threads) --------------------------------------------------
@@ -444,20 +512,18 @@ class BackfillService:
         with self.ctx.db.session(readonly=True) as session:
             return plan_attempts(session, batch, state.integrations)
 
-    def _record(self, state: _Run, attempt: Attempt, exchange: Exchange | None
-                ) -> tuple[AutolinkResult, RefreshPlan | None]:
-        with self.ctx.db.session() as session:
-            result = record_attempt(session, state.actor, attempt, exchange,
-                                    trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
-            plan = None
-            if result.link_id is not None:
-                plan = plan_refresh(self.ctx, _link_for_refresh(session, result.link_id))
+    def _record(self, session: Session, state: _Run, attempt: Attempt,
+                exchange: Exchange | None) -> tuple[AutolinkResult, RefreshPlan | None]:
+        result = record_attempt(session, state.actor, attempt, exchange,
+                                trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
+        plan = None
+        if result.link_id is not None:
+            plan = plan_refresh(self.ctx, _link_for_refresh(session, result.link_id))
         return result, plan
 
-    def _apply_refresh(self, state: _Run, plan: RefreshPlan, exchange: Exchange | None
-                       ) -> str | None:
-        with self.ctx.db.session() as session:
-            outcome = apply_refresh(self.ctx, session, state.actor, plan, exchange)
+    def _apply_refresh(self, session: Session, state: _Run, plan: RefreshPlan,
+                       exchange: Exchange | None) -> str | None:
+        outcome = apply_refresh(self.ctx, session, state.actor, plan, exchange)
         return outcome.error
 
     def _simulate(self, state: _Run, attempt: Attempt, exchange: Exchange | None

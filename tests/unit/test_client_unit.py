@@ -247,6 +247,26 @@ def test_no_secret_survives_in_any_exchange_field(status: int) -> None:
     assert "alice" not in repr(target) and PASSWORD not in repr(target)
 
 
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_secret_in_a_result_is_masked_plain_or_json_escaped(escaped: bool) -> None:
+    """Results are masked whether or not the body takes the no-secret fast path: a secret
+    written with JSON escapes only appears once decoded."""
+    value = "".join(f"\\u{ord(c):04x}" for c in SIGNING_KEY) if escaped else SIGNING_KEY
+    raw = ('{"results":[{"externalCustomerId":"1","name":"key ' + value + '",'
+           '"emails":[{"original":"https://bob:pw@host.example"}]}]}').encode()
+    exchange = run(FakeAdaptor(answer(raw=raw)).client(),
+                   AdaptorTarget(URL, signing_key=SIGNING_KEY))
+    assert exchange.ok, exchange.error
+    assert exchange.results[0].name == "key ****"
+    assert "bob:pw" not in repr(exchange.results)
+
+
+def test_a_clean_body_keeps_its_results_as_sent() -> None:
+    exchange = run(FakeAdaptor(answer()).client(), AdaptorTarget(URL, signing_key=SIGNING_KEY))
+    assert exchange.results[0].name == "Martha Williams"
+    assert exchange.results[0].emails[0].original == "martha@example.com"
+
+
 def test_warnings_keep_the_exchange_ok_and_results_are_parsed() -> None:
     body = {"results": [{"externalCustomerId": 42, "name": "Martha",
                          "phones": [{"original": "+15013299800"}]}]}
