@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -137,6 +138,14 @@ def serve_adaptor(fd: int, size: int, latency_ms: int) -> None:
     app = create_app(dataset, signing_key=SIGNING_KEY,
                      faults=[parse_fault(f"latency:{latency_ms}")])
     sock = socket.socket(fileno=fd)
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the benchmark was killed: do not outlive it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 

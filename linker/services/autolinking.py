@@ -103,16 +103,25 @@ class ProfileSnapshot:
     """E.164 of every phone (all are sent; only MOBILE ones can match)."""
     mobiles: tuple[str, ...]
     """E.164 of the MOBILE phones."""
+    normalized_emails: tuple[str, ...] = ()
+    """Normalised emails, main first (what a DETAILED request carries)."""
+    all_phones: tuple[str, ...] = ()
+    """E.164 of every phone in position order, repeats kept (what a DETAILED request carries)."""
+    custom_attributes: tuple[tuple[str, str], ...] = ()
+    """The profile's own custom attributes as text (what a DETAILED request carries)."""
 
     @classmethod
     def of(cls, customer: Customer) -> ProfileSnapshot:
         """Snapshot of a loaded customer (emails and phones in position order)."""
-        emails = tuple(e.original.strip() for e in sorted(customer.emails,
-                                                          key=lambda e: e.position))
+        emails = sorted(customer.emails, key=lambda e: e.position)
         phones = sorted(customer.phones, key=lambda p: p.position)
-        return cls(customer.id, customer.name or "", emails,
+        return cls(customer.id, customer.name or "", tuple(e.original.strip() for e in emails),
                    tuple(dict.fromkeys(p.e164 for p in phones)),
-                   tuple(p.e164 for p in phones if p.type == PhoneType.MOBILE.value))
+                   tuple(p.e164 for p in phones if p.type == PhoneType.MOBILE.value),
+                   normalized_emails=tuple(e.normalized for e in emails),
+                   all_phones=tuple(p.e164 for p in phones),
+                   custom_attributes=tuple((str(k), str(v)) for k, v in
+                                           (customer.custom_attributes or {}).items()))
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,10 @@ import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from linker.autolink import AutolinkDecision, Outcome
-from linker.contract import RequestKind
+from linker.contract import RequestKind, detailed_request
 from linker.lookup import Exchange, Trigger, run_sync
 from linker.services.audit import record_audit
 from linker.services.autolinking import (
@@ -73,7 +73,7 @@ from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
 from linker.services.permissions import Actor, Permission
-from linker.services.refresh import RefreshPlan, apply_refresh, plan_refresh, refresh_pairs
+from linker.services.refresh import RefreshPlan, apply_refresh, refresh_pairs
 from linker.store.exchanges import record_exchange
 from linker.store.models import BackfillProgress as ProgressRow
 from linker.store.models import Customer, Integration, Link, PulledData
@@ -517,8 +517,8 @@ class BackfillService:
         result = record_attempt(session, state.actor, attempt, exchange,
                                 trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
         plan = None
-        if result.link_id is not None:
-            plan = plan_refresh(self.ctx, _link_for_refresh(session, result.link_id))
+        if result.link_id is not None and result.external_customer_id is not None:
+            plan = _plan_for_new_link(attempt, result.external_customer_id)
         return result, plan
 
     def _apply_refresh(self, session: Session, state: _Run, plan: RefreshPlan,
@@ -588,13 +588,13 @@ def _would_conflict(session: Session, attempt: Attempt, decision: AutolinkDecisi
         "linked."))
 
 
-def _link_for_refresh(session: Session, link_id: int) -> Link:
-    """The new link with what ``plan_refresh`` reads (integration, profile, contacts) loaded
-    in two queries instead of one lazy load each."""
-    link = session.scalars(
-        select(Link).where(Link.id == link_id).options(
-            joinedload(Link.integration),
-            joinedload(Link.customer).selectinload(Customer.emails),
-            joinedload(Link.customer).selectinload(Customer.phones))
-        .execution_options(populate_existing=True)).one()
-    return link
+def _plan_for_new_link(attempt: Attempt, external_customer_id: str) -> RefreshPlan:
+    """The DETAILED lookup of a link the attempt just made, from the snapshots already read
+    (the same request ``plan_refresh`` builds from the link, without reloading the profile)."""
+    profile, integration = attempt.profile, attempt.integration
+    request = detailed_request(
+        profile.customer_id, external_customer_id, name=profile.name or None,
+        emails=profile.normalized_emails, phones=profile.all_phones,
+        custom_attributes=dict(profile.custom_attributes))
+    return RefreshPlan(profile.customer_id, integration.id, integration.name,
+                       external_customer_id, integration.target, request, integration.problem)

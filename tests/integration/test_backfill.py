@@ -24,6 +24,7 @@ from linker.autolink import Outcome
 from linker.cli import autolink_cmd
 from linker.cli.main import main
 from linker.config import Settings
+from linker.contract import detailed_request
 from linker.lookup import LookupClient
 from linker.services import leases
 from linker.services.backfill import (
@@ -252,6 +253,31 @@ def test_real_run_links_refreshes_and_records(world: World) -> None:
     assert count(world, ProgressRow) == 0  # a completed run clears its progress
     [audit] = world.audit("backfill.run")
     assert audit.after is not None and audit.after["done"] == len(pop.candidates)
+
+
+def test_the_detailed_request_after_a_new_link_carries_the_profile(world: World) -> None:
+    """The backfill builds the DETAILED request from its snapshots instead of reloading the
+    link: the same request ``plan_refresh`` builds (normalised emails and every phone in
+    position order, custom attributes flat), checked byte for byte."""
+    shop_data = load_dataset("shop")
+    duplicates = shop_data.duplicate_emails()
+    record = next(r for r in shop_data.records if r.duplicate_of is None and r.emails
+                  and not {e.lower() for e in r.emails} & duplicates)
+    world.add_integration("Shop", "shop", autolink_fields=["email"])
+    phones = [("+15013299802", "HOME"), ("+15013299800", "MOBILE"), ("+15013299801", "WORK")]
+    customer = world.add_customer("Detailed Person", [record.emails[0], "Second@Example.com"],
+                                  phones=phones,
+                                  custom_attributes={"tier": "gold", "id": "reserved-key"})
+    summary = backfill(world)
+    assert summary.counts["linked"] == 1, summary.results
+    with world.ctx.db.session(readonly=True) as s:
+        stored = s.scalars(select(ExchangeRecord.request_body).where(
+            ExchangeRecord.kind == "detailed", ExchangeRecord.customer_id == customer)).one()
+    expected = detailed_request(customer, record.external_customer_id, name="Detailed Person",
+                                emails=[record.emails[0].lower(), "second@example.com"],
+                                phones=[p for p, _ in phones],
+                                custom_attributes={"tier": "gold", "id": "reserved-key"})
+    assert stored == expected.body().decode()
 
 
 def test_rerun_links_nothing_twice(world: World) -> None:
