@@ -1,19 +1,25 @@
 """Backfill benchmark: auto-link 10,000 profiles against the shop adaptor over loopback.
 
 Run: ``.venv/bin/python bench/backfill.py [--size 10000] [--concurrency 32] [--latency-ms 10]
-[--database-url URL]``
+[--rounds 3] [--in-process-adaptor] [--database-url URL]``
 
-1. Builds the shop dataset at ``--size`` records and serves it with the reference adaptor over
-   a loopback socket (``BackgroundServer``) with ``latency:<ms>`` added to every answer.
-2. Bulk-inserts ``--size`` profiles into a fresh database (SQLite in a temporary directory by
-   default): one per person of the dataset (personal email + MOBILE phone, so most link by
-   email, some only by phone), topped up with people who are in no dataset (no match).
+1. Builds the shop dataset at ``--size`` records and serves it with the reference adaptor in
+   its OWN process (uvicorn on a loopback socket the benchmark binds and hands over) with
+   ``latency:<ms>`` added to every answer. ``--in-process-adaptor`` is the older variant: the
+   adaptor in a thread of this process, sharing its interpreter lock (a note, not the figure).
+2. Every round bulk-inserts ``--size`` profiles into a fresh database (SQLite in a temporary
+   directory by default; ``--database-url`` is a PostgreSQL database whose public schema is
+   dropped each round): one per person of the dataset (personal email + MOBILE phone, so most
+   link by email, some only by phone), topped up with people who are in no dataset.
 3. HTTP-only bound: the same auto-link requests through the lookup client with the same
    concurrency, no database work.
 4. The backfill itself (``BackfillService.run``): auto-link request, decision, link, outcome,
    then the DETAILED lookup and its application for every new link, all stored.
 
-Prints profiles/second for both, the outcome counts, and a line ready for docs/benchmarks.md.
+Each round prints profiles/second for both and Linker's own CPU per profile (this process's
+CPU time, all threads, over the backfill / profiles; the adaptor's CPU is not in it). The
+medians over ``--rounds`` and a line ready for docs/benchmarks.md come last. To profile, run
+the script under ``py-spy record -f raw -o out.txt -- python bench/backfill.py ...``.
 """
 
 from __future__ import annotations

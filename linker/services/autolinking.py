@@ -33,7 +33,7 @@ from linker.services.linking import create_link
 from linker.services.permissions import Actor, Permission
 from linker.services.refresh import refresh_pairs
 from linker.services.targets import target_for
-from linker.store.exchanges import insert_exchange
+from linker.store.exchanges import record_exchange
 from linker.store.models import AutolinkOutcome, Customer, Integration, Link, Suppression
 
 
@@ -269,8 +269,10 @@ def judge(attempt: Attempt, exchange: Exchange | None) -> AutolinkDecision:
 def store_exchange(session: Session, actor: Actor, attempt: Attempt, exchange: Exchange
                    ) -> int:
     """Store the attempt's exchange and return its id."""
-    return insert_exchange(session, exchange, integration_id=attempt.integration.id,
-                           customer_id=attempt.profile.customer_id, actor=actor.username)
+    record = record_exchange(session, exchange, integration_id=attempt.integration.id,
+                             customer_id=attempt.profile.customer_id, actor=actor.username)
+    session.flush()
+    return record.id
 
 
 def record_attempt(session: Session, actor: Actor, attempt: Attempt, exchange: Exchange | None,

@@ -43,7 +43,7 @@ from linker.services.merge import (
 )
 from linker.services.permissions import Actor, Permission
 from linker.services.targets import target_for
-from linker.store.exchanges import insert_exchange
+from linker.store.exchanges import record_exchange
 from linker.store.models import (
     Customer,
     CustomerEmail,
@@ -301,8 +301,9 @@ def apply_refresh(ctx: ServiceContext, session: Session, actor: Actor, plan: Ref
     """
     exchange_id = None
     if exchange is not None:
-        exchange_id = insert_exchange(session, exchange, integration_id=plan.integration_id,
-                                      customer_id=plan.customer_id, actor=actor.username)
+        exchange_id = record_exchange(session, exchange, integration_id=plan.integration_id,
+                                      customer_id=plan.customer_id,
+                                      actor=actor.username).id
     # FOR UPDATE: refreshes of one pair (and an unlink) apply one after the other
     link = session.scalar(select(Link).where(Link.customer_id == plan.customer_id,
                                              Link.integration_id == plan.integration_id)

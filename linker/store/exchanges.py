@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from linker.contract import RequestKind, Severity, Violation
@@ -50,46 +49,10 @@ def record_exchange(
     Bodies over 256 KiB are stored truncated with ``body_truncated=True``; the flag is also set
     when the client already cut the response at its read cap.
     """
-    record = ExchangeRecord(**exchange_row(exchange, integration_id=integration_id,
-                                           customer_id=customer_id, actor=actor,
-                                           replay_of=replay_of))
-    session.add(record)
-    session.flush()
-    return record
-
-
-def insert_exchange(
-    session: Session,
-    exchange: Exchange,
-    *,
-    integration_id: int | None,
-    customer_id: str | None,
-    actor: str,
-) -> int:
-    """Store ``exchange`` with one Core INSERT (no ORM object, for hot paths) and return its id.
-
-    The row is the one ``record_exchange`` stores.
-    """
-    row = exchange_row(exchange, integration_id=integration_id, customer_id=customer_id,
-                       actor=actor)
-    return int(session.execute(insert(ExchangeRecord).values(row)
-                               .returning(ExchangeRecord.id)).scalar_one())
-
-
-def exchange_row(
-    exchange: Exchange,
-    *,
-    integration_id: int | None,
-    customer_id: str | None,
-    actor: str,
-    replay_of: int | None = None,
-) -> dict[str, Any]:
-    """The ``exchanges`` row of ``exchange`` as column values (bodies cut as ``record_exchange``
-    says)."""
     request_body, request_cut = truncate_body(exchange.request.body)
     response = exchange.response
     response_body, response_cut = truncate_body(response.body) if response else (None, False)
-    return dict(
+    record = ExchangeRecord(
         integration_id=integration_id,
         integration_name=exchange.integration,
         customer_id=customer_id,
@@ -114,6 +77,9 @@ def exchange_row(
         result_count=len(exchange.results),
         replay_of=replay_of,
     )
+    session.add(record)
+    session.flush()
+    return record
 
 
 @dataclass(frozen=True)
