@@ -52,7 +52,10 @@ def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
     try:
         state.services().integrations.set_autolink(actor, integration_id, enabled, fields)
     except ServiceError as exc:
-        state.flash(f"Auto-linking of {name} was not changed: {exc}", "error")
+        message = getattr(exc, "fields", {}).get("autolink_fields") or str(exc)
+        state.flash(f"Auto-linking of {name} was not changed: {message}.", "error")
+        for key in (f"autolink.enabled.{integration_id}", f"autolink.fields.{integration_id}"):
+            st.session_state.pop(key, None)  # back to the stored settings
         return
     state.changed()
     chosen = ", ".join(AUTOLINK_FIELD_LABELS[f] for f in fields) or "no field"

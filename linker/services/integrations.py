@@ -368,6 +368,17 @@ def _headers(problems: dict[str, str], rows: Sequence[HeaderSpec],
     return tuple(clean)
 
 
+NO_AUTOLINK_FIELD = ("choose email, mobile phone or both to turn auto-linking on (with no "
+                     "field it would never send a request)")
+
+
+def _require_autolink_field(problems: dict[str, str], enabled: bool,
+                            fields: Sequence[str]) -> None:
+    """Auto-linking may be on only with at least one field."""
+    if enabled is True and not fields and "autolink_fields" not in problems:
+        problems["autolink_fields"] = NO_AUTOLINK_FIELD
+
+
 def _autolink_fields(problems: dict[str, str], values: Sequence[str]) -> tuple[str, ...]:
     if isinstance(values, str):
         values = [values]
@@ -406,6 +417,7 @@ def _validated(state: _State, stored_headers: Sequence[HeaderSpec] = ()) -> _Sta
         autolink_fields=_autolink_fields(p, state.autolink_fields),
         overwrite_existing=_bool(p, "overwrite_existing", state.overwrite_existing),
         timeout_s=_timeout(p, state.timeout_s), active=_bool(p, "active", state.active))
+    _require_autolink_field(p, clean.autolink_enabled, clean.autolink_fields)
     if not p:
         try:
             _target(clean)
@@ -655,6 +667,7 @@ class IntegrationService:
         problems: dict[str, str] = {}
         clean = _autolink_fields(problems, fields)
         _bool(problems, "enabled", enabled)
+        _require_autolink_field(problems, enabled, clean)
         if problems:
             raise InvalidInput(problems)
         with self.ctx.db.session() as s:

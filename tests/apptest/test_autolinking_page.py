@@ -85,10 +85,13 @@ def test_admin_toggles_auto_linking_and_its_fields(app_as: Callable[..., AppTest
     at = app_as("admin", page=PAGE)
     at.toggle(key=f"autolink.enabled.{view.id}").set_value(True).run()
     assert not at.exception, at.exception
-    assert "Auto-linking to Shop is on (no field)." in texts(at.success)
-    assert services.integrations.get(SYSTEM, view.id).autolink_enabled
-    assert any("no field is chosen" in c for c in texts(at.caption))
+    assert any(e.startswith("Auto-linking of Shop was not changed: choose email, mobile phone")
+               for e in texts(at.error)), texts(at.error)
+    assert not services.integrations.get(SYSTEM, view.id).autolink_enabled
+    assert at.toggle(key=f"autolink.enabled.{view.id}").value is False
     at.multiselect(key=f"autolink.fields.{view.id}").set_value(["email", "mobile"]).run()
+    assert "Auto-linking to Shop is off (Email, Mobile phone)." in texts(at.success)
+    at.toggle(key=f"autolink.enabled.{view.id}").set_value(True).run()
     assert "Auto-linking to Shop is on (Email, Mobile phone)." in texts(at.success)
     stored = services.integrations.get(SYSTEM, view.id)
     assert stored.autolink_enabled and stored.autolink_fields == ("email", "mobile")

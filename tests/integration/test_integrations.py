@@ -439,3 +439,16 @@ def test_update_accepts_plain_dict_rows(service: IntegrationService,
     with pytest.raises(InvalidInput) as info:
         service.update(SYSTEM, view.id, {"search_results_attributes": [{"attribute": 3}]})
     assert "must be text" in info.value.fields["search_results_attributes"]
+
+
+def test_auto_linking_cannot_be_switched_on_without_a_field(
+        service: IntegrationService) -> None:
+    with pytest.raises(InvalidInput) as created:
+        service.create(SYSTEM, full_spec("NoField", autolink_fields=()))
+    assert created.value.fields["autolink_fields"].startswith("choose email, mobile phone")
+    view = service.create(SYSTEM, full_spec(autolink_enabled=False, autolink_fields=()))
+    with pytest.raises(InvalidInput) as toggled:
+        service.set_autolink(SYSTEM, view.id, True, [])
+    assert "autolink_fields" in toggled.value.fields
+    assert not service.get(SYSTEM, view.id).autolink_enabled
+    assert service.set_autolink(SYSTEM, view.id, True, ["email"]).autolink_enabled
