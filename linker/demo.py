@@ -57,8 +57,10 @@ DEMO_HOME = Path(".linker") / "demo"
 DASHBOARD_HOST = "127.0.0.1"
 DASHBOARD_PORT = 8501
 ADAPTOR_HOST = "127.0.0.1"
-FLAKY_FAULTS = ("latency:300", "jitter:400", "error-rate:0.2")
-"""What makes "Shop (flaky)" flaky: 300-700 ms per answer and one request in five fails."""
+FLAKY_FAULTS = ("latency:300", "jitter:400", "error-rate:0.2", "hang-rate:0.02",
+                "malformed-rate:0.03")
+"""What makes "Shop (flaky)" flaky: 300-700 ms per answer, one request in five fails, one in
+fifty hangs (until the client's timeout) and one in about thirty gets a truncated body."""
 HEALTH_PATH = "/_stcore/health"
 DASHBOARD_SCRIPT = Path("dashboard") / "app.py"
 _DB_FILES = ("linker.db", "linker.db-wal", "linker.db-shm", "linker.db-journal", "secret.key")

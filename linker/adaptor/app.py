@@ -3,11 +3,12 @@
 Each request goes through these steps, in order:
 
 1. delay faults (``latency``, ``jitter``); the delay applied is reported in ``X-Adaptor-Delay-Ms``;
-2. ``hang`` (no answer until the client disconnects or the server stops), ``redirect`` (302);
+2. ``hang`` or a ``hang-rate`` draw (no answer until the client disconnects or the server stops), ``redirect`` (302);
 3. Basic auth when a username or password is set, then the signature when a key is set (401);
 4. ``status:CODE`` and ``error-rate`` (error status with a JSON body), ``html-error``;
 5. the body: not JSON -> 400, no or unknown ``lookupLevel`` -> 422;
-6. the lookup (BASIC search or DETAILED by id), then the result and body faults.
+6. the lookup (BASIC search or DETAILED by id), then the result and body faults (a
+   ``malformed-rate`` draw cuts a 200 body short like ``malformed-json``).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class LookupHandler:
         headers = {DELAY_HEADER: f"{delay_ms:.0f}"} if delayed else {}
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
-        if self.plan.has("hang"):
+        if self.plan.hangs(self.rng):
             try:
                 await _wait_for_disconnect(request)
             except asyncio.CancelledError:  # the server is shutting down: say so and end
@@ -117,7 +118,7 @@ class LookupHandler:
         except _Refusal as refusal:
             return Response(encode_json(refusal.body), refusal.status, media_type=JSON,
                             headers=headers)
-        return Response(self.plan.encode(payload), 200, media_type=self.plan.media_type(),
+        return Response(self.plan.encode(payload, self.plan.malformed(self.rng)), 200, media_type=self.plan.media_type(),
                         headers=headers)
 
     def _authenticate(self, request: Request, body: bytes) -> None:

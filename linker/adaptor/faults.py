@@ -31,7 +31,10 @@ FAULTS: dict[str, FaultSpec] = {
     "error-rate": FaultSpec("FRACTION", "answer that share of requests (0..1) with 500 or 503"),
     "status": FaultSpec("CODE", "always answer HTTP CODE (200..599) with a JSON error body"),
     "hang": FaultSpec(None, "never answer (until the client gives up or the server stops)"),
+    "hang-rate": FaultSpec("FRACTION", "hang on that share of requests (0..1)"),
     "malformed-json": FaultSpec(None, "200 with a truncated, invalid JSON body"),
+    "malformed-rate": FaultSpec("FRACTION",
+                                "truncate that share of 200 answers (0..1) to invalid JSON"),
     "html-error": FaultSpec(None, "200 with an HTML 'Internal Server Error' page"),
     "json-as-html": FaultSpec(None, "valid JSON served as text/html"),
     "missing-id": FaultSpec(None, "drop externalCustomerId from results"),
@@ -48,6 +51,8 @@ FAULTS: dict[str, FaultSpec] = {
     "non-utf8": FaultSpec(None, "a Latin-1 byte in the body (not UTF-8, so invalid JSON)"),
     "terminal-escapes": FaultSpec(None, "ANSI escape codes and a bidi override in names"),
 }
+
+RATE_FAULTS = frozenset({"error-rate", "hang-rate", "malformed-rate"})
 
 KNOWN_QUERY_KEYS = frozenset({"id", "name", "email", "emails", "phone", "phones", "orderNumber",
                               "externalCustomerId"})
@@ -86,8 +91,8 @@ def _number(name: str, text: str) -> float:
 def _check(name: str, value: float) -> None:
     if name in ("latency", "jitter") and value < 0:
         raise ValueError(f"fault {name!r} needs milliseconds >= 0, got {value:g}")
-    if name == "error-rate" and not 0 <= value <= 1:
-        raise ValueError(f"fault 'error-rate' needs a fraction between 0 and 1, got {value:g}")
+    if name in RATE_FAULTS and not 0 <= value <= 1:
+        raise ValueError(f"fault {name!r} needs a fraction between 0 and 1, got {value:g}")
     if name == "status" and (not value.is_integer() or not 200 <= value <= 599):
         raise ValueError(f"fault 'status' needs an HTTP status code 200..599, got {value:g}")
     if name == "deep-json" and (not value.is_integer() or value < 1):
@@ -228,6 +233,19 @@ class FaultPlan:
             delay += rng.uniform(0, jitter)
         return delay
 
+    def _draw(self, name: str, rng: random.Random) -> bool:
+        rate = self.arg(name)
+        return bool(rate) and rng.random() < float(rate or 0)
+
+    def hangs(self, rng: random.Random) -> bool:
+        """Whether this request hangs: always under hang, by a draw under hang-rate."""
+        return self.has("hang") or self._draw("hang-rate", rng)
+
+    def malformed(self, rng: random.Random) -> bool:
+        """Whether this 200 body is cut short: always under malformed-json, by a draw under
+        malformed-rate."""
+        return self.has("malformed-json") or self._draw("malformed-rate", rng)
+
     def forced_status(self, rng: random.Random) -> int | None:
         """The error status to answer instead of a lookup (status, then error-rate), or None."""
         status = self.arg("status")
@@ -255,8 +273,9 @@ class FaultPlan:
                        for r in results]
         return results
 
-    def encode(self, payload: dict[str, Any]) -> bytes:
-        """Encode a response payload, padded (oversize) and then truncated (malformed-json)."""
+    def encode(self, payload: dict[str, Any], truncate: bool | None = None) -> bytes:
+        """Encode a response payload, padded (oversize) and then truncated (malformed-json, or
+        ``truncate`` when given: the app passes ``malformed(rng)``)."""
         body = encode_json(payload)
         kb = self.arg("oversize")
         if kb is not None:
@@ -270,7 +289,8 @@ class FaultPlan:
             body = body[:-1] + b',"note":"caf\xe9"}'
         if self.has("nul-byte"):
             body = body[:-1] + b',"note":"a\x00b"}'
-        if self.has("malformed-json"):
+        cut = self.has("malformed-json") if truncate is None else truncate
+        if cut:
             body = body[: max(1, len(body) // 2)]
         return body
 

@@ -140,3 +140,29 @@ def test_last_occurrence_of_a_fault_wins() -> None:
     assert plan.has("latency") and not plan.has("hang")
     assert FaultPlan([Fault("json-as-html")]).media_type() == "text/html"
     assert FaultPlan([]).media_type() == "application/json"
+
+
+class _Fixed(random.Random):
+    """A generator whose every draw is ``value`` (to decide rate faults both ways)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_rate_faults_hang_or_cut_the_drawn_share_only() -> None:
+    plan = FaultPlan([parse_fault("hang-rate:0.1"), parse_fault("malformed-rate:0.2")])
+    assert plan.hangs(_Fixed(0.05)) and not plan.hangs(_Fixed(0.5))
+    assert plan.malformed(_Fixed(0.15)) and not plan.malformed(_Fixed(0.5))
+    payload = {"results": [{"externalCustomerId": "shop-00001"}]}
+    whole = plan.encode(payload, truncate=False)
+    assert json.loads(whole) == payload
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(plan.encode(payload, truncate=True))
+    assert not FaultPlan([]).hangs(_Fixed(0.0)) and not FaultPlan([]).malformed(_Fixed(0.0))
+    assert FaultPlan([Fault("hang")]).hangs(_Fixed(0.99))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        parse_fault("hang-rate:2")
