@@ -61,6 +61,9 @@ FLAKY_FAULTS = ("latency:300", "jitter:400", "error-rate:0.2", "hang-rate:0.02",
                 "malformed-rate:0.03")
 """What makes "Shop (flaky)" flaky: 300-700 ms per answer, one request in five fails, one in
 fifty hangs (until the client's timeout) and one in about thirty gets a truncated body."""
+DEMO_DATASET_SIZE = 1000
+"""Records per reference dataset in the demo (a population of 2,000 people behind them, so the
+demo's ~2,000 profiles overlap them the way real data does)."""
 HEALTH_PATH = "/_stcore/health"
 DASHBOARD_SCRIPT = Path("dashboard") / "app.py"
 _DB_FILES = ("linker.db", "linker.db-wal", "linker.db-shm", "linker.db-journal", "secret.key")
@@ -167,7 +170,8 @@ class DemoAdaptors:
         try:
             for integration in self.integrations:
                 app = create_app(
-                    load_dataset(integration.dataset), signing_key=integration.signing_key,
+                    load_dataset(integration.dataset, DEMO_DATASET_SIZE),
+                    signing_key=integration.signing_key,
                     username=integration.username or None,
                     password=integration.password or None,
                     faults=[parse_fault(f) for f in integration.faults])
@@ -238,7 +242,8 @@ def demo_customers(mix: Mapping[str, int] = CUSTOMER_MIX) -> list[DemoCustomer]:
     - ``home_phone``: only a HOME phone: nothing to auto-link with (skipped);
     - ``nobody``: people no adaptor knows.
     """
-    shop, loyalty, travel = (load_dataset(n) for n in ("shop", "loyalty", "travel"))
+    shop, loyalty, travel = (load_dataset(n, DEMO_DATASET_SIZE)
+                             for n in ("shop", "loyalty", "travel"))
     population = people(shop)
     in_shop, in_loyalty, in_travel = shop.members(), loyalty.members(), travel.members()
     used: set[int] = set()
@@ -258,6 +263,9 @@ def demo_customers(mix: Mapping[str, int] = CUSTOMER_MIX) -> list[DemoCustomer]:
     duplicated = [population[r.person_index] for r in
                   (shop.get(x.duplicate_of) for x in shop.records if x.duplicate_of)
                   if r is not None]
+    # Only people whose own email is the shared one (some duplicates share a work email).
+    shared = {e.lower() for e in shop.duplicate_emails()}
+    duplicated = [p for p in duplicated if p.email.lower() in shared]
     # Fully unlinked duplicates first: they are the clearest "link by hand" cases.
     duplicated.sort(key=lambda p: (p.index in in_loyalty or p.index in in_travel, p.index))
     take("duplicate_email", duplicated)

@@ -3,7 +3,8 @@
 Each request goes through these steps, in order:
 
 1. delay faults (``latency``, ``jitter``); the delay applied is reported in ``X-Adaptor-Delay-Ms``;
-2. ``hang`` or a ``hang-rate`` draw (no answer until the client disconnects or the server stops), ``redirect`` (302);
+2. ``hang`` or a ``hang-rate`` draw (no answer until the client disconnects or the server
+   stops), ``redirect`` (302);
 3. Basic auth when a username or password is set, then the signature when a key is set (401);
 4. ``status:CODE`` and ``error-rate`` (error status with a JSON body), ``html-error``;
 5. the body: not JSON -> 400, no or unknown ``lookupLevel`` -> 422;
@@ -118,8 +119,8 @@ class LookupHandler:
         except _Refusal as refusal:
             return Response(encode_json(refusal.body), refusal.status, media_type=JSON,
                             headers=headers)
-        return Response(self.plan.encode(payload, self.plan.malformed(self.rng)), 200, media_type=self.plan.media_type(),
-                        headers=headers)
+        return Response(self.plan.encode(payload, self.plan.malformed(self.rng)), 200,
+                        media_type=self.plan.media_type(), headers=headers)
 
     def _authenticate(self, request: Request, body: bytes) -> None:
         if self.credentials is not None:

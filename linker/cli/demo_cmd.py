@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from linker.demo import (
     stop_process,
     wait_for_dashboard,
 )
+from linker.demo_history import HISTORY_PROFILES, HISTORY_SEED, seed_history
 from linker.services.errors import ServiceError
 from linker.store.secretbox import SecretKeyError
 
@@ -58,7 +60,8 @@ def register(subparsers: Any) -> None:
         "demo", help="run the demo: reference adaptors, seeded database, dashboard",
         description="Start the reference adaptors (Shop, Loyalty, Travel and a flaky copy of "
                     "Shop) on loopback, seed the demo database (integrations, sign-in accounts, "
-                    "about 50 customers, auto-linked) and run the dashboard until Ctrl-C. The "
+                    f"about {HISTORY_PROFILES + 50:,} profiles and a month of backdated history) "
+                    "and run the dashboard until Ctrl-C. The "
                     f"demo keeps its data in its own folder ({DEMO_HOME}); seeding again is "
                     "harmless.")
     demo.add_argument("--port", type=_port, default=DASHBOARD_PORT,
@@ -70,10 +73,13 @@ def register(subparsers: Any) -> None:
                       f"{defaults}), or 'auto' for free ports")
     demo.add_argument("--reset", action="store_true",
                       help="delete the demo database first and start from an empty one")
+    demo.add_argument("--seed", type=int, default=HISTORY_SEED,
+                      help=f"seed of the generated history (default {HISTORY_SEED}); the same "
+                           "seed writes the same data")
     mode = demo.add_mutually_exclusive_group()
-    mode.add_argument("--no-dashboard", action="store_true",
-                      help="serve the adaptors on the seeded database without the dashboard "
-                           "(until Ctrl-C)")
+    mode.add_argument("--no-ui", "--no-dashboard", dest="no_dashboard", action="store_true",
+                      help="everything but the dashboard: serve the adaptors on the seeded "
+                           "database (until Ctrl-C)")
     mode.add_argument("--seed-only", action="store_true",
                       help="seed the demo database, then stop the adaptors and exit")
     demo.set_defaults(func=run_demo)
@@ -135,10 +141,15 @@ def run_demo(args: argparse.Namespace) -> int:
             ctx = open_demo_context(settings)
             try:
                 print(f"Seeding the demo database in {settings.home} ...", flush=True)
+                started = time.perf_counter()
                 report = seed_demo(ctx, adaptors.urls)
+                history = seed_history(ctx.db, seed=args.seed)
+                elapsed = time.perf_counter() - started
             finally:
                 ctx.db.dispose()
             _print_seed(report, adaptors)
+            print(f"History: {history.summary()}")
+            print(f"Seeding took {elapsed:.1f} s", flush=True)
             if args.seed_only:
                 print_accounts()
                 return EXIT_OK

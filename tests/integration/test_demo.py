@@ -196,8 +196,10 @@ def test_cli_seed_only_then_reset(tmp_path: Path, capsys: pytest.CaptureFixture[
     for account in DEMO_ACCOUNTS:
         assert account.username in out and account.password in out
     assert (home / "linker.db").exists() and (home / "secret.key").exists()
+    assert "History: " in out and "customers" in out.split("History: ")[1]
     assert main(args) == 0
-    assert "0 customers created" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 customers created" in out and "history already seeded" in out
     assert main([*args, "--reset"]) == 0
     out = capsys.readouterr().out
     assert "Reset the demo" in out and f"{sum(CUSTOMER_MIX.values())} customers created" in out
