@@ -29,6 +29,7 @@ from linker.demo import (
     stop_process,
     wait_for_dashboard,
 )
+from linker.demo_history import seed_history
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = (f"{CHROMIUM} is absent; install it with `apt-get install -y chromium` "
@@ -37,6 +38,30 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 STARTUP_TIMEOUT_S = 90.0
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "e2e"
+"""Where a failing flow's screenshot goes (gitignored)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can see whether it failed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest, page: Any) -> Iterator[None]:
+    """Save the page as ``test-results/e2e/<test>.png`` when the flow failed (the page is
+    still open: this fixture is torn down before ``page``)."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)
+        path = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot of the failed flow: {path}")
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +104,7 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     with DemoAdaptors(dict.fromkeys((i.key for i in DEMO_INTEGRATIONS), 0)) as adaptors:
         try:
             report = seed_demo(ctx, adaptors.urls)
+            seed_history(ctx.db)
         finally:
             ctx.db.dispose()
         port = free_port()

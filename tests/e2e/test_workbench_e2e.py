@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from linker.demo import DEMO_ACCOUNTS
+from linker.demo import DEMO_ACCOUNTS, demo_customers
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshots" / "workbench.png"
 AGENT = next(a for a in DEMO_ACCOUNTS if a.username == "agent")
 LEAD = next(a for a in DEMO_ACCOUNTS if a.username == "lead")
-AMBIGUOUS_EMAIL = "grace.evans@example.com"
-"""A seeded customer whose email two Shop accounts share: auto-linking left her unlinked."""
+AMBIGUOUS = next(c for c in demo_customers() if c.kind == "duplicate_email")
+AMBIGUOUS_EMAIL = AMBIGUOUS.emails[0]
+"""A seeded customer whose email two Shop accounts share: auto-linking left them unlinked."""
 TIMEOUT_MS = 30_000
 
 
@@ -62,7 +63,7 @@ def find_customer(page: Page, query: str, name: str) -> None:
 def test_agent_links_a_customer_to_a_search_result(page: Page, demo_site: DemoSite) -> None:
     assert AMBIGUOUS_EMAIL in demo_site.report.customer_ids
     sign_in(page, demo_site, AGENT.username, AGENT.password)
-    find_customer(page, AMBIGUOUS_EMAIL, "Grace Evans")
+    find_customer(page, AMBIGUOUS_EMAIL, AMBIGUOUS.name)
     expect(page.get_by_text("Not linked to any external system.")).to_be_visible()
 
     # Search In defaults to all unlinked systems; the fields are prefilled from the profile.
