@@ -7,14 +7,26 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.auth import pages_for
-from linker.adaptor import load_dataset
-from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE, DemoAccount, demo_customers
+from linker.adaptor import BackgroundServer, Dataset, create_app, load_dataset
+from linker.demo import (
+    DEMO_ACCOUNTS,
+    DEMO_DATASET_SIZE,
+    DEMO_INTEGRATIONS,
+    DemoAccount,
+    demo_customers,
+    demo_settings,
+    open_demo_context,
+)
+from linker.services.integrations import IntegrationService
+from linker.services.permissions import SYSTEM
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
 from tests.e2e.test_workbench_e2e import TIMEOUT_MS, wait_for_app
 
@@ -120,3 +132,63 @@ def save_screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / name))
     if size is not None:
         page.set_viewport_size(size)
+
+
+HOSTILE_HOST = "127.0.0.9"
+"""The address the hostile adaptor's text points at (loopback: nothing listens there)."""
+HOSTILE_NAME = (f"**Bold** <img src='http://{HOSTILE_HOST}:9/pixel.png'> "
+                f"[site](http://{HOSTILE_HOST}:9/)")
+
+
+@pytest.fixture(scope="module")
+def hostile_integration(demo_site: DemoSite) -> Iterator[str]:
+    """A Shop copy whose record for LINKED has a name that looks like Markdown and HTML,
+    served for real and added as the integration "Hostile shop" to the demo database."""
+    records = [replace(r, name=HOSTILE_NAME, custom_attributes={
+        **r.custom_attributes, "note": f"<script>fetch('http://{HOSTILE_HOST}:9/x')</script>"})
+        if LINKED.emails[0] in r.emails else r for r in SHOP.records]
+    dataset = Dataset("shop", records, SHOP.population, SHOP.seed)
+    server = BackgroundServer(create_app(dataset, signing_key="hostile-key"), "127.0.0.1", 0)
+    server.start()
+    ctx = open_demo_context(demo_settings(demo_site.log.parent))
+    try:
+        shop = next(i for i in DEMO_INTEGRATIONS if i.key == "shop")
+        spec = replace(shop.spec(server.url), name="Hostile shop", signing_key="hostile-key",
+                       autolink_enabled=False, autolink_fields=())
+        IntegrationService(ctx).apply(SYSTEM, spec)
+        yield "Hostile shop"
+    finally:
+        ctx.db.dispose()
+        server.stop()
+
+
+def test_adaptor_text_that_looks_like_markup_shows_as_text(
+        page: Page, demo_site: DemoSite, hostile_integration: str) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.route(f"http://{HOSTILE_HOST}*/**", lambda route: route.abort())
+    sign_in_as(page, demo_site, DEVELOPER)
+    page.get_by_test_id("stSidebarNav").get_by_role(
+        "link", name=re.compile("Adaptor debugger")).click()
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Email").first.fill(LINKED.emails[0])
+    page.get_by_role("button", name=re.compile("Find the profile")).click()
+    wait_for_app(page)
+    page.locator(".st-key-dbg-integration").click()
+    page.get_by_role("option", name=hostile_integration, exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("button", name=re.compile("^.*Test$")).click()
+    record = page.get_by_text(re.compile(r"^Record shop-\d+: \*\*Bold\*\* <img"))
+    expect(record).to_be_visible(timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    # Shown as typed: no bold element, no image, no link made from the adaptor's text.
+    main = page.get_by_test_id("stMain")
+    expect(main.locator(f"img[src*='{HOSTILE_HOST}']")).to_have_count(0)
+    expect(main.locator("strong", has_text="Bold")).to_have_count(0)
+    expect(main.locator("script", has_text=HOSTILE_HOST)).to_have_count(0)
+    assert not [url for url in requested if HOSTILE_HOST in url], requested
+    if main.locator(f"a[href*='{HOSTILE_HOST}']").count():
+        # Streamlit's Markdown (remark-gfm) turns bare URLs and emails in text nodes into
+        # links after escapes are resolved, so present.text's backslashes cannot stop it.
+        pytest.xfail("known gap: a URL in adaptor text still becomes a clickable link "
+                     "(GFM literal autolink survives dashboard.present.text)")
