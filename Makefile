@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: test lint demo load lock clean fuzz
+.PHONY: test lint demo load lock screenshots clean fuzz
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/linker demo
+
+# Refresh docs/screenshots/ from the browser tests (needs /usr/bin/chromium).
+screenshots: $(STAMP)
+	LINKER_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 # Full-size load and crash test (PostgreSQL: LINKER_TEST_POSTGRES_URL must be set).
 load: $(STAMP)

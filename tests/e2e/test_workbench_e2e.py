@@ -7,12 +7,14 @@ Set LINKER_SCREENSHOTS=1 to save ``docs/screenshots/workbench.png`` for the READ
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from linker.demo import DEMO_ACCOUNTS, demo_customers
+from linker.adaptor import load_dataset
+from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE, demo_customers
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshots" / "workbench.png"
 AGENT = next(a for a in DEMO_ACCOUNTS if a.username == "agent")
 LEAD = next(a for a in DEMO_ACCOUNTS if a.username == "lead")
+_SHOP = load_dataset("shop", DEMO_DATASET_SIZE)
 AMBIGUOUS = next(c for c in demo_customers() if c.kind == "duplicate_email")
 AMBIGUOUS_EMAIL = AMBIGUOUS.emails[0]
 """A seeded customer whose email two Shop accounts share: auto-linking left them unlinked."""
@@ -91,7 +94,16 @@ def test_agent_links_a_customer_to_a_search_result(page: Page, demo_site: DemoSi
     # st.badge with a tooltip renders its label twice; the first is the visible icon.
     icon = page.locator(".st-key-wb-card-card").get_by_text("linked").first
     expect(icon).to_be_visible()
-    expect(page.get_by_text("2 Orders", exact=True)).to_be_visible()
+    linked_text = page.get_by_text(re.compile(r"Linked to Shop \(external id shop-\d+")).first
+    external_id = re.search(r"shop-\d+", linked_text.inner_text())
+    assert external_id is not None
+    record = _SHOP.get(external_id.group(0))
+    assert record is not None
+    orders = sum(t.get("type") == "ORDER" for t in record.transactions)
+    if orders:  # the pulled orders are on the card
+        expect(page.get_by_text(re.compile(rf"^{orders} Orders?$"))).to_be_visible()
+    else:  # a duplicate account without orders: its detailed data was fetched
+        expect(page.get_by_text(re.compile(r"^Fetched \d{4}-")).first).to_be_visible()
     if os.environ.get("LINKER_SCREENSHOTS") == "1":
         save_screenshot(page)
     icon.hover()
