@@ -150,12 +150,15 @@ class DemoAdaptors:
     """The demo's reference adaptors, served in background threads; a context manager.
 
     ``ports`` maps an integration key to a port (0 picks a free one); keys left out use the
-    integration's default port. ``urls`` is filled once started.
+    integration's default port. ``urls`` is filled once started. ``dataset_size`` is the
+    number of records per dataset (default ``DEMO_DATASET_SIZE``).
     """
 
     def __init__(self, ports: Mapping[str, int] | None = None, host: str = ADAPTOR_HOST,
-                 integrations: Sequence[DemoIntegration] = DEMO_INTEGRATIONS) -> None:
+                 integrations: Sequence[DemoIntegration] = DEMO_INTEGRATIONS,
+                 dataset_size: int = DEMO_DATASET_SIZE) -> None:
         self.host = host
+        self.dataset_size = dataset_size
         self.integrations = tuple(integrations)
         self.ports = {i.key: (ports or {}).get(i.key, i.default_port) for i in self.integrations}
         self.servers: dict[str, BackgroundServer] = {}
@@ -170,7 +173,7 @@ class DemoAdaptors:
         try:
             for integration in self.integrations:
                 app = create_app(
-                    load_dataset(integration.dataset, DEMO_DATASET_SIZE),
+                    load_dataset(integration.dataset, self.dataset_size),
                     signing_key=integration.signing_key,
                     username=integration.username or None,
                     password=integration.password or None,

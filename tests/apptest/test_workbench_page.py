@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from linker.adaptor.datasets import DEFAULT_SIZE
 from linker.demo import DEMO_INTEGRATIONS, DemoAdaptors, DemoCustomer, seed_demo
 from linker.services.facade import Services
 from linker.services.permissions import SYSTEM
@@ -36,8 +37,9 @@ EDIT_PREFIXES = ("wb.refresh.", "wb.unlink.", "wb.card.allow.")
 @pytest.fixture(scope="module")
 def adaptor_urls() -> Iterator[dict[str, str]]:
     """Shop, Loyalty and Broken shop adaptors on free loopback ports."""
+    # The profiles and ids above are those of the 300-record datasets: serve those.
     with DemoAdaptors(dict.fromkeys(("shop", "loyalty", "broken"), 0),
-                      integrations=INTEGRATIONS) as adaptors:
+                      integrations=INTEGRATIONS, dataset_size=DEFAULT_SIZE) as adaptors:
         yield adaptors.urls
 
 
