@@ -50,11 +50,11 @@ from linker.adaptor import BackgroundServer, Dataset, Person, create_app, load_d
 from linker.adaptor.faults import parse_fault
 from linker.config import Settings
 from linker.contract import LookupRequest, RequestKind, autolink_request
+from linker.core.permissions import SYSTEM
 from linker.demo import allow_demo_adaptors
 from linker.lookup import AdaptorTarget, LookupClient, Trigger
 from linker.services.backfill import BackfillProgress, BackfillService
 from linker.services.context import ServiceContext
-from linker.services.permissions import SYSTEM
 from linker.store.database import Database, display_url
 from linker.store.models import Customer, CustomerEmail, CustomerPhone, Integration
 from linker.store.secretbox import SecretBox, generate_key

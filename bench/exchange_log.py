@@ -27,10 +27,10 @@ from machine import describe_machine  # bench/machine.py (the script's folder)
 from sqlalchemy import func, select
 
 from linker.config import Settings
+from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.exchange_log import Cursor, ExchangeFilter, ExchangeLogService
 from linker.services.exchanges import ExchangeService, apply_filter
-from linker.services.permissions import Actor, Role
 from linker.store.database import Database, display_url
 from linker.store.models import ExchangeRecord, Integration
 from linker.store.secretbox import SecretBox, generate_key

@@ -20,9 +20,9 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 import streamlit as st  # noqa: E402
 
 from dashboard import auth, state  # noqa: E402
+from linker.core.permissions import Actor  # noqa: E402
 from linker.services.console_sessions import SESSION_TTL  # noqa: E402
 from linker.services.passwords import HashingBusy  # noqa: E402
-from linker.services.permissions import Actor  # noqa: E402
 from linker.services.signin import TooManyAttempts  # noqa: E402
 
 PAGES_DIR = ROOT / "pages"

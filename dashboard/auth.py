@@ -27,7 +27,7 @@ from typing import Any
 
 import streamlit as st
 
-from linker.services.permissions import Actor, Permission, Role
+from linker.core.permissions import Actor, Permission, Role
 
 SESSION_USERNAME = "auth_username"
 SESSION_ROLE = "auth_role"

@@ -31,6 +31,7 @@ from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, TypeVar, cast
 import streamlit as st
 
 from linker.config import Settings
+from linker.core.permissions import Actor, Role
 from linker.services.audit_log import AuditChoices, AuditCursor, AuditFilter, AuditPage
 from linker.services.autolinking import OutcomeCounts, OutcomeView
 from linker.services.coverage import SharePoint, WorklistPage
@@ -39,7 +40,6 @@ from linker.services.facade import Services
 from linker.services.health import HealthOverview
 from linker.services.integrations import IntegrationView
 from linker.services.linking import SystemChoice
-from linker.services.permissions import Actor, Role
 from linker.services.reports import Coverage, IntegrationHealth
 from linker.services.why import Explanation
 from linker.store.exchanges import StoredExchange

@@ -28,13 +28,13 @@ import streamlit as st
 
 from dashboard import present
 from dashboard.state import flash
-from linker.autolink import rule_sentence
+from linker.core.autolink import rule_sentence
+from linker.core.permissions import Actor, Permission
 from linker.lookup.exchange import Exchange
 from linker.services.autolinking import AutolinkResult
 from linker.services.customers import CustomerSummary, CustomerView, SuppressionView
 from linker.services.errors import InvalidInput, PermissionDenied, ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission
 from linker.store.exchanges import StoredExchange
 
 BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "primary"]

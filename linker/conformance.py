@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from linker.contract import CustomerProfile, RequestKind, detailed_request, search_request
-from linker.identity import normalize_phone
+from linker.core.identity import normalize_phone
 from linker.lookup.client import LookupClient
 from linker.lookup.exchange import ErrorKind, Exchange, Trigger
 from linker.lookup.target import AdaptorTarget

@@ -43,12 +43,12 @@ from linker.adaptor import (
     people,
 )
 from linker.config import Settings
+from linker.core.permissions import SYSTEM, Role
 from linker.lookup.netguard import ALLOW_ENV, LOOPBACK_NETWORKS
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, PhoneInput
 from linker.services.errors import Conflict
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM, Role
 from linker.services.users import UserService
 from linker.store.files import ensure_private_dir
 

@@ -14,9 +14,9 @@ import streamlit as st
 from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import dataframe_of, show_error
+from linker.core.permissions import Actor, Permission
 from linker.services.audit_log import AuditCursor, AuditFilter, AuditPage
 from linker.services.errors import PermissionDenied, ServiceError
-from linker.services.permissions import Actor, Permission
 
 PAGE_SIZE = 50
 CURSORS = "audit.cursors"

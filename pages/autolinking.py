@@ -30,11 +30,11 @@ from dashboard.widgets import (
     status_badge,
     status_cells,
 )
-from linker.autolink import Outcome
+from linker.core.autolink import Outcome
+from linker.core.permissions import Actor, Permission
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
 from linker.services.errors import ServiceError
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission
 
 JOB = "backfill"
 DRY_RESULT = "backfill.dry_result"

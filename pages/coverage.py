@@ -20,9 +20,9 @@ import streamlit as st
 from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import caption, dataframe_of, info, show_error
+from linker.core.permissions import Actor, Permission
 from linker.services.coverage import REASONS, SharePoint, WorklistPage
 from linker.services.errors import PermissionDenied, ServiceError
-from linker.services.permissions import Actor, Permission
 from linker.services.reports import Coverage
 
 PAGE_SIZE = 50

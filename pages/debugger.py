@@ -25,6 +25,7 @@ import streamlit as st
 
 from dashboard import present, state, widgets
 from dashboard.auth import require
+from linker.core.permissions import Actor, Permission
 from linker.jsondiff import BodyDiff
 from linker.lookup import ErrorKind, Trigger
 from linker.services.conformance import ConformanceCard
@@ -32,7 +33,6 @@ from linker.services.debugger import BASIC_WORKFLOW, DebugRun
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.exchanges import ExchangeFilter
 from linker.services.integrations import IntegrationView
-from linker.services.permissions import Actor, Permission
 from linker.store.exchanges import StoredExchange
 
 WORKFLOWS = {"Basic + Detailed": BASIC_WORKFLOW, "Autolinking + Detailed": "autolink_detailed"}

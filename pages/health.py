@@ -18,9 +18,9 @@ from plotly.subplots import make_subplots
 from dashboard import present, state
 from dashboard.auth import require
 from dashboard.widgets import caption, show_error, status_badge
+from linker.core.permissions import Actor, Permission
 from linker.services.errors import PermissionDenied, ServiceError
 from linker.services.health import WINDOWS, HealthOverview, HealthTile, thresholds_sentence
-from linker.services.permissions import Actor, Permission
 
 REFRESH_S = 5
 TILES_PER_ROW = 3

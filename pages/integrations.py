@@ -35,6 +35,7 @@ from dashboard.widgets import (
     status_cells,
     success,
 )
+from linker.core.permissions import Actor, Permission
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import (
     DEFAULT_TIMEOUT_S,
@@ -46,7 +47,6 @@ from linker.services.integrations import (
     IntegrationSpec,
     IntegrationView,
 )
-from linker.services.permissions import Actor, Permission
 from linker.services.reports import IntegrationHealth
 
 NEW = 0

@@ -30,6 +30,7 @@ import streamlit as st
 
 from dashboard import present, state, widgets
 from dashboard.auth import require
+from linker.core.permissions import Actor, Permission
 from linker.services.customers import (
     CreatedCustomer,
     CustomerSummary,
@@ -42,7 +43,6 @@ from linker.services.customers import (
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.facade import Services
 from linker.services.linking import SearchOutcome, SearchRow, SystemChoice, SystemHit
-from linker.services.permissions import Actor, Permission
 from linker.services.profile import OpenedProfile
 from linker.services.refresh import RefreshOutcome
 

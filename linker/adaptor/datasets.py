@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from linker.identity import try_normalize_phone
+from linker.core.identity import try_normalize_phone
 
 DATASET_NAMES = ("shop", "loyalty", "travel")
 DEFAULT_SIZE = 300
@@ -377,7 +377,7 @@ def people(dataset_or_size: Dataset | int = DEFAULT_SIZE, seed: int = DEFAULT_SE
     records): a person with no records matches nobody; a record whose emails lack
     ``person.email`` (it carries ``person.work_email`` only) matches a profile holding the
     personal email by phone only; ``Dataset.duplicate_emails()`` lists ambiguous emails.
-    Phones of people are E.164 and valid for ``linker.identity.normalize_phone``.
+    Phones of people are E.164 and valid for ``linker.core.identity.normalize_phone``.
     """
     if isinstance(dataset_or_size, Dataset):
         return list(dataset_or_size.population)

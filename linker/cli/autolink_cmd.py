@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from sqlalchemy import select
 
-from linker.autolink import Outcome
 from linker.cli.common import CLI_ACTOR, EXIT_OK, print_table, run_command
+from linker.core.autolink import Outcome
 from linker.services.backfill import (
     MAX_CONCURRENCY,
     BackfillProgress,

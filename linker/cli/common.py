@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from linker.config import Settings
+from linker.core.permissions import SYSTEM, Actor
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, ServiceError
-from linker.services.permissions import SYSTEM, Actor
 from linker.store.secretbox import SecretKeyError
 
 EXIT_OK = 0

@@ -14,8 +14,8 @@ from linker.cli.common import (
     print_table,
     run_command,
 )
+from linker.core.permissions import Role
 from linker.services.context import ServiceContext
-from linker.services.permissions import Role
 from linker.services.users import UserService
 
 ROLES = [r.value for r in Role]

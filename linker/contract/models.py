@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from linker.identity import PhoneType
+from linker.core.identity import PhoneType
 
 
 class LookupLevel(StrEnum):

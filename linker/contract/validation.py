@@ -23,7 +23,7 @@ from linker.contract.models import (
     Transaction,
     TransactionType,
 )
-from linker.identity import PhoneType, parse_phone_type
+from linker.core.identity import PhoneType, parse_phone_type
 
 ROOT = "$"
 KNOWN_KEYS = {"externalCustomerId", "name", "address", "emails", "phones", "customAttributes",

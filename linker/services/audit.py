@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from linker.services.permissions import Actor
+from linker.core.permissions import Actor
 from linker.store.models import AuditEvent, utcnow
 
 

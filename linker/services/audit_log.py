@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from linker.core.permissions import Actor, Permission
 from linker.csvexport import csv_text
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor, Permission
 from linker.services.reports import AuditEntry
 from linker.store.models import AuditEvent, Integration
 

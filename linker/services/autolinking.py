@@ -22,15 +22,15 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from linker.autolink import AutolinkDecision, AutolinkField, Outcome, decide
 from linker.contract import LookupRequest, autolink_request
-from linker.identity import PhoneType
+from linker.core.autolink import AutolinkDecision, AutolinkField, Outcome, decide
+from linker.core.identity import PhoneType
+from linker.core.permissions import Actor, Permission
 from linker.lookup import Exchange, Trigger, lookup_many_sync
 from linker.lookup.target import AdaptorTarget, InvalidTarget
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.linking import create_link
-from linker.services.permissions import Actor, Permission
 from linker.services.refresh import refresh_pairs
 from linker.services.targets import target_for
 from linker.store.exchanges import record_exchange

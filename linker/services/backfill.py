@@ -54,8 +54,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from linker.autolink import AutolinkDecision, Outcome
 from linker.contract import RequestKind, detailed_request
+from linker.core.autolink import AutolinkDecision, Outcome
+from linker.core.permissions import Actor, Permission
 from linker.lookup import Exchange, Trigger, run_sync
 from linker.services.audit import record_audit
 from linker.services.autolinking import (
@@ -72,7 +73,6 @@ from linker.services.autolinking import (
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
-from linker.services.permissions import Actor, Permission
 from linker.services.refresh import RefreshPlan, apply_refresh, refresh_pairs
 from linker.store.exchanges import record_exchange
 from linker.store.models import BackfillProgress as ProgressRow

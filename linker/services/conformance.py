@@ -21,10 +21,10 @@ from linker.conformance import (
     ConformanceReport,
     run_checks,
 )
+from linker.core.permissions import Actor, Permission
 from linker.lookup import InvalidTarget
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, Permission
 from linker.services.targets import target_for
 from linker.store.exchanges import record_exchange
 from linker.store.models import ConformanceRun, Integration

@@ -18,8 +18,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from linker.core.permissions import Actor
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor
 from linker.services.users import UserService
 from linker.store.models import ConsoleSession
 

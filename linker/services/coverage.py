@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from linker.core.permissions import Actor, Permission
 from linker.csvexport import csv_text
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, Permission
 from linker.services.reports import Coverage, ReportService
 from linker.store.models import (
     AutolinkOutcome,

@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linker.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
+from linker.core.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
+from linker.core.permissions import Actor, Permission
 from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.permissions import Actor, Permission
 from linker.store.models import (
     Customer,
     CustomerEmail,

@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from linker.autolink import AutolinkDecision, Outcome
 from linker.contract import LookupRequest, detailed_request, search_request
 from linker.contract.models import CustomerProfile, RequestKind
+from linker.core.autolink import AutolinkDecision, Outcome
+from linker.core.permissions import Actor, Permission
 from linker.lookup import AdaptorTarget, Exchange, InvalidTarget, Trigger
 from linker.services.autolinking import (
     ProfileSnapshot,
@@ -37,7 +38,6 @@ from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, CustomerView
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.linking import attribute_pairs, prefill_value
-from linker.services.permissions import Actor, Permission
 from linker.services.targets import target_for
 from linker.store.exchanges import StoredExchange, record_exchange, stored_exchange
 from linker.store.models import Customer, Integration, Suppression

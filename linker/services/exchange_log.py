@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 
 from linker.contract import RequestKind
+from linker.core.permissions import Actor, Permission
 from linker.curl import CurlCommand, curl_command
 from linker.lookup.exchange import ErrorKind, Trigger
 from linker.redaction import Redactor, basic_credential, mask_json
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.exchanges import ExchangeFilter, apply_filter
-from linker.services.permissions import Actor, Permission
 from linker.services.targets import header_values
 from linker.store.exchanges import StoredExchange, load_exchange, stored_exchange
 from linker.store.models import ExchangeRecord, Integration

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
-from linker.services.permissions import Actor, Permission
 from linker.store.exchanges import StoredExchange, stored_exchange
 from linker.store.models import ExchangeRecord, Integration
 

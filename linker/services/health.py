@@ -19,8 +19,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor, Permission
 from linker.store.models import ExchangeRecord, Integration
 
 HEALTHY_SUCCESS_RATE = 0.95

@@ -22,13 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linker.contract import RequestKind, search_request
+from linker.core.permissions import Actor, Permission
 from linker.lookup.exchange import Trigger
 from linker.lookup.target import RESERVED_HEADERS, AdaptorTarget, InvalidTarget
 from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.permissions import Actor, Permission
 from linker.services.targets import target_for
 from linker.store.exchanges import StoredExchange, record_exchange, stored_exchange
 from linker.store.models import (

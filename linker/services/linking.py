@@ -19,15 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linker.contract import CustomerProfile, search_request
-from linker.identity import PhoneType, try_normalize_email, try_normalize_phone
+from linker.core.grouping import group_hits
+from linker.core.merge import describe_profile
+from linker.core.permissions import Actor, Permission
 from linker.lookup.exchange import Exchange, Trigger
 from linker.lookup.fanout import lookup_many_sync
 from linker.lookup.target import AdaptorTarget, InvalidTarget
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.merge import describe_profile
-from linker.services.permissions import Actor, Permission
 from linker.services.refresh import RefreshOutcome, refresh_pairs
 from linker.services.targets import target_for
 from linker.store.exchanges import record_exchange
@@ -167,50 +167,6 @@ class _Hit:
     integration_id: int
     result: CustomerProfile
     system: SystemHit
-
-
-def _squash(value: str | None) -> str:
-    return " ".join((value or "").casefold().split())
-
-
-def _identity(result: CustomerProfile) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """A result's normalised emails, E.164 MOBILE phones and name+address key (0 or 1)."""
-    emails = {e for e in (try_normalize_email(x.original) for x in result.emails) if e}
-    mobiles = {p for p in (try_normalize_phone(x.original) for x in result.phones
-                           if x.type is PhoneType.MOBILE) if p}
-    name, address = _squash(result.name), _squash(result.address)
-    place = {f"{name}|{address}"} if name and address else set()
-    return frozenset(emails), frozenset(mobiles), frozenset(place)
-
-
-def group_hits(hits: Sequence[tuple[int, CustomerProfile]]) -> list[list[int]]:
-    """Group ``(integration id, result)`` pairs that describe the same person: first by a
-    shared email, then by a shared MOBILE phone, then by the same name and address; two results
-    of the same integration are never put in one group. Returns index groups in order of first
-    appearance."""
-    parent = list(range(len(hits)))
-    systems = [{integration_id} for integration_id, _ in hits]
-    keys = [_identity(result) for _, result in hits]
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for rule in range(3):
-        for i in range(len(hits)):
-            for j in range(i + 1, len(hits)):
-                a, b = root(i), root(j)
-                if a == b or systems[a] & systems[b] or not keys[i][rule] & keys[j][rule]:
-                    continue
-                first, second = min(a, b), max(a, b)
-                parent[second] = first
-                systems[first] |= systems[second]
-    groups: dict[int, list[int]] = {}
-    for i in range(len(hits)):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
-from linker.services.permissions import Actor, Permission
 from linker.services.refresh import RefreshOutcome, refresh_stale_links
 from linker.store.models import Customer
 

@@ -5,7 +5,7 @@ A refresh runs in three steps so that no database session is held open across an
 1. ``plan_refresh`` reads the link, the profile and the integration and builds the request;
 2. the lookup runs (several at once through the fan-out when a profile has several links);
 3. ``apply_refresh`` stores the exchange and applies the answer with the rules of
-   ``linker.services.merge`` (contract section 4). On failure the old pulled data is kept and
+   ``linker.core.merge`` (contract section 4). On failure the old pulled data is kept and
    the error is stored on it (``last_error``, ``last_attempt_at``).
 
 ``refresh_pairs`` runs the three steps with short sessions of its own; ``refresh_link`` runs
@@ -25,14 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linker.contract import LookupRequest, RequestKind, detailed_request
-from linker.identity import PhoneType, parse_phone_type
-from linker.lookup.exchange import Exchange, Trigger
-from linker.lookup.fanout import lookup_many_sync
-from linker.lookup.target import AdaptorTarget, InvalidTarget
-from linker.services.audit import record_audit
-from linker.services.context import ServiceContext
-from linker.services.errors import InvalidInput, NotFound
-from linker.services.merge import (
+from linker.core.identity import PhoneType, parse_phone_type
+from linker.core.merge import (
     DroppedContact,
     MergeResult,
     ProfilePhone,
@@ -41,7 +35,13 @@ from linker.services.merge import (
     describe_profile,
     merge_detailed,
 )
-from linker.services.permissions import Actor, Permission
+from linker.core.permissions import Actor, Permission
+from linker.lookup.exchange import Exchange, Trigger
+from linker.lookup.fanout import lookup_many_sync
+from linker.lookup.target import AdaptorTarget, InvalidTarget
+from linker.services.audit import record_audit
+from linker.services.context import ServiceContext
+from linker.services.errors import InvalidInput, NotFound
 from linker.services.targets import target_for
 from linker.store.exchanges import record_exchange
 from linker.store.models import (

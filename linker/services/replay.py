@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from linker.contract import LookupRequest
+from linker.core.permissions import Actor, Permission
 from linker.jsondiff import BodyDiff, diff_bodies
 from linker.lookup import InvalidTarget, Trigger
 from linker.redaction import MASK
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, Permission
 from linker.services.targets import target_for
 from linker.store.exchanges import StoredExchange, load_exchange, record_exchange, stored_exchange
 from linker.store.models import Integration

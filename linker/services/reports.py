@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor, Permission
 from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from linker.core.permissions import Actor, Permission, Role
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
@@ -21,7 +22,6 @@ from linker.services.passwords import (
     password_problem,
     verify_password,
 )
-from linker.services.permissions import Actor, Permission, Role
 from linker.services.signin import (
     ACCOUNT_RULE,
     CLIENT_RULE,

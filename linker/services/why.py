@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from linker import safejson
-from linker.autolink import AutolinkField, Outcome, describe_ambiguity
 from linker.contract import RequestKind, validate_response
-from linker.identity import PhoneType
+from linker.core.autolink import AutolinkField, Outcome, describe_ambiguity
+from linker.core.identity import PhoneType
+from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
-from linker.services.permissions import Actor, Permission
 from linker.store.models import (
     AutolinkOutcome,
     Customer,

@@ -25,9 +25,9 @@ from streamlit.testing.v1 import AppTest
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
 from linker.services.integrations import AttributeSpec, IntegrationSpec, IntegrationView
-from linker.services.permissions import SYSTEM
 from linker.store.secretbox import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
+from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
-from linker.services.permissions import SYSTEM
 from tests.apptest.conftest import (
     ShopPerson,
     make_integration,

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from linker.core.permissions import Actor, Role
 from linker.services.facade import Services
-from linker.services.permissions import Actor, Role
 from linker.store.models import AutolinkOutcome, Customer, CustomerEmail, Link
 from tests.apptest.conftest import make_integration, table, texts
 

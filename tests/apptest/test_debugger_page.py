@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
-from linker.services.permissions import SYSTEM
 from tests.apptest.conftest import make_integration, shop_person, shown, table, texts
 
 PAGE = "debugger.py"

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.widgets import editor_rows
 from linker.contract import RequestKind, Severity, Violation
+from linker.core.permissions import SYSTEM
 from linker.lookup.exchange import (
     ErrorKind,
     ExchangeError,
@@ -30,7 +31,6 @@ from linker.services.customers import (
     SuppressionView,
 )
 from linker.services.facade import Services
-from linker.services.permissions import SYSTEM
 from linker.store.exchanges import StoredExchange
 from linker.store.models import AuditEvent
 from tests.apptest.conftest import ROLES, new_app, table, texts

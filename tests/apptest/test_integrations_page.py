@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
 from linker.services.integrations import HeaderSpec
-from linker.services.permissions import SYSTEM
 from linker.store.models import Integration
 from tests.apptest.conftest import make_integration, shop_person, shown, table, texts
 

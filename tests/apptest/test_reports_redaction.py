@@ -8,10 +8,10 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from linker.core.permissions import SYSTEM
 from linker.services.audit_log import AuditFilter
 from linker.services.facade import Services
 from linker.services.integrations import IntegrationChanges
-from linker.services.permissions import SYSTEM
 from tests.apptest.conftest import make_integration
 
 PASSWORD = "pw-4f9c1e-never-shown"

@@ -17,9 +17,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from linker.adaptor.datasets import DEFAULT_SIZE
+from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_INTEGRATIONS, DemoAdaptors, DemoCustomer, seed_demo
 from linker.services.facade import Services
-from linker.services.permissions import SYSTEM
 from tests.apptest.conftest import shown, texts
 
 SHOP, LOYALTY = DEMO_INTEGRATIONS[0], DEMO_INTEGRATIONS[1]

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from dashboard.auth import pages_for
 from linker.adaptor import BackgroundServer, Dataset, create_app, load_dataset
+from linker.core.permissions import SYSTEM
 from linker.demo import (
     DEMO_ACCOUNTS,
     DEMO_DATASET_SIZE,
@@ -26,7 +27,6 @@ from linker.demo import (
     open_demo_context,
 )
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
 from tests.e2e.test_workbench_e2e import TIMEOUT_MS, wait_for_app
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from linker.core.permissions import Actor, Role
 from linker.services.audit_log import AuditFilter, AuditLogService
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor, Role
 from linker.store.models import AuditEvent, Integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from linker.adaptor import Record, load_dataset
-from linker.autolink import Outcome
+from linker.core.autolink import Outcome
+from linker.core.permissions import Actor, Role
 from linker.services.autolinking import AutolinkResult, AutolinkService, autolink_customer
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
-from linker.services.permissions import Actor, Role
 from linker.store.models import (
     AutolinkOutcome,
     ExchangeRecord,

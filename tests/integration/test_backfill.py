@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
-from linker.autolink import Outcome
 from linker.cli import autolink_cmd
 from linker.cli.main import main
 from linker.config import Settings
 from linker.contract import detailed_request
+from linker.core.autolink import Outcome
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.lookup import LookupClient
 from linker.services import leases
 from linker.services.backfill import (
@@ -41,7 +42,6 @@ from linker.services.backfill import _ResultLog as ResultLog
 from linker.services.errors import InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy
 from linker.services.linking import create_link
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.profile import ProfileService
 from linker.store.models import (
     AuditEvent,

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from linker.cli.main import main
 from linker.config import Settings
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.users import UserService
 from linker.store.models import Integration
 

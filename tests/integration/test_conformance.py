@@ -23,11 +23,11 @@ from linker.conformance import (
     p95,
     run_checks,
 )
+from linker.core.permissions import Actor, Role
 from linker.lookup import AdaptorTarget, LookupClient, Trigger
 from linker.services.conformance import ConformanceService
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
-from linker.services.permissions import Actor, Role
 from linker.store.models import ExchangeRecord
 from tests.integration.world import SIGNING_KEY, World, unique_record
 

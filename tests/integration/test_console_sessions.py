@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.services.console_sessions import SESSION_TTL, ConsoleSessionService
 from linker.services.context import ServiceContext
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.users import UserService
 from linker.store.models import ConsoleSession
 

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.coverage import REASONS, CoverageService
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.permissions import Actor, Role
 from linker.store.models import (
     AutolinkOutcome,
     Customer,

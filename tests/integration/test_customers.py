@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from linker.adaptor import create_app, load_dataset
-from linker.autolink import Outcome
+from linker.core.autolink import Outcome
+from linker.core.permissions import SYSTEM
 from linker.lookup import LookupClient
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, ImportReport, PhoneInput
 from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.integrations import IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM
 from linker.store.models import (
     AuditEvent,
     ExchangeRecord,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from linker.autolink import Outcome
+from linker.core.autolink import Outcome
+from linker.core.permissions import Actor, Role
 from linker.services.debugger import DebuggerService
 from linker.services.errors import InvalidInput, PermissionDenied
-from linker.services.permissions import Actor, Role
 from linker.store.models import Link, Suppression
 from tests.integration.world import World, record, request_query, unique_record
 from tests.integration.world import dataset as custom_dataset

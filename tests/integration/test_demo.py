@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from linker.cli.main import main
+from linker.core.permissions import SYSTEM, Role
 from linker.demo import (
     CUSTOMER_MIX,
     DEMO_ACCOUNTS,
@@ -32,7 +33,6 @@ from linker.demo import (
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, CustomerView
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM, Role
 from linker.services.users import UserService
 from linker.store.models import AutolinkOutcome, Customer, Integration, Link, User
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from linker.adaptor import load_dataset, people
+from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_DATASET_SIZE, DEMO_INTEGRATIONS
 from linker.demo_history import MARKER_ACTION, _plan_profiles, seed_history
 from linker.services.context import ServiceContext
@@ -17,7 +18,6 @@ from linker.services.customers import CustomerService
 from linker.services.exchange_log import ExchangeLogService
 from linker.services.exchanges import ExchangeService
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM
 from linker.services.reports import ReportService
 from linker.store.models import AuditEvent, AutolinkOutcome, Customer, ExchangeRecord, Link
 

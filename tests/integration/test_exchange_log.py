@@ -14,13 +14,13 @@ from sqlalchemy import select
 
 from linker.adaptor import BackgroundServer, create_app
 from linker.cli.main import main
+from linker.core.permissions import Actor, Role
 from linker.jsondiff import ChangeOp
 from linker.lookup import Trigger
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
 from linker.services.exchange_log import Cursor, ExchangeFilter, ExchangeLogService
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import Actor, Role
 from linker.services.replay import ReplayService
 from linker.store.models import ExchangeRecord, Integration
 from tests.integration.world import SIGNING_KEY, World, unique_record

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.health import HealthService, health_status, thresholds_sentence
-from linker.services.permissions import Actor, Role
 from linker.store.models import ExchangeRecord, Integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
+from linker.core.permissions import SYSTEM
 from linker.lookup import ErrorKind, LookupClient, Trigger
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
@@ -23,7 +24,6 @@ from linker.services.integrations import (
     IntegrationService,
     IntegrationSpec,
 )
-from linker.services.permissions import SYSTEM
 from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from linker.adaptor import load_dataset
 from linker.contract import validate_response
+from linker.core.grouping import group_hits
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.linking import LinkingService, create_link, group_hits
+from linker.services.linking import LinkingService, create_link
 from linker.store.models import Suppression
 from tests.integration.world import (
     AGENT,

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from linker.adaptor import load_dataset
+from linker.core.permissions import Actor, Role
 from linker.lookup import Trigger
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService, refresh_link
 from linker.store.models import Link

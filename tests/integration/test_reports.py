@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from linker.cli.main import main
+from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound, PermissionDenied
 from linker.services.exchanges import ExchangeFilter, ExchangeService
-from linker.services.permissions import Actor, Role
 from linker.services.reports import ReportService
 from linker.store.models import (
     AuditEvent,

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from linker.adaptor import create_app
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.lookup import LookupClient
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
 from linker.services.errors import PermissionDenied
 from linker.services.integrations import IntegrationService, IntegrationSpec
 from linker.services.passwords import hash_password
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.users import UserService
 from linker.store.models import AuditEvent, ExchangeRecord, User
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from linker.core.permissions import Actor, Role
 from linker.services.errors import PermissionDenied
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
 from linker.store.models import AuditEvent, ExchangeRecord, Link, Suppression

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from linker.core.permissions import Actor, PermissionDenied, Role
 from linker.services.audit_log import AuditLogService
 from linker.services.context import ServiceContext
 from linker.services.coverage import CoverageService
 from linker.services.errors import NotFound
 from linker.services.health import HealthService
-from linker.services.permissions import Actor, PermissionDenied, Role
 
 A, D, G, L = Role.ADMIN, Role.DEVELOPER, Role.AGENT, Role.SUPPORT_LEAD
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from linker.core.permissions import Actor, Role
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
 from linker.services.exchanges import ExchangeService
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.services.reports import ReportService
 from linker.services.why import WhyService
 

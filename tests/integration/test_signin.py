@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from linker.core.permissions import Actor, Role
 from linker.services import passwords, users
 from linker.services.context import ServiceContext
-from linker.services.permissions import Actor, Role
 from linker.services.signin import ACCOUNT_RULE, CLIENT_RULE, TooManyAttempts
 from linker.services.users import UserService
 from linker.store.database import Database

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.store.models import Integration
 
 

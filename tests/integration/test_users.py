@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.passwords import MIN_PASSWORD_LENGTH, verify_password
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.users import UserService
 from linker.store.models import AuditEvent, User
 

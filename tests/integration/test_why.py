@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from linker.adaptor import load_dataset
+from linker.core.permissions import Actor, Role
 from linker.services.autolinking import autolink_customer
 from linker.services.errors import NotFound
-from linker.services.permissions import Actor, Role
 from linker.services.why import Explanation, LinkState, WhyService
 from linker.store.models import Integration, Suppression
 from tests.integration.world import World, link_manually, record_held_elsewhere, unique_record

@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy import select
 
 from linker.adaptor import Dataset, Record, create_app, load_dataset, parse_fault
+from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
 from linker.services.context import ServiceContext
 from linker.services.linking import create_link
-from linker.services.permissions import Actor, Role
 from linker.store.models import (
     AuditEvent,
     Customer,
@@ -159,7 +159,7 @@ def record(external_id: str, *, name: str = "Ada Lovelace", address: str = "",
            transactions: Sequence[dict[str, Any]] = ()) -> Record:
     """A hand-made adaptor record (phones as ``(original, type)``)."""
     from linker.adaptor import PhoneEntry
-    from linker.identity import normalize_phone
+    from linker.core.identity import normalize_phone
 
     return Record(external_customer_id=external_id, person_index=0, name=name, address=address,
                   emails=tuple(emails),

@@ -21,13 +21,13 @@ from sqlalchemy import select
 
 from linker.adaptor.app import create_app
 from linker.adaptor.server import BackgroundServer
+from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
 from linker.lookup.netguard import NetworkPolicy, guarded_transport
 from linker.services.backfill import BackfillService
 from linker.services.customers import CustomerService
 from linker.services.integrations import IntegrationService
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
 from linker.store.models import AutolinkOutcome, Customer, Integration, PulledData

@@ -10,13 +10,13 @@ from linker.adaptor.faults import parse_fault
 from linker.adaptor.server import BackgroundServer
 from linker.cli.integrations_cmd import FileProblem, load_specs
 from linker.cli.main import main
-from linker.identity import InvalidContact, normalize_email
+from linker.core.identity import InvalidContact, normalize_email
+from linker.core.permissions import SYSTEM
 from linker.safetext import csv_cell, for_terminal
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
 from linker.services.errors import Conflict, InvalidInput
 from linker.services.integrations import IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM
 
 HEADER = "name,email,phone,phone_type\n"
 

@@ -36,12 +36,12 @@ from sqlalchemy import func, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.config import Settings
+from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
 from linker.services.backfill import BackfillService
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.linking import LinkingService
-from linker.services.permissions import Actor, Role
 from linker.services.profile import ProfileService
 from linker.store.database import Database
 from linker.store.models import (

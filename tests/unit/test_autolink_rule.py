@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linker.autolink import Outcome, decide, describe_ambiguity
 from linker.contract import CustomerProfile
+from linker.core.autolink import Outcome, decide, describe_ambiguity
 
 BOTH = {"email", "mobile"}
 
@@ -155,7 +155,7 @@ def test_links_only_a_single_result_sharing_an_email(profile: list[str],
 
 
 def test_rule_sentence_names_the_fields_and_the_blockers() -> None:
-    from linker.autolink import rule_sentence
+    from linker.core.autolink import rule_sentence
 
     both = rule_sentence("Shop", active=True, enabled=True, fields=["email", "mobile"])
     assert "exactly one record" in both and "emails" in both and "MOBILE" in both

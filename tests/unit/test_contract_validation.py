@@ -23,7 +23,7 @@ from linker.contract import (
     Violation,
     validate_response,
 )
-from linker.identity import PhoneType
+from linker.core.identity import PhoneType
 
 # --------------------------------------------------------------------------------------------
 # helpers

@@ -15,7 +15,7 @@ from dashboard.auth import (
     role_from_claims,
     username_from_claims,
 )
-from linker.services.permissions import Actor, Role
+from linker.core.permissions import Actor, Role
 
 MAPPING = {"linker-admins": "admin", "linker-devs": "developer", "support-leads": "support_lead",
            "agents": "agent"}

@@ -13,7 +13,7 @@ from linker.adaptor import (
     people,
     population_size,
 )
-from linker.identity import normalize_phone
+from linker.core.identity import normalize_phone
 
 
 @pytest.mark.parametrize("name", DATASET_NAMES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linker.core.errors import LinkerError
-from linker.identity import InvalidContact
+from linker.core.identity import InvalidContact
 from linker.lookup.target import InvalidTarget
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from linker.signing import SignatureError

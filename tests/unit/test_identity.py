@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from linker.identity import (
+from linker.core.identity import (
     DEFAULT_REGION,
     InvalidContact,
     PhoneType,

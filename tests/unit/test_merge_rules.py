@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from linker.contract import CustomerProfile, validate_response
-from linker.identity import PhoneType
-from linker.services.merge import (
+from linker.core.identity import PhoneType
+from linker.core.merge import (
     DroppedContact,
     NewEmail,
     NewPhone,

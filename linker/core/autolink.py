@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from linker.contract import CustomerProfile
-from linker.identity import PhoneType, try_normalize_phone
+from linker.core.identity import PhoneType, try_normalize_phone
 
 
 class Outcome(StrEnum):

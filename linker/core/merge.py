@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from linker.contract import CustomerProfile
-from linker.identity import PhoneType, try_normalize_email, try_normalize_phone
+from linker.core.identity import PhoneType, try_normalize_email, try_normalize_phone
 
 
 @dataclass(frozen=True)
