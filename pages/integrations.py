@@ -43,9 +43,9 @@ from linker.services.integrations import (
     MIN_TIMEOUT_S,
     AttributeSpec,
     HeaderSpec,
-    IntegrationChanges,
     IntegrationSpec,
     IntegrationView,
+    SecretChange,
 )
 from linker.services.reports import IntegrationHealth
 
@@ -97,19 +97,18 @@ def integrations_table(views: Sequence[IntegrationView],
 # -- form pieces ------------------------------------------------------------------------------
 
 
-def secret_input(label: str, key: str, is_set: bool) -> str | None:
-    """A write-only secret: "set" with Keep / Replace / Remove once saved, never the value.
-    Returns None to keep, "" to remove, or the new value."""
+def secret_input(label: str, key: str, is_set: bool) -> SecretChange:
+    """A write-only secret: "set" with Keep / Replace / Remove once saved, never the value."""
     if not is_set:
         value = st.text_input(label, type="password", key=f"{key}.value",
                               help="Write-only: once saved it is never shown again")
-        return value or None
+        return SecretChange.replace(value)
     action = st.radio(f"{label}: :material/lock: set", [KEEP, REPLACE, REMOVE], horizontal=True,
                       key=f"{key}.action", help="The stored value is never shown")
     if action == REPLACE:
         value = st.text_input(f"New {label.lower()}", type="password", key=f"{key}.value")
-        return value or None
-    return "" if action == REMOVE else None
+        return SecretChange.replace(value)
+    return SecretChange.remove() if action == REMOVE else SecretChange.keep()
 
 
 def attributes_editor(label: str, key: str, rows: Sequence[Any], help: str) -> list[AttributeSpec]:
@@ -244,24 +243,20 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
     if save:
         svc = state.services()
         try:
+            spec = IntegrationSpec(
+                name=name, url=url, username=username, password=password, realm=realm,
+                signing_key=signing_key, headers=tuple(headers),
+                search_query_attributes=tuple(query_attributes),
+                search_results_attributes=tuple(result_attributes),
+                autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
+                overwrite_existing=overwrite, timeout_s=float(timeout),
+                active=active if view is None else view.active)
             if view is None:
-                created = svc.integrations.create(actor, IntegrationSpec(
-                    name=name, url=url, username=username, password=password, realm=realm,
-                    signing_key=signing_key, headers=tuple(headers),
-                    search_query_attributes=tuple(query_attributes),
-                    search_results_attributes=tuple(result_attributes),
-                    autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
-                    overwrite_existing=overwrite, timeout_s=float(timeout), active=active))
+                created = svc.integrations.create(actor, spec)
                 message = f"Added {created.name}."
                 st.session_state[SELECT_NEXT] = created.id
             else:
-                updated = svc.integrations.update(actor, view.id, IntegrationChanges(
-                    name=name, url=url, username=username, password=password, realm=realm,
-                    signing_key=signing_key, headers=tuple(headers),
-                    search_query_attributes=tuple(query_attributes),
-                    search_results_attributes=tuple(result_attributes),
-                    autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
-                    overwrite_existing=overwrite, timeout_s=float(timeout)))
+                updated = svc.integrations.update(actor, view.id, spec)
                 message = (f"Saved {updated.name}." if updated.updated_at != view.updated_at
                            else "Nothing changed.")
         except InvalidInput as exc:

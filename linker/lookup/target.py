@@ -2,63 +2,43 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from linker.core.errors import LinkerError
+from linker.core.integration_config import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    RESERVED_HEADERS,
+    header_name_problem,
+    header_value_problem,
+    realm_problem,
+    timeout_problem,
+)
 from linker.lookup.urls import url_problem
 from linker.redaction import ALWAYS_SECRET_HEADERS, Redactor
 
-DEFAULT_TIMEOUT_S = 5.0
-MAX_TIMEOUT_S = 15.0
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "MAX_TIMEOUT_S", "RESERVED_HEADERS",
+           "AdaptorTarget", "InvalidTarget"]
+
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
-
-# Headers the client sets itself; a custom header may not replace them (the contract fixes
-# their values, and a second copy under another letter case would break the signature).
-RESERVED_HEADERS = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "gladly-authorization",
-    "gladly-time", "gladly-correlation-id", "x-b3-traceid", "authorization", "www-authenticate",
-    "accept", "content-type", "user-agent", "accept-encoding",
-})
-
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 
 
 class InvalidTarget(LinkerError, ValueError):
     """A target setting that cannot work (bad URL, header or timeout); the message says why."""
 
 
-def _check_url(url: str) -> None:
-    problem = url_problem(url)
+def _check(problem: str | None) -> None:
     if problem is not None:
         raise InvalidTarget(problem)
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:
-    seen: set[str] = set()
+    seen: list[str] = []
     for name, value in headers.items():
-        if not _TOKEN.match(name):
-            raise InvalidTarget(f"header name {name!r} is not a valid HTTP header name")
-        lower = name.lower()
-        if lower in RESERVED_HEADERS:
-            raise InvalidTarget(
-                f"header {name!r} is set by Linker itself; remove it from the custom headers"
-            )
-        if lower in seen:
-            raise InvalidTarget(f"header {name!r} is given twice")
-        seen.add(lower)
-        if not _HEADER_VALUE.match(value):
-            raise InvalidTarget(
-                f"header {name!r} has a value with non-ASCII or control characters"
-            )
-
-
-def _check_realm(realm: str) -> None:
-    if not _HEADER_VALUE.match(realm) or '"' in realm or "\\" in realm:
-        raise InvalidTarget("the realm must be plain ASCII text without quotes or backslashes")
+        _check(header_name_problem(name, seen))
+        seen.append(name)
+        _check(header_value_problem(name, value))
 
 
 @dataclass(frozen=True)
@@ -83,14 +63,10 @@ class AdaptorTarget:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
-        _check_url(self.url)
+        _check(url_problem(self.url))
         _check_headers(self.headers)
-        _check_realm(self.realm)
-        if not isinstance(self.timeout_s, int | float) or math.isnan(self.timeout_s) or (
-            self.timeout_s <= 0
-        ):
-            raise InvalidTarget(f"timeout must be a positive number of seconds, got "
-                                f"{self.timeout_s!r}")
+        _check(realm_problem(self.realm))
+        _check(timeout_problem(self.timeout_s, positive_only=True))
         if self.max_body_bytes <= 0:
             raise InvalidTarget("max_body_bytes must be positive")
         object.__setattr__(self, "timeout_s", min(float(self.timeout_s), MAX_TIMEOUT_S))

@@ -31,7 +31,7 @@ from linker.redaction import Redactor, basic_credential, mask_json
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.exchanges import ExchangeFilter, apply_filter
-from linker.services.targets import header_values
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, load_exchange, stored_exchange
 from linker.store.models import ExchangeRecord, Integration
 
@@ -229,8 +229,7 @@ class ExchangeLogService:
 
     def _require_integration(self, name: str) -> None:
         with self.ctx.db.session(readonly=True) as s:
-            found = s.scalar(select(Integration.id).where(
-                Integration.name_key == name.strip().lower()))
+            found = integrations_store.id_named(s, name)
         if found is None:
             raise NotFound(f"no integration named {name!r}; `linker integrations list` shows them")
 
@@ -238,12 +237,10 @@ class ExchangeLogService:
         box = self.ctx.secrets
         secrets: list[str] = []
         with self.ctx.db.session(readonly=True) as s:
-            for integration in s.scalars(select(Integration)).all():
-                password = box.decrypt(integration.password_enc)
-                headers = header_values(integration, box)
-                secrets += [password, box.decrypt(integration.signing_key_enc)]
-                secrets += [headers[str(r["name"])] for r in integration.headers
-                            if r.get("secret")]
-                if integration.username or password:
-                    secrets.append(basic_credential(integration.username, password))
+            for integration in integrations_store.all_by_name(s):
+                config = integrations_store.config_of(integration, box)
+                secrets += [config.password, config.signing_key]
+                secrets += [h.value or "" for h in config.headers if h.secret]
+                if config.username or config.password:
+                    secrets.append(basic_credential(config.username, config.password))
         return Redactor(secrets)
