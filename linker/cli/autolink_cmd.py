@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TextIO
 
-from sqlalchemy import select
-
 from linker.cli.common import CLI_ACTOR, EXIT_OK, print_table, run_command
 from linker.core.autolink import Outcome
 from linker.services.backfill import (
@@ -26,8 +24,8 @@ from linker.services.backfill import (
     parse_shard,
 )
 from linker.services.context import ServiceContext
-from linker.services.errors import InvalidInput, NotFound
-from linker.store.models import Integration
+from linker.services.errors import InvalidInput
+from linker.services.integrations import IntegrationService
 
 BAR_WIDTH = 30
 
@@ -73,15 +71,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def integration_ids(ctx: ServiceContext, names: Sequence[str]) -> list[int]:
     """Ids of the named integrations (case-insensitive); NotFound names the unknown ones."""
-    keys = {name.strip().lower(): name for name in names}
-    with ctx.db.session(readonly=True) as session:
-        found = dict(session.execute(select(Integration.name_key, Integration.id)
-                                     .where(Integration.name_key.in_(keys))).all())
-    missing = [name for key, name in keys.items() if key not in found]
-    if missing:
-        raise NotFound(f"no integration named {', '.join(map(repr, missing))}; "
-                       "`linker integrations list` shows them")
-    return [found[key] for key in keys]
+    return IntegrationService(ctx).ids_named(CLI_ACTOR, names)
 
 
 class ProgressBar:

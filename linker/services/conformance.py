@@ -26,8 +26,9 @@ from linker.lookup import InvalidTarget
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.targets import target_for
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import record_exchange
-from linker.store.models import ConformanceRun, Integration
+from linker.store.models import ConformanceRun
 
 DEFAULT_RUNS_LISTED = 20
 
@@ -94,7 +95,7 @@ class ConformanceService:
             raise InvalidInput({"known_email": "give the email of a person the adaptor holds, "
                                                "e.g. ada@example.com"})
         with self.ctx.db.session(readonly=True) as s:
-            integration = s.get(Integration, integration_id)
+            integration = integrations_store.find(s, integration_id)
             if integration is None:
                 raise NotFound(f"integration {integration_id} does not exist")
             try:

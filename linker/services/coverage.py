@@ -17,6 +17,7 @@ from linker.csvexport import csv_text
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.reports import Coverage, ReportService
+from linker.store import integrations as integrations_store
 from linker.store.models import (
     AutolinkOutcome,
     Customer,
@@ -185,7 +186,7 @@ class CoverageService:
 
     @staticmethod
     def _integration(s: Session, integration_id: int) -> Integration:
-        integration = s.get(Integration, integration_id)
+        integration = integrations_store.find(s, integration_id)
         if integration is None:
             raise NotFound(f"integration {integration_id} does not exist; pick one from the list")
         return integration

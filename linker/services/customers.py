@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,15 +19,13 @@ from linker.core.permissions import Actor, Permission
 from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
-from linker.services.errors import Conflict, InvalidInput, NotFound
+from linker.services.errors import Conflict, InvalidInput
+from linker.store import customers as store
+from linker.store import links as links_store
 from linker.store.models import (
     Customer,
     CustomerEmail,
     CustomerPhone,
-    Integration,
-    Link,
-    PulledData,
-    Suppression,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +36,6 @@ MAX_ADDRESS = 500
 MAX_EMAIL = 320
 MAX_PHONE = 64
 MAX_FIND_LIMIT = 500
-_CHUNK = 500
 
 
 def new_customer_id() -> str:
@@ -463,28 +459,22 @@ class CustomerService:
         form, phone exact on E.164 (any type), name case-insensitive substring. With no
         criterion, the newest profiles."""
         actor.require(Permission.VIEW_CUSTOMERS, "view customers")
-        query = select(Customer)
+        normalized = e164 = None
         if email is not None and email.strip():
             try:
                 normalized = normalize_email(email)
             except InvalidContact as exc:
                 raise InvalidInput({"email": str(exc)}) from None
-            query = query.where(Customer.id.in_(
-                select(CustomerEmail.customer_id).where(CustomerEmail.normalized == normalized)))
         if phone is not None and phone.strip():
             try:
                 e164 = normalize_phone(phone)
             except InvalidContact as exc:
                 raise InvalidInput({"phone": str(exc)}) from None
-            query = query.where(Customer.id.in_(
-                select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164)))
-        if name is not None and name.strip():
-            query = query.where(
-                func.lower(Customer.name).contains(name.strip().lower(), autoescape=True))
+        name_part = name.strip() if name is not None and name.strip() else None
         limit = max(1, min(int(limit), MAX_FIND_LIMIT))
-        query = query.order_by(Customer.created_at.desc(), Customer.id).limit(limit)
         with self.ctx.db.session(readonly=True) as s:
-            customers = list(s.scalars(query))
+            customers = store.find(s, email_key=normalized, e164=e164, name_part=name_part,
+                                   limit=limit)
             return _summaries(s, customers)
 
     def get(self, actor: Actor, customer_id: str) -> CustomerView:
@@ -561,57 +551,16 @@ def _held_message(value: str, holder_id: str, holder_name: str) -> str:
     return f"{value} is already on the profile of {who} (id {holder_id})"
 
 
-def _holders(s: Session, values: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(value, customer id, customer name) for each email / MOBILE phone already stored."""
-    wanted = list(dict.fromkeys(values))
-    found: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        rows = s.execute(
-            select(CustomerEmail.normalized, Customer.id, Customer.name)
-            .join(Customer, Customer.id == CustomerEmail.customer_id)
-            .where(CustomerEmail.normalized.in_(chunk))
-            .union_all(
-                select(CustomerPhone.mobile_key, Customer.id, Customer.name)
-                .join(Customer, Customer.id == CustomerPhone.customer_id)
-                .where(CustomerPhone.mobile_key.in_(chunk))))
-        for value, cid, cname in rows:
-            found[str(value)] = (cid, cname)
-    return [(v, *found[v]) for v in wanted if v in found]
-
-
-def _load(s: Session, customer_id: str) -> Customer:
-    customer = s.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound(f"no customer with id {customer_id!r}; search by email, phone or name")
-    return customer
+_holders = store.holders  # the name import_csv uses
+_load = store.load
 
 
 def _summaries(s: Session, customers: list[Customer]) -> list[CustomerSummary]:
-    ids = [c.id for c in customers]
-    emails: dict[str, str] = {}
-    phones: dict[str, list[str]] = {}
-    systems: dict[str, list[str]] = {}
-    if ids:
-        for cid, norm in s.execute(
-                select(CustomerEmail.customer_id, CustomerEmail.normalized)
-                .where(CustomerEmail.customer_id.in_(ids))
-                .order_by(CustomerEmail.position, CustomerEmail.id)):
-            emails.setdefault(cid, norm)
-        for cid, e164 in s.execute(
-                select(CustomerPhone.customer_id, CustomerPhone.e164)
-                .where(CustomerPhone.customer_id.in_(ids))
-                .order_by(CustomerPhone.position, CustomerPhone.id)):
-            phones.setdefault(cid, []).append(e164)
-        for cid, iname in s.execute(
-                select(Link.customer_id, Integration.name)
-                .join(Integration, Integration.id == Link.integration_id)
-                .where(Link.customer_id.in_(ids), Integration.active.is_(True))
-                .order_by(Integration.name_key)):
-            systems.setdefault(cid, []).append(iname)
-    return [CustomerSummary(id=c.id, name=c.name, main_email=emails.get(c.id),
-                            phones=tuple(phones.get(c.id, ())),
-                            linked_systems=tuple(systems.get(c.id, ())), created_at=c.created_at)
+    parts = store.summary_parts(s, [c.id for c in customers])
+    return [CustomerSummary(id=c.id, name=c.name, main_email=parts.main_email.get(c.id),
+                            phones=tuple(parts.phones.get(c.id, ())),
+                            linked_systems=tuple(parts.linked_systems.get(c.id, ())),
+                            created_at=c.created_at)
             for c in customers]
 
 
@@ -621,9 +570,7 @@ def _customer_view(s: Session, customer: Customer) -> CustomerView:
                  external_customer_id=link.external_customer_id, method=link.method,
                  created_by=link.created_by, created_at=link.created_at,
                  integration_active=i.active)
-        for link, i in s.execute(
-            select(Link, Integration).join(Integration, Integration.id == Link.integration_id)
-            .where(Link.customer_id == customer.id).order_by(Integration.name_key))]
+        for link, i in links_store.links_of(s, customer.id)]
     pulled = [
         PulledDataView(integration_id=i.id, integration_name=i.name, name=p.name,
                        address=p.address, custom_attributes=dict(p.custom_attributes or {}),
@@ -631,19 +578,11 @@ def _customer_view(s: Session, customer: Customer) -> CustomerView:
                        fetched_at=p.fetched_at, last_attempt_at=p.last_attempt_at,
                        dropped=tuple(dict(d) for d in p.dropped or ()),
                        last_error=p.last_error, exchange_id=p.exchange_id)
-        for p, i in s.execute(
-            select(PulledData, Integration)
-            .join(Integration, Integration.id == PulledData.integration_id)
-            .where(PulledData.customer_id == customer.id, Integration.active.is_(True))
-            .order_by(Integration.name_key))]
+        for p, i in links_store.pulled_of(s, customer.id)]
     suppressions = [
         SuppressionView(integration_id=i.id, integration_name=i.name, created_by=sup.created_by,
                         created_at=sup.created_at)
-        for sup, i in s.execute(
-            select(Suppression, Integration)
-            .join(Integration, Integration.id == Suppression.integration_id)
-            .where(Suppression.customer_id == customer.id)
-            .order_by(Integration.name_key))]
+        for sup, i in links_store.suppressions_of(s, customer.id)]
     return CustomerView(
         id=customer.id, name=customer.name, address=customer.address,
         emails=tuple(EmailView(address=e.original, normalized=e.normalized, main=i == 0,

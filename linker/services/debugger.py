@@ -39,6 +39,7 @@ from linker.services.customers import CustomerService, CustomerView
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.linking import attribute_pairs, prefill_value
 from linker.services.targets import target_for
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, record_exchange, stored_exchange
 from linker.store.models import Customer, Integration, Suppression
 
@@ -287,10 +288,10 @@ class DebuggerService:
 
     @staticmethod
     def _integration(s: Any, integration_id: int) -> Integration:
-        integration = s.get(Integration, integration_id)
+        integration = integrations_store.find(s, integration_id)
         if integration is None:
             raise NotFound(f"integration {integration_id} does not exist")
-        return integration  # type: ignore[no-any-return]
+        return integration
 
 
 def _display(result: CustomerProfile, attribute: str) -> str:

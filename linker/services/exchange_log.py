@@ -33,7 +33,7 @@ from linker.services.errors import InvalidInput, NotFound
 from linker.services.exchanges import ExchangeFilter, apply_filter
 from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, load_exchange, stored_exchange
-from linker.store.models import ExchangeRecord, Integration
+from linker.store.models import ExchangeRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -193,7 +193,7 @@ class ExchangeLogService:
         username, secret_headers = "", frozenset[str]()
         if exchange.integration_id is not None:
             with self.ctx.db.session(readonly=True) as s:
-                integration = s.get(Integration, exchange.integration_id)
+                integration = integrations_store.find(s, exchange.integration_id)
                 if integration is not None:
                     username = integration.username
                     secret_headers = frozenset(str(r["name"]) for r in integration.headers

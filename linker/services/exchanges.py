@@ -13,8 +13,9 @@ from sqlalchemy import Select, func, select
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, stored_exchange
-from linker.store.models import ExchangeRecord, Integration
+from linker.store.models import ExchangeRecord
 
 EXPORT_BATCH = 500
 
@@ -121,6 +122,6 @@ class ExchangeService:
 
     def _require_integration(self, name: str) -> None:
         with self.ctx.db.session() as s:
-            found = s.scalar(select(Integration.id).where(Integration.name_key == name.lower()))
+            found = integrations_store.id_named(s, name)
         if found is None:
             raise NotFound(f"no integration named {name!r}; `linker integrations list` shows them")

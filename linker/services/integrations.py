@@ -7,11 +7,12 @@ views carry ``password_set`` / ``signing_key_set`` flags and secret header rows 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -42,11 +43,13 @@ from linker.lookup.target import InvalidTarget
 from linker.lookup.urls import url_problem
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
-from linker.services.errors import Conflict, InvalidInput
+from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.targets import target_of
-from linker.store import integrations as store
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, record_exchange, stored_exchange
+from linker.store.integrations import Dependents
 from linker.store.models import Integration
+from linker.store.secretbox import SecretBox
 
 __all__ = [
     "DEFAULT_TIMEOUT_S", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "NO_AUTOLINK_FIELD", "TEST_EMAIL",
@@ -197,11 +200,30 @@ def _view(integration: Integration) -> IntegrationView:
         updated_at=integration.updated_at)
 
 
+class IntegrationStore(Protocol):
+    """What the service needs from the database (``linker.store.integrations``; tests pass an
+    in-memory fake)."""
+
+    def name_key(self, name: str) -> str: ...
+    def load(self, s: Session, integration_id: int) -> Integration: ...
+    def load_by_name(self, s: Session, name: str) -> Integration: ...
+    def id_named(self, s: Session, name: str) -> int | None: ...
+    def ids_named(self, s: Session, names: Sequence[str]) -> dict[str, int]: ...
+    def all_by_name(self, s: Session) -> builtins.list[Integration]: ...
+    def dependents(self, s: Session, integration_id: int) -> Dependents: ...
+    def drop_pulled_data(self, s: Session, integration_id: int) -> None: ...
+    def delete_with_dependents(self, s: Session, integration: Integration) -> None: ...
+    def config_of(self, integration: Integration, box: SecretBox) -> IntegrationConfig: ...
+    def write_config(self, integration: Integration, config: IntegrationConfig, box: SecretBox,
+                     current: IntegrationConfig | None) -> None: ...
+
+
 class IntegrationService:
     """Configure the external systems Linker links profiles to."""
 
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, store: IntegrationStore | None = None) -> None:
         self.ctx = ctx
+        self.store: IntegrationStore = store or integrations_store
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -209,27 +231,40 @@ class IntegrationService:
         """Every integration, by name (no secret values)."""
         actor.require(Permission.VIEW_INTEGRATIONS, "view integrations")
         with self.ctx.db.session(readonly=True) as s:
-            return [_view(i) for i in store.all_by_name(s)]
+            return [_view(i) for i in self.store.all_by_name(s)]
 
     def get(self, actor: Actor, integration_id: int) -> IntegrationView:
         """One integration by id; NotFound when there is none."""
         actor.require(Permission.VIEW_INTEGRATIONS, "view integrations")
         with self.ctx.db.session(readonly=True) as s:
-            return _view(store.load(s, integration_id))
+            return _view(self.store.load(s, integration_id))
 
     def get_by_name(self, actor: Actor, name: str) -> IntegrationView:
         """One integration by name (case-insensitive); NotFound when there is none."""
         actor.require(Permission.VIEW_INTEGRATIONS, "view integrations")
         with self.ctx.db.session(readonly=True) as s:
-            return _view(store.load_by_name(s, name))
+            return _view(self.store.load_by_name(s, name))
+
+    def ids_named(self, actor: Actor, names: Sequence[str]) -> builtins.list[int]:
+        """Ids of the named integrations (ignoring case), in the order given; NotFound names
+        the unknown ones."""
+        actor.require(Permission.VIEW_INTEGRATIONS, "view integrations")
+        keys = {self.store.name_key(name): name for name in names}
+        with self.ctx.db.session(readonly=True) as s:
+            found = self.store.ids_named(s, list(keys.values()))
+        missing = [name for key, name in keys.items() if key not in found]
+        if missing:
+            raise NotFound(f"no integration named {', '.join(map(repr, missing))}; "
+                           "`linker integrations list` shows them")
+        return [found[key] for key in keys]
 
     def impact(self, actor: Actor, integration_id: int) -> Impact:
         """How many profiles have data from it and how many links, suppressions and outcomes
         it has: what deactivation or deletion would touch."""
         actor.require(Permission.VIEW_INTEGRATIONS, "view integrations")
         with self.ctx.db.session(readonly=True) as s:
-            integration = store.load(s, integration_id)
-            return _impact(s, integration)
+            integration = self.store.load(s, integration_id)
+            return _impact(self.store, s, integration)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -238,10 +273,10 @@ class IntegrationService:
         actor.require(Permission.MANAGE_INTEGRATIONS, "create integrations")
         config = _validated(IntegrationConfig.of_spec(spec))
         with _name_guarded_session(self.ctx, config.name) as s:
-            _check_name_free(s, config.name, None)
+            _check_name_free(self.store, s, config.name, None)
             now = self.ctx.now()
             integration = Integration(created_at=now, updated_at=now)
-            store.write_config(integration, config, self.ctx.secrets, None)
+            self.store.write_config(integration, config, self.ctx.secrets, None)
             s.add(integration)
             s.flush()
             view = _view(integration)
@@ -263,7 +298,7 @@ class IntegrationService:
         (secrets given as None are kept). Idempotent: re-applying changes nothing."""
         actor.require(Permission.MANAGE_INTEGRATIONS, "create or edit integrations")
         with self.ctx.db.session(readonly=True) as s:
-            existing = store.id_named(s, spec.name)
+            existing = self.store.id_named(s, spec.name)
         if existing is None:
             return ApplyResult(self.create(actor, spec), "created")
         view, changed = self._update(actor, existing, IntegrationChanges.of(spec))
@@ -286,10 +321,10 @@ class IntegrationService:
         kept, detached). Returns what was removed."""
         actor.require(Permission.MANAGE_INTEGRATIONS, "delete integrations")
         with self.ctx.db.session() as s:
-            integration = store.load(s, integration_id)
-            impact = _impact(s, integration)
+            integration = self.store.load(s, integration_id)
+            impact = _impact(self.store, s, integration)
             before = _view(integration).display()
-            store.delete_with_dependents(s, integration)
+            self.store.delete_with_dependents(s, integration)
             record_audit(s, actor, "integration.deleted", "integration", integration_id, before,
                          {"links_removed": impact.links,
                           "profiles_with_data_removed": impact.profiles_with_data,
@@ -309,7 +344,7 @@ class IntegrationService:
         if problems:
             raise InvalidInput(problems)
         with self.ctx.db.session() as s:
-            integration = store.load(s, integration_id)
+            integration = self.store.load(s, integration_id)
             before = _view(integration)
             if (integration.autolink_enabled, tuple(integration.autolink_fields)) == (
                     enabled, clean):
@@ -333,7 +368,7 @@ class IntegrationService:
         store it with trigger TEST and return it. Works on inactive integrations too."""
         actor.require(Permission.TEST_INTEGRATIONS, "test integrations")
         with self.ctx.db.session(readonly=True) as s:
-            config = store.config_of(store.load(s, integration_id), self.ctx.secrets)
+            config = self.store.config_of(self.store.load(s, integration_id), self.ctx.secrets)
         try:
             target = target_of(config)
         except InvalidTarget as exc:
@@ -357,19 +392,19 @@ class IntegrationService:
     def _update(self, actor: Actor, integration_id: int, changes: IntegrationChanges
                 ) -> tuple[IntegrationView, tuple[str, ...]]:
         with _name_guarded_session(self.ctx, changes.name or "") as s:
-            integration = store.load(s, integration_id)
-            current = store.config_of(integration, self.ctx.secrets)
+            integration = self.store.load(s, integration_id)
+            current = self.store.config_of(integration, self.ctx.secrets)
             wanted = _validated(current.changed(changes), current.headers)
             changed = changed_settings(current, wanted)
             if not changed:
                 return _view(integration), ()
             if "name" in changed:
-                _check_name_free(s, wanted.name, integration.id)
+                _check_name_free(self.store, s, wanted.name, integration.id)
             before = _view(integration)
-            store.write_config(integration, wanted, self.ctx.secrets, current)
+            self.store.write_config(integration, wanted, self.ctx.secrets, current)
             integration.updated_at = self.ctx.now()
             if "active" in changed and not wanted.active:
-                store.drop_pulled_data(s, integration.id)
+                self.store.drop_pulled_data(s, integration.id)
             s.flush()
             after = _view(integration)
             old, new = _audit_dicts(before, after, secrets_changed(current, wanted))
@@ -379,12 +414,12 @@ class IntegrationService:
 
     def _set_active(self, actor: Actor, integration_id: int, active: bool) -> IntegrationView:
         with self.ctx.db.session() as s:
-            integration = store.load(s, integration_id)
+            integration = self.store.load(s, integration_id)
             if integration.active == active:
                 return _view(integration)
-            removed = _impact(s, integration).profiles_with_data
+            removed = _impact(self.store, s, integration).profiles_with_data
             if not active:
-                store.drop_pulled_data(s, integration.id)
+                self.store.drop_pulled_data(s, integration.id)
             integration.active = active
             integration.updated_at = self.ctx.now()
             s.flush()
@@ -402,13 +437,14 @@ def _name_taken(name: str) -> str:
             "ignoring case); pick another name or edit that one")
 
 
-def _check_name_free(s: Session, name: str, own_id: int | None) -> None:
+def _check_name_free(store: IntegrationStore, s: Session, name: str, own_id: int | None
+                     ) -> None:
     other = store.id_named(s, name)
     if other is not None and other != own_id:
         raise InvalidInput({"name": _name_taken(name)})
 
 
-def _impact(s: Session, integration: Integration) -> Impact:
+def _impact(store: IntegrationStore, s: Session, integration: Integration) -> Impact:
     counts = store.dependents(s, integration.id)
     return Impact(integration_id=integration.id, integration_name=integration.name,
                   profiles_with_data=counts.profiles_with_data, links=counts.links,

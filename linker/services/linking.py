@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +27,11 @@ from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.refresh import RefreshOutcome, refresh_pairs
 from linker.services.targets import target_for
+from linker.store import customers as customers_store
+from linker.store import integrations as integrations_store
+from linker.store import links as links_store
 from linker.store.exchanges import record_exchange
-from linker.store.models import Customer, Integration, Link, PulledData, Suppression, utcnow
+from linker.store.models import Customer, Integration, Link, Suppression, utcnow
 
 SEARCH_FAILED = "Sorry, search is not working right now"
 DEFAULT_COLUMNS = (("name", "Name"), ("email", "Email"), ("phone", "Phone"))
@@ -181,22 +181,19 @@ def link_view(link: Link, integration_name: str) -> LinkRecordView:
 
 def _conflict_error(session: Session, customer_id: str, integration_id: int,
                     external_customer_id: str) -> Conflict | NotFound:
-    integration = session.get(Integration, integration_id)
-    customer = session.get(Customer, customer_id)
+    integration = integrations_store.find(session, integration_id)
+    customer = customers_store.get(session, customer_id)
     if integration is None:
         return NotFound(f"no integration with id {integration_id}")
     if customer is None:
         return NotFound(f"no customer profile with id {customer_id!r}")
-    own = session.scalar(select(Link).where(Link.customer_id == customer_id,
-                                            Link.integration_id == integration_id))
+    own = links_store.link_of(session, customer_id, integration_id)
     if own is not None:
         return Conflict(f"this profile is already linked to {integration.name} (external id "
                         f"{own.external_customer_id}); unlink it first to link another record")
-    holder = session.scalar(select(Link).where(
-        Link.integration_id == integration_id,
-        Link.external_customer_id == external_customer_id))
+    holder = links_store.holder_of(session, integration_id, external_customer_id)
     if holder is not None:
-        other = session.get(Customer, holder.customer_id)
+        other = customers_store.get(session, holder.customer_id)
         who = describe_profile(other.name if other else "", holder.customer_id)
         return Conflict(f"external record {external_customer_id} is already linked to {who} "
                         f"in {integration.name}; unlink it there first")
@@ -221,7 +218,7 @@ def create_link(session: Session, *, customer_id: str, integration_id: int,
     except IntegrityError:
         raise _conflict_error(session, customer_id, integration_id,
                                 external_customer_id) from None
-    integration = session.get(Integration, integration_id)
+    integration = integrations_store.find(session, integration_id)
     name = integration.name if integration else str(integration_id)
     record_audit(session, actor, "link.created", "customer", customer_id, None,
                  link_view(link, name).as_audit())
@@ -232,18 +229,8 @@ def create_link(session: Session, *, customer_id: str, integration_id: int,
 # Helpers of the service
 
 
-def _customer(session: Session, customer_id: str) -> Customer:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound(f"no customer profile with id {customer_id!r}")
-    return customer
-
-
-def _integration(session: Session, integration_id: int) -> Integration:
-    integration = session.get(Integration, integration_id)
-    if integration is None:
-        raise NotFound(f"no integration with id {integration_id}")
-    return integration
+_customer = customers_store.load
+_integration = integrations_store.load
 
 
 def _chosen(session: Session, customer_id: str | None, integration_ids: Sequence[int] | None
@@ -253,11 +240,7 @@ def _chosen(session: Session, customer_id: str | None, integration_ids: Sequence
     Inactive integrations named explicitly are skipped (they never get a lookup).
     """
     if integration_ids is None:
-        query = select(Integration).where(Integration.active.is_(True))
-        if customer_id is not None:
-            linked = select(Link.integration_id).where(Link.customer_id == customer_id)
-            query = query.where(Integration.id.not_in(linked))
-        return list(session.scalars(query.order_by(Integration.name))), []
+        return links_store.unlinked_active_integrations(session, customer_id), []
     chosen: list[Integration] = []
     skipped: list[SkippedIntegration] = []
     for integration_id in dict.fromkeys(integration_ids):
@@ -360,13 +343,7 @@ def _plan_search(ctx: ServiceContext, session: Session, customer_id: str | None,
 def _linked_to(session: Session, integration_id: int, external_ids: Sequence[str]
                ) -> dict[str, tuple[str, str]]:
     """External id → (customer id, description) for the records already linked."""
-    if not external_ids:
-        return {}
-    rows = session.execute(
-        select(Link.external_customer_id, Customer.id, Customer.name)
-        .join(Customer, Customer.id == Link.customer_id)
-        .where(Link.integration_id == integration_id,
-               Link.external_customer_id.in_(external_ids)))
+    rows = links_store.holders_of(session, integration_id, external_ids)
     return {ext: (cid, describe_profile(name, cid)) for ext, cid, name in rows}
 
 
@@ -426,11 +403,8 @@ class LinkingService:
         agents may not see integration settings, but they need to choose a system."""
         actor.require(Permission.VIEW_CUSTOMERS, "list external systems")
         with self.ctx.db.session(readonly=True) as session:
-            rows = session.execute(
-                select(Integration.id, Integration.name, Integration.active)
-                .order_by(Integration.name)
-            ).all()
-        return [SystemChoice(int(i), str(n), bool(a)) for i, n, a in rows]
+            rows = links_store.systems(session)
+        return [SystemChoice(i, n, a) for i, n, a in rows]
 
     def search_fields(self, actor: Actor, integration_ids: list[int] | None,
                       customer_id: str | None = None) -> list[SearchField]:
@@ -521,9 +495,7 @@ class LinkingService:
             _customer(session, customer_id)
             integration = _integration(session, integration_id)
             # FOR UPDATE: a concurrent unlink waits here and then finds the link gone
-            link = session.scalar(select(Link).where(Link.customer_id == customer_id,
-                                                     Link.integration_id == integration_id)
-                                  .with_for_update())
+            link = links_store.link_of(session, customer_id, integration_id, for_update=True)
             if link is None or not _remove_link(session, actor, link, integration):
                 raise NotFound(f"this profile is not linked to {integration.name}")
 
@@ -532,10 +504,7 @@ class LinkingService:
         actor.require(Permission.LINK, "unlink profiles")
         with self.ctx.db.session() as session:
             _customer(session, customer_id)
-            rows = session.execute(
-                select(Link, Integration).join(Integration, Integration.id == Link.integration_id)
-                .where(Link.customer_id == customer_id).order_by(Integration.name)
-                .with_for_update(of=Link)).all()
+            rows = links_store.links_of(session, customer_id, for_update=True)
             return sum(1 for link, integration in rows
                        if _remove_link(session, actor, link, integration))
 
@@ -545,7 +514,7 @@ class LinkingService:
         with self.ctx.db.session() as session:
             _customer(session, customer_id)
             integration = _integration(session, integration_id)
-            suppression = session.get(Suppression, (customer_id, integration_id))
+            suppression = links_store.suppression_of(session, customer_id, integration_id)
             if suppression is None:
                 raise NotFound(f"auto-linking is not suppressed for this profile and "
                                f"{integration.name}")
@@ -569,19 +538,12 @@ def _remove_link(session: Session, actor: Actor, link: Link, integration: Integr
     changed, so a lost race is no ORM "expected to delete 1 row" warning.
     """
     before = link_view(link, integration.name).as_audit()
-    removed = session.execute(delete(Link).where(Link.id == link.id).returning(Link.id))
-    if removed.first() is None:
+    if not links_store.delete_link(session, link):
         return False
-    session.execute(delete(PulledData).where(PulledData.customer_id == link.customer_id,
-                                             PulledData.integration_id == link.integration_id))
-    session.expunge(link)
     record_audit(session, actor, "link.removed", "customer", link.customer_id, before, None)
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
     now = utcnow()
-    added = session.execute(insert(Suppression).values(
-        customer_id=link.customer_id, integration_id=integration.id, created_by=actor.username,
-        created_at=now).on_conflict_do_nothing().returning(Suppression.customer_id))
-    if added.first() is not None:
+    if links_store.add_suppression(session, link.customer_id, integration.id, actor.username,
+                                   now):
         suppression = Suppression(customer_id=link.customer_id, integration_id=integration.id,
                                   created_by=actor.username, created_at=now)
         record_audit(session, actor, "suppression.added", "customer", link.customer_id, None,

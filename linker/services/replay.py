@@ -20,8 +20,8 @@ from linker.redaction import MASK
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.targets import target_for
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import StoredExchange, load_exchange, record_exchange, stored_exchange
-from linker.store.models import Integration
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ReplayService:
             original = load_exchange(s, exchange_id)
             if original is None:
                 raise NotFound(f"exchange {exchange_id} does not exist (it may have been pruned)")
-            integration = (s.get(Integration, original.integration_id)
+            integration = (integrations_store.find(s, original.integration_id)
                            if original.integration_id is not None else None)
             if integration is None:
                 raise NotFound(f"the integration of exchange {exchange_id} "

@@ -22,6 +22,7 @@ from linker.core.identity import PhoneType
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
+from linker.store import integrations as integrations_store
 from linker.store.models import (
     AutolinkOutcome,
     Customer,
@@ -109,7 +110,7 @@ def _facts(session: Session, customer_id: str, integration_id: int) -> _Facts:
     if customer is None:
         raise NotFound(f"customer {customer_id!r} does not exist; check the id or search by "
                        "email, phone or name")
-    integration = session.get(Integration, integration_id)
+    integration = integrations_store.find(session, integration_id)
     if integration is None:
         raise NotFound(f"integration {integration_id} does not exist; pick one from the "
                        "integrations list")

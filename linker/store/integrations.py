@@ -57,6 +57,14 @@ def id_named(s: Session, name: str) -> int | None:
     return s.scalar(select(Integration.id).where(Integration.name_key == name_key(name)))
 
 
+def ids_named(s: Session, names: Sequence[str]) -> dict[str, int]:
+    """Name key → id of the integrations among ``names`` (compared ignoring case)."""
+    keys = {name_key(n) for n in names}
+    rows = s.execute(select(Integration.name_key, Integration.id)
+                     .where(Integration.name_key.in_(keys)))
+    return {str(key): int(i) for key, i in rows}
+
+
 def all_by_name(s: Session) -> list[Integration]:
     """Every integration, ordered by name."""
     return list(s.scalars(select(Integration).order_by(Integration.name_key)))

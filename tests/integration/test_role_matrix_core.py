@@ -57,6 +57,8 @@ MATRIX: dict[str, tuple[Call, frozenset[Role]]] = {
                          frozenset({A, D, S})),
     "integrations.get_by_name": (lambda w, a: w.integrations.get_by_name(a, "shop"),
                                  frozenset({A, D, S})),
+    "integrations.ids_named": (lambda w, a: w.integrations.ids_named(a, ["shop"]),
+                               frozenset({A, D, S})),
     "integrations.impact": (lambda w, a: w.integrations.impact(a, w.integration_id),
                             frozenset({A, D, S})),
     "integrations.create": (lambda w, a: w.integrations.create(a, w.spec("Other")),

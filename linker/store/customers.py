@@ -1,0 +1,100 @@
+"""The customers aggregate in the database: loads, finds and who holds an email or mobile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from linker.core.errors import NotFound
+from linker.store.models import Customer, CustomerEmail, CustomerPhone, Integration, Link
+
+HOLDER_CHUNK = 500
+"""Values per holder query (under every database's bound-parameter limit)."""
+
+
+def load(s: Session, customer_id: str) -> Customer:
+    """The profile with ``customer_id``; NotFound when there is none."""
+    customer = s.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer with id {customer_id!r}; search by email, phone or name")
+    return customer
+
+
+def get(s: Session, customer_id: str) -> Customer | None:
+    """The profile with ``customer_id``, or None."""
+    return s.get(Customer, customer_id)
+
+
+def find(s: Session, *, email_key: str | None = None, e164: str | None = None,
+         name_part: str | None = None, limit: int) -> list[Customer]:
+    """Profiles with the normalised email, the E.164 phone (any type) and a name containing
+    ``name_part`` (ignoring case), every criterion given; newest first."""
+    query = select(Customer)
+    if email_key is not None:
+        query = query.where(Customer.id.in_(
+            select(CustomerEmail.customer_id).where(CustomerEmail.normalized == email_key)))
+    if e164 is not None:
+        query = query.where(Customer.id.in_(
+            select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164)))
+    if name_part is not None:
+        query = query.where(func.lower(Customer.name).contains(name_part.lower(),
+                                                                autoescape=True))
+    query = query.order_by(Customer.created_at.desc(), Customer.id).limit(limit)
+    return list(s.scalars(query))
+
+
+def holders(s: Session, values: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(value, customer id, customer name) for each normalised email / E.164 MOBILE phone
+    among ``values`` already on a profile, in the order of ``values``."""
+    wanted = list(dict.fromkeys(values))
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted), HOLDER_CHUNK):
+        chunk = wanted[start:start + HOLDER_CHUNK]
+        rows = s.execute(
+            select(CustomerEmail.normalized, Customer.id, Customer.name)
+            .join(Customer, Customer.id == CustomerEmail.customer_id)
+            .where(CustomerEmail.normalized.in_(chunk))
+            .union_all(
+                select(CustomerPhone.mobile_key, Customer.id, Customer.name)
+                .join(Customer, Customer.id == CustomerPhone.customer_id)
+                .where(CustomerPhone.mobile_key.in_(chunk))))
+        for value, cid, cname in rows:
+            found[str(value)] = (cid, cname)
+    return [(v, *found[v]) for v in wanted if v in found]
+
+
+@dataclass(frozen=True)
+class SummaryParts:
+    """What a list of profiles shows besides the name: by customer id."""
+
+    main_email: dict[str, str]
+    phones: dict[str, list[str]]
+    linked_systems: dict[str, list[str]]
+    """Names of the active integrations each profile is linked to, by name."""
+
+
+def summary_parts(s: Session, ids: Sequence[str]) -> SummaryParts:
+    """The main email, the phones (E.164) and the linked active systems of each profile."""
+    parts = SummaryParts({}, {}, {})
+    if not ids:
+        return parts
+    for cid, norm in s.execute(
+            select(CustomerEmail.customer_id, CustomerEmail.normalized)
+            .where(CustomerEmail.customer_id.in_(ids))
+            .order_by(CustomerEmail.position, CustomerEmail.id)):
+        parts.main_email.setdefault(cid, norm)
+    for cid, e164 in s.execute(
+            select(CustomerPhone.customer_id, CustomerPhone.e164)
+            .where(CustomerPhone.customer_id.in_(ids))
+            .order_by(CustomerPhone.position, CustomerPhone.id)):
+        parts.phones.setdefault(cid, []).append(e164)
+    for cid, iname in s.execute(
+            select(Link.customer_id, Integration.name)
+            .join(Integration, Integration.id == Link.integration_id)
+            .where(Link.customer_id.in_(ids), Integration.active.is_(True))
+            .order_by(Integration.name_key)):
+        parts.linked_systems.setdefault(cid, []).append(iname)
+    return parts
