@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from linker.safejson import map_strings
+
 MASK = "****"
 
 # Headers whose values are secret whatever the integration says.
@@ -146,6 +148,4 @@ class Redactor:
 def mask_json(value: Any, mask: Callable[[str], str]) -> Any:
     """A decoded JSON value with every string (keys too) passed through ``mask`` (no
     recursion, so deep documents cannot exhaust the stack)."""
-    from linker.safejson import map_strings
-
     return map_strings(value, mask)

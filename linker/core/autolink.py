@@ -8,12 +8,12 @@ service's job; their outcomes (``conflict``, ``suppressed``) live in the same ``
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from linker.contract import CustomerProfile
-from linker.core.identity import PhoneType, try_normalize_phone
+from linker.core.identity import PhoneType, try_normalize_email, try_normalize_phone
 
 
 class Outcome(StrEnum):
@@ -58,12 +58,14 @@ def _fields(fields: Collection[str]) -> frozenset[AutolinkField]:
         raise ValueError(f"unknown auto-linking field in {sorted(fields)!r}; use {known}") from None
 
 
-def _email_key(value: str) -> str:
-    return value.strip().lower()
+def _email_keys(values: Iterable[str]) -> list[str]:
+    """The normalised form (``normalize_email``) of each value that is an address."""
+    keys = (try_normalize_email(v) for v in values)
+    return [k for k in keys if k is not None]
 
 
 def _returned_emails(result: CustomerProfile) -> list[str]:
-    return [_email_key(e.original) for e in result.emails if e.original.strip()]
+    return _email_keys(e.original for e in result.emails)
 
 
 def _returned_mobiles(result: CustomerProfile) -> list[str]:
@@ -88,7 +90,7 @@ class _Profile:
     @classmethod
     def of(cls, emails: Sequence[str], mobiles: Sequence[str],
            fields: Collection[str]) -> _Profile:
-        keys = tuple(dict.fromkeys(_email_key(e) for e in emails if e.strip()))
+        keys = tuple(dict.fromkeys(_email_keys(emails)))
         e164 = (try_normalize_phone(m) for m in mobiles)
         return cls(keys, tuple(dict.fromkeys(m for m in e164 if m is not None)), _fields(fields))
 
@@ -168,8 +170,10 @@ def decide(
 
     ``profile_emails`` are the profile's emails, ``profile_mobiles`` its MOBILE phones (any
     format; compared as E.164), ``fields`` the enabled auto-linking fields (``"email"``,
-    ``"mobile"``). Only a single result can link, and only when one of its emails (trimmed,
-    case-insensitive) or one of its MOBILE phones (E.164) equals the profile's. A returned HOME,
+    ``"mobile"``). Only a single result can link, and only when one of its emails or one of its
+    MOBILE phones (E.164) equals the profile's; emails are compared in the one normalised form
+    of ``linker.core.identity.normalize_email`` (trimmed, NFKC, lower-case; a value that is not
+    an address never matches). A returned HOME,
     OFFICE or OTHER phone never links; an unparseable phone never matches. Raises ValueError for
     an unknown field name.
     """

@@ -184,7 +184,7 @@ def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
         return preset(Outcome.SUPPRESSED, f"This profile was unlinked from {integration.name} "
                       "before, so it is never auto-linked to it again unless someone clears "
                       "the suppression; no request was sent.")
-    has_email = AutolinkField.EMAIL in integration.fields and bool(profile.emails)
+    has_email = AutolinkField.EMAIL in integration.fields and bool(profile.normalized_emails)
     has_mobile = AutolinkField.MOBILE in integration.fields and bool(profile.mobiles)
     if not (has_email or has_mobile):
         wanted = " or ".join(
@@ -195,7 +195,7 @@ def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
     if integration.target is None:
         return preset(Outcome.ERROR, f"{integration.problem}; fix the integration's settings. "
                       "No request was sent.")
-    request = autolink_request(profile.customer_id, profile.name, profile.emails,
+    request = autolink_request(profile.customer_id, profile.name, profile.normalized_emails,
                                profile.phones)
     return Attempt(profile, integration, request=request)
 
@@ -223,9 +223,12 @@ def suppressed_pairs(session: Session, customer_ids: Sequence[str]) -> set[tuple
 
 
 def plan_attempts(session: Session, customer_ids: Sequence[str],
-                  integrations: Sequence[IntegrationSnapshot]) -> list[Attempt]:
-    """Attempts for every given customer × integration it is not linked to."""
-    profiles = load_profiles(session, customer_ids)
+                  integrations: Sequence[IntegrationSnapshot],
+                  profiles: dict[str, ProfileSnapshot] | None = None) -> list[Attempt]:
+    """Attempts for every given customer × integration it is not linked to (``profiles``:
+    snapshots the caller already has; the others are loaded)."""
+    if profiles is None:
+        profiles = load_profiles(session, customer_ids)
     linked = linked_pairs(session, customer_ids)
     suppressed = suppressed_pairs(session, customer_ids)
     return [plan_attempt(profiles[cid], integration,
@@ -263,7 +266,8 @@ def judge(attempt: Attempt, exchange: Exchange | None) -> AutolinkDecision:
                                 f"{attempt.integration.name} failed ({exchange.error.kind}): "
                                 f"{exchange.error.message}", None, 0)
     profile = attempt.profile
-    return decide(profile.emails, profile.mobiles, attempt.integration.fields, exchange.results)
+    return decide(profile.normalized_emails, profile.mobiles, attempt.integration.fields,
+                  exchange.results)
 
 
 def store_exchange(session: Session, actor: Actor, attempt: Attempt, exchange: Exchange
@@ -321,13 +325,15 @@ def refresh_new_links(ctx: ServiceContext, actor: Actor, results: Sequence[Autol
 # --------------------------------------------------------------------------------- entry point
 
 
-def _customer_attempts(ctx: ServiceContext, customer_id: str) -> list[Attempt]:
+def _customer_attempts(ctx: ServiceContext, customer_id: str,
+                       profile: ProfileSnapshot | None) -> list[Attempt]:
     with ctx.db.session(readonly=True) as session:
-        if session.get(Customer, customer_id) is None:
+        if profile is None and session.get(Customer, customer_id) is None:
             raise NotFound(f"customer {customer_id!r} does not exist; check the id or search "
                            "by email, phone or name")
         integrations = [snapshot_integration(ctx, i) for i in autolink_integrations(session)]
-        return plan_attempts(session, [customer_id], integrations)
+        known = {customer_id: profile} if profile is not None else None
+        return plan_attempts(session, [customer_id], integrations, known)
 
 
 def apply_attempts(ctx: ServiceContext, actor: Actor, attempts: Sequence[Attempt],
@@ -351,17 +357,18 @@ def send_attempts(ctx: ServiceContext, attempts: Sequence[Attempt], *, trigger: 
     return [next(sent) if a.request is not None else None for a in attempts]
 
 
-def autolink_customer(ctx: ServiceContext, actor: Actor, customer_id: str, *, trigger: str
-                      ) -> list[AutolinkResult]:
+def autolink_customer(ctx: ServiceContext, actor: Actor, customer_id: str, *, trigger: str,
+                      profile: ProfileSnapshot | None = None) -> list[AutolinkResult]:
     """Auto-link one profile to every active auto-link integration it is not linked to.
 
     One result (and one recorded outcome) per integration, ordered by integration name.
     Requests go out concurrently; nothing is linked unless the rule says so and the record is
     free. ``trigger``: customer_created, profile_opened, backfill or debugger. Raises NotFound
-    for an unknown customer and PermissionDenied per ``check_trigger``.
+    for an unknown customer and PermissionDenied per ``check_trigger``. ``profile``: the
+    snapshot of a profile just written (creating a customer), so it is not read back.
     """
     kind = check_trigger(actor, trigger)
-    attempts = _customer_attempts(ctx, customer_id)
+    attempts = _customer_attempts(ctx, customer_id, profile)
     exchange_trigger = Trigger.BACKFILL if kind is AutolinkTrigger.BACKFILL else Trigger.AUTOLINK
     exchanges = send_attempts(ctx, attempts, trigger=exchange_trigger)
     return apply_attempts(ctx, actor, attempts, exchanges, trigger=kind)

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from linker.core.identity import InvalidContact, PhoneType, normalize_email, nor
 from linker.core.permissions import Actor, Permission
 from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
+from linker.services.autolinking import AutolinkResult, ProfileSnapshot, autolink_customer
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput
 from linker.store import customers as store
@@ -27,9 +28,6 @@ from linker.store.models import (
     CustomerEmail,
     CustomerPhone,
 )
-
-if TYPE_CHECKING:
-    from linker.services.autolinking import AutolinkResult
 
 MAX_NAME = 200
 MAX_ADDRESS = 500
@@ -444,11 +442,11 @@ class CustomerService:
                 record_audit(s, actor, "customer.created", "customer", customer.id, None,
                              data.display())
                 customer_id = customer.id
+                snapshot = ProfileSnapshot.of(customer)
         except IntegrityError:
             raise self._race_conflict(data) from None
-        from linker.services.autolinking import autolink_customer
-
-        results = autolink_customer(self.ctx, actor, customer_id, trigger="customer_created")
+        results = autolink_customer(self.ctx, actor, customer_id, trigger="customer_created",
+                                    profile=snapshot)
         with self.ctx.db.session(readonly=True) as s:
             view = _customer_view(s, _load(s, customer_id))
         return CreatedCustomer(customer=view, autolink=tuple(results))

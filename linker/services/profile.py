@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from linker.core.permissions import Actor, Permission
+from linker.services.autolinking import AutolinkResult, autolink_customer
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
 from linker.services.refresh import RefreshOutcome, refresh_stale_links
 from linker.store.models import Customer
-
-if TYPE_CHECKING:
-    from linker.services.autolinking import AutolinkResult
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,5 @@ class ProfileService:
             if session.get(Customer, customer_id) is None:
                 raise NotFound(f"no customer profile with id {customer_id!r}")
         refreshes = refresh_stale_links(self.ctx, actor, customer_id)
-        from linker.services.autolinking import autolink_customer
-
         results = autolink_customer(self.ctx, actor, customer_id, trigger="profile_opened")
         return OpenedProfile(customer_id, tuple(refreshes), tuple(results))

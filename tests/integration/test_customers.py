@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -126,6 +127,22 @@ def test_create_runs_autolinking_and_returns_its_results(customers: CustomerServ
             for link in created.customer.links] == [(shop_id, RECORD.external_customer_id,
                                                      "auto")]
     assert [p.integration_name for p in created.customer.pulled] == ["Shop"]
+
+
+
+def test_the_autolink_request_sends_the_email_the_rule_compares(customers: CustomerService,
+                                                               ctx: ServiceContext) -> None:
+    add_shop(ctx)
+    local, _, domain = RECORD.emails[0].partition("@")
+    typed = f"  {local.upper()}\uff20{domain} "  # upper case, spaces, a full-width at sign
+    created = customers.create(SYSTEM, RECORD.name, [typed])
+    [email] = created.customer.emails
+    assert email.normalized == RECORD.emails[0].lower()
+    assert [r.outcome for r in created.autolink] == [Outcome.LINKED]
+    with ctx.db.session(readonly=True) as s:
+        request = s.scalars(select(ExchangeRecord.request_body)
+                            .where(ExchangeRecord.kind == "autolink")).one()
+    assert json.loads(request)["query"]["emails"] == [email.normalized]
 
 
 # -- find and get ----------------------------------------------------------------------------
