@@ -23,14 +23,24 @@ from linker.services.customers import LinkView, SuppressionView
 
 _MARKUP = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&@])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
+_AUTOLINK_STARTS = re.compile(r"(://|www(?=\.))", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+"""The invisible separator ``text()`` puts after ``://`` and between ``www`` and ``.``."""
 
 
 def text(value: object) -> str:
     """``value`` as a string that ``st.markdown`` (and captions, alerts, labels) shows
-    literally: every ASCII punctuation mark Markdown, GFM autolinks, Streamlit directives
-    (``:red[…]``, ``:material/…:``), LaTeX (``$``) or HTML entities could use is
-    backslash-escaped, and line breaks become spaces (no new block can start)."""
-    return _MARKUP.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
+    literally: every ASCII punctuation mark Markdown, Streamlit directives (``:red[…]``,
+    ``:material/…:``), LaTeX (``$``) or HTML entities could use is backslash-escaped, line
+    breaks become spaces (no new block can start), and a ``WORD_JOINER`` follows every ``://``
+    and splits every ``www.`` so no bare URL becomes a link.
+
+    The joiner is needed because remark-gfm (Streamlit's Markdown) finds literal autolinks
+    in text nodes *after* escapes are resolved, with ``/(https?:\\/\\/|www(?=\\.))([-.\\w]+)/gi``:
+    the domain must follow ``://`` at once and ``www`` must touch its dot, and U+2060 (a
+    format character, not ``\\w``, shown as nothing) breaks both."""
+    joined = _AUTOLINK_STARTS.sub(lambda m: m.group(0) + WORD_JOINER, str(value))
+    return _MARKUP.sub(r"\\\1", _LINE_BREAKS.sub(" ", joined))
 
 
 def bold(value: object) -> str:

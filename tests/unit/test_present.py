@@ -48,19 +48,44 @@ def test_text_escapes_images_links_html_and_directives() -> None:
     for markup in (r"\!\[x\]\(http\:", r"\<img", r"\:red\[hi\]"):
         assert markup in escaped
     assert not re.search(r"(?<!\\)[!\[\]()<>:]", escaped)
-    assert UNESCAPE.sub(r"\1", escaped) == hostile
+    assert rendered_text(escaped).replace(present.WORD_JOINER, "") == hostile
+    assert not GFM_URL_LITERAL.search(rendered_text(escaped))
 
 
 def test_text_turns_line_breaks_into_spaces() -> None:
     assert present.text("a\n# heading\r\n---") == r"a \# heading \-\-\-"
 
 
+GFM_URL_LITERAL = re.compile(r"(https?://|www(?=\.))([-.\w]+)", re.IGNORECASE | re.ASCII)
+r"""remark-gfm's literal-autolink pattern as Streamlit 1.67's frontend bundle has it
+(``/(https?:\/\/|www(?=\.))([-.\w]+)([^ \t\r\n]*)/gi``, run on text after escapes)."""
+
+
+def rendered_text(escaped: str) -> str:
+    """What a Markdown text node holds once escapes are resolved."""
+    return UNESCAPE.sub(r"\1", escaped)
+
+
 @given(st.text())
 def test_text_reads_back_as_the_same_characters(value: str) -> None:
     escaped = present.text(value)
-    assert UNESCAPE.sub(r"\1", escaped) == re.sub(r"[\r\n\u2028\u2029\x0b\x0c\x85]+", " ",
-                                                  value)
+    readback = rendered_text(escaped).replace(present.WORD_JOINER, "")
+    assert readback == re.sub(r"[\r\n\u2028\u2029\x0b\x0c\x85]+", " ",
+                              value).replace(present.WORD_JOINER, "")
     assert not re.search(r"(?<!\\)[\[\]()<>`*_]", escaped)
+    assert not GFM_URL_LITERAL.search(rendered_text(escaped))
+
+
+@given(st.lists(st.sampled_from(["http", "HTTPS", "://", "www", "WwW", ".", "x", " ", ":",
+                                 "/", "-", "_", "\u2060"]), max_size=12).map("".join))
+def test_no_url_literal_survives_in_url_like_text(value: str) -> None:
+    assert not GFM_URL_LITERAL.search(rendered_text(present.text(value)))
+
+
+def test_bare_urls_get_a_word_joiner() -> None:
+    joined = rendered_text(present.text("see http://evil.test/x or www.evil.test, WWW.a.b"))
+    assert joined == ("see http://\u2060evil.test/x or www\u2060.evil.test, "
+                      "WWW\u2060.a.b")
 
 
 def test_transaction_title_escapes_adaptor_values() -> None:
