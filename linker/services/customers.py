@@ -1,22 +1,38 @@
-"""Customer profiles: create (then auto-link), find, read with links and pulled data, import CSV."""
+"""Customer profiles: create (then auto-link), find, read with links and pulled data, import CSV.
+
+The pure parts live in ``linker.core``: contact checks in ``contact``, import rows in
+``csv_rows``; their names are re-exported here for callers of the service.
+"""
 
 from __future__ import annotations
 
 import base64
-import csv
 import io
+import itertools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from linker.core import csv_rows
+from linker.core.contact import (
+    MAX_ADDRESS,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_PHONE,
+    ContactData,
+    ContactProblems,
+    PhoneInput,
+    check_contact,
+)
+from linker.core.csv_rows import CSV_COLUMNS, CandidateRow, RejectedRow
 from linker.core.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
 from linker.core.permissions import Actor, Permission
-from linker.safetext import forbidden_character
 from linker.services.audit import record_audit
 from linker.services.autolinking import AutolinkResult, ProfileSnapshot, autolink_customer
 from linker.services.context import ServiceContext
@@ -29,10 +45,6 @@ from linker.store.models import (
     CustomerPhone,
 )
 
-MAX_NAME = 200
-MAX_ADDRESS = 500
-MAX_EMAIL = 320
-MAX_PHONE = 64
 MAX_FIND_LIMIT = 500
 
 
@@ -44,105 +56,15 @@ def new_customer_id() -> str:
 # -- inputs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PhoneInput:
-    """A phone as entered: the number in any format and its type (MOBILE by default)."""
-
-    number: str
-    type: PhoneType | str = PhoneType.MOBILE
-
-
-@dataclass(frozen=True)
-class ContactData:
-    """Validated, de-duplicated contact data of a new profile (emails normalised, E.164)."""
-
-    name: str
-    address: str
-    emails: tuple[tuple[str, str], ...]
-    """(as entered, normalised) pairs; the first is the main email."""
-    phones: tuple[tuple[str, str, PhoneType], ...]
-    """(as entered, E.164, type) triples."""
-
-    @property
-    def unique_values(self) -> list[str]:
-        """The values that must not be on another profile: emails and MOBILE phones."""
-        return [e for _, e in self.emails] + [
-            p for _, p, kind in self.phones if kind is PhoneType.MOBILE]
-
-    def display(self) -> dict[str, Any]:
-        """Plain dict for audit events."""
-        return {"name": self.name, "address": self.address,
-                "emails": [e for _, e in self.emails],
-                "phones": [{"number": p, "type": t.value} for _, p, t in self.phones]}
-
-
 def validate_contact(name: str, emails: Sequence[str],
                      phones: Sequence[tuple[str, str] | PhoneInput],
                      address: str = "") -> ContactData:
-    """Normalise and check a new profile's data; InvalidInput with a message per field.
-
-    Needs a name, an email or a phone. Duplicates within the input are dropped (first wins).
-    """
-    problems: dict[str, list[str]] = {}
-    clean_name = (name or "").strip()
-    clean_address = (address or "").strip()
-    if len(clean_name) > MAX_NAME:
-        problems.setdefault("name", []).append(f"use at most {MAX_NAME} characters")
-    if len(clean_address) > MAX_ADDRESS:
-        problems.setdefault("address", []).append(f"use at most {MAX_ADDRESS} characters")
-    for key, text in (("name", clean_name), ("address", clean_address)):
-        if hidden := forbidden_character(text, multiline=True):
-            problems.setdefault(key, []).append(f"it contains {hidden}; remove it")
-    clean_emails: dict[str, str] = {}
-    for raw in emails:
-        if raw is None or not str(raw).strip():
-            continue
-        try:
-            email = normalize_email(str(raw))
-        except InvalidContact as exc:
-            problems.setdefault("emails", []).append(str(exc))
-            continue
-        if len(email) > MAX_EMAIL:
-            problems.setdefault("emails", []).append(f"{raw!r} is longer than {MAX_EMAIL}")
-            continue
-        clean_emails.setdefault(email, str(raw).strip())
-    clean_phones: dict[str, tuple[str, PhoneType]] = {}
-    for item in phones:
-        number, kind_text = (item.number, item.type) if isinstance(item, PhoneInput) else item
-        if number is None or not str(number).strip():
-            continue
-        kind = _phone_type(kind_text)
-        if kind is None:
-            problems.setdefault("phones", []).append(
-                f"{kind_text!r} is not a phone type; use MOBILE, HOME, OFFICE or OTHER")
-            continue
-        try:
-            if len(str(number)) > MAX_PHONE:
-                raise InvalidContact(f"{number!r} is too long for a phone number")
-            e164 = normalize_phone(str(number))
-        except InvalidContact as exc:
-            problems.setdefault("phones", []).append(str(exc))
-            continue
-        clean_phones.setdefault(e164, (str(number).strip(), kind))
-    if not problems and not (clean_name or clean_emails or clean_phones):
-        problems["name"] = ["give a name, an email or a phone"]
-    if problems:
-        raise InvalidInput({k: "; ".join(v) for k, v in problems.items()})
-    return ContactData(
-        name=clean_name, address=clean_address,
-        emails=tuple((raw, norm) for norm, raw in clean_emails.items()),
-        phones=tuple((raw, e164, kind) for e164, (raw, kind) in clean_phones.items()),
-    )
-
-
-def _phone_type(value: PhoneType | str | None) -> PhoneType | None:
-    if isinstance(value, PhoneType):
-        return value
-    text = (value or "").strip().upper() or PhoneType.MOBILE.value
+    """Normalise and check a new profile's data (``linker.core.contact.check_contact``);
+    InvalidInput with a message per field."""
     try:
-        return PhoneType(text)
-    except ValueError:
-        return None
+        return check_contact(name, emails, phones, address)
+    except ContactProblems as exc:
+        raise InvalidInput(exc.fields) from None
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -265,19 +187,8 @@ class CreatedCustomer:
 
 # -- CSV import ------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("name", "email", "phone", "phone_type")
-"""Columns of an import file; ``phone_type`` may be left out (MOBILE)."""
-
-
-@dataclass(frozen=True)
-class RejectedRow:
-    """A row of an import file that was not imported, and why."""
-
-    line: int
-    """1-based line number in the file (the header is line 1)."""
-    reason: str
-    text: str
-    """The row's values as read, joined by commas."""
+IMPORT_BATCH = 1000
+"""Rows written per transaction by ``import_csv``."""
 
 
 @dataclass(frozen=True)
@@ -299,118 +210,15 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class _CandidateRow:
-    line: int
-    data: ContactData
-    text: str
+class ImportProgress:
+    """How far an import is, after each batch it committed."""
 
-
-@dataclass(frozen=True)
-class _ParsedCsv:
-    rows: int
-    candidates: tuple[_CandidateRow, ...]
-    rejected: tuple[RejectedRow, ...]
-
-
-def _csv_header(row: list[str]) -> list[str]:
-    columns = [c.strip().lower().lstrip("\ufeff").strip() for c in row]
-    expected = ",".join(CSV_COLUMNS)
-    unknown = [c for c in columns if c not in CSV_COLUMNS]
-    missing = [c for c in CSV_COLUMNS[:3] if c not in columns]
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if unknown or missing or repeated:
-        problems = ([f"unknown column(s) {', '.join(map(repr, unknown))}"] if unknown else []) + (
-            [f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-            [f"repeated column(s) {', '.join(repeated)}"] if repeated else [])
-        raise InvalidInput({"header": f"line 1: {'; '.join(problems)}; the first line must be "
-                                      f"{expected} (phone_type optional)"})
-    return columns
-
-
-def _row_problem(values: dict[str, str]) -> str | ContactData:
-    try:
-        return validate_contact(values.get("name", ""), [values.get("email", "")],
-                                [(values.get("phone", ""), values.get("phone_type", ""))])
-    except InvalidInput as exc:
-        labels = {"emails": "bad email", "phones": "bad phone", "name": "bad name",
-                  "address": "bad address"}
-        return "; ".join(f"{labels.get(k, k)}: {v}" for k, v in exc.fields.items())
-
-
-MAX_IMPORT_CHARS = 20 * 1024 * 1024
-MAX_IMPORT_ROWS = 50_000
-
-
-def _checked(reader: Any) -> Iterator[list[str]]:
-    """``reader``'s rows, at most MAX_IMPORT_ROWS; InvalidInput (naming the line) for what
-    csv cannot read, e.g. a value over csv's field size limit."""
-    try:
-        for count, row in enumerate(reader):
-            if count > MAX_IMPORT_ROWS:
-                raise InvalidInput({"file": f"the file has more than {MAX_IMPORT_ROWS:,} rows; "
-                                            "split it into smaller files and import each"})
-            yield row
-    except csv.Error as exc:
-        limit = csv.field_size_limit()
-        reason = (f"a value is longer than {limit:,} characters (is a quote left open?)"
-                  if "field limit" in str(exc) else f"the line cannot be read as CSV ({exc})")
-        raise InvalidInput({"file": f"line {reader.line_num}: {reason}; nothing was "
-                                    "imported"}) from None
-
-
-def _parse_csv(text: str) -> _ParsedCsv:
-    """Read an import file into valid candidate rows and rejected rows (not yet checked against
-    the database); InvalidInput when the file is empty, too big or its header malformed."""
-    if len(text) > MAX_IMPORT_CHARS:
-        raise InvalidInput({"file": f"the file has more than {MAX_IMPORT_CHARS:,} characters; "
-                                    "split it into smaller files and import each"})
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows_read = _checked(reader)
-    header_row = next(rows_read, None)
-    if header_row is None or not any(c.strip() for c in header_row):
-        raise InvalidInput({"header": "the file is empty or its first line is blank; the first "
-                                      f"line must be {','.join(CSV_COLUMNS)}"})
-    columns = _csv_header(header_row)
-    candidates: list[_CandidateRow] = []
-    rejected: list[RejectedRow] = []
-    empty_lines: list[int] = []
-    seen: dict[str, int] = {}
-    rows = 0
-    line = reader.line_num + 1
-    for row in rows_read:
-        start, line = line, reader.line_num + 1
-        row_text = ",".join(row)
-        if not any(v.strip() for v in row):
-            empty_lines.append(start)
-            continue
-        # Empty rows count only when a row with data follows (trailing blank lines are ignored).
-        rows += len(empty_lines) + 1
-        rejected.extend(RejectedRow(n, "empty row", "") for n in empty_lines)
-        empty_lines.clear()
-        if len(row) < len(columns):
-            absent = ", ".join(columns[len(row):])
-            rejected.append(RejectedRow(start, f"missing columns: {absent} (the row has "
-                                        f"{len(row)} values, the header {len(columns)})",
-                                        row_text))
-            continue
-        if len(row) > len(columns):
-            rejected.append(RejectedRow(start, f"too many values: {len(row)} (the header has "
-                                        f"{len(columns)} columns)", row_text))
-            continue
-        checked = _row_problem({c: v.strip() for c, v in zip(columns, row, strict=True)})
-        if isinstance(checked, str):
-            rejected.append(RejectedRow(start, checked, row_text))
-            continue
-        keys = checked.unique_values or [f"row:{checked.display()}"]
-        earlier = next(((k, seen[k]) for k in keys if k in seen), None)
-        if earlier is not None:
-            value = earlier[0] if not earlier[0].startswith("row:") else "the same values"
-            rejected.append(RejectedRow(start, f"duplicate of line {earlier[1]} ({value})",
-                                        row_text))
-            continue
-        seen.update({k: start for k in keys})
-        candidates.append(_CandidateRow(start, checked, row_text))
-    return _ParsedCsv(rows=rows, candidates=tuple(candidates), rejected=tuple(rejected))
+    rows_done: int
+    rows_total: int
+    created: int
+    rejected: int
+    last_line: int
+    """The file line of the last row committed."""
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -482,38 +290,89 @@ class CustomerService:
         with self.ctx.db.session(readonly=True) as s:
             return _customer_view(s, _load(s, customer_id))
 
-    def import_csv(self, actor: Actor, text: str) -> ImportReport:
+    def import_csv(self, actor: Actor, source: str | TextIO, *,
+                   progress: Callable[[ImportProgress], None] | None = None,
+                   batch_size: int = IMPORT_BATCH) -> ImportReport:
         """Create a profile per good row of a ``name,email,phone,phone_type`` CSV (no
         auto-linking: run a backfill afterwards) and report every rejected row with its line
-        number and reason. InvalidInput when the header is malformed."""
+        number and reason.
+
+        ``source`` is the text or a seekable text stream (opened with ``newline=""``). The
+        file is read twice, never held whole: first to refuse a malformed header, unreadable
+        CSV or a file over the caps (InvalidInput, nothing imported), then in batches of
+        ``batch_size`` rows, each written in its own transaction with its own
+        ``customer.imported`` audit event; ``progress`` is called after each batch.
+        """
         actor.require(Permission.EDIT_CUSTOMERS, "import customers")
-        parsed = _parse_csv(text)
-        rejected = list(parsed.rejected)
-        kept: list[_CandidateRow] = []
+        stream = io.StringIO(source, newline="") if isinstance(source, str) else source
+        if not stream.seekable():
+            raise InvalidInput({"file": "the import needs a file it can read twice (seekable); "
+                                        "save it to disk and import the file"})
+        start = stream.tell()
         try:
-            with self.ctx.db.session() as s:
-                values = [v for row in parsed.candidates for v in row.data.unique_values]
-                held = {value: (cid, cname) for value, cid, cname in _holders(s, values)}
-                for row in parsed.candidates:
-                    clash = next((v for v in row.data.unique_values if v in held), None)
-                    if clash is not None:
-                        holder_id, holder_name = held[clash]
-                        rejected.append(RejectedRow(
-                            row.line, _held_message(clash, holder_id, holder_name), row.text))
-                        continue
-                    kept.append(row)
-                ids = tuple(self._insert(s, row.data).id for row in kept)
-                s.flush()
-                report = ImportReport(
-                    rows=parsed.rows, created=ids,
-                    rejected=tuple(sorted(rejected, key=lambda r: r.line)))
-                record_audit(s, actor, "customer.imported", "import", f"csv:{len(ids)}",
-                             None, report.counts())
-        except IntegrityError:
-            raise Conflict("another change added one of these emails or phones while the file "
-                           "was being imported; nothing was imported, run the import again"
-                           ) from None
-        return report
+            total = csv_rows.check_file(stream)
+        except csv_rows.CsvFileProblem as exc:
+            raise InvalidInput({exc.field: f"{exc}; nothing was imported"}) from None
+        stream.seek(start)
+        created: list[str] = []
+        rejected: list[RejectedRow] = []
+        rows = 0
+        try:
+            for batch in _batches(csv_rows.read_rows(stream), max(1, batch_size)):
+                batch_created, batch_rejected = self._import_batch(actor, batch, rows, created)
+                rows += len(batch)
+                created.extend(batch_created)
+                rejected.extend(batch_rejected)
+                if progress is not None:
+                    progress(ImportProgress(rows_done=rows, rows_total=total,
+                                            created=len(created), rejected=len(rejected),
+                                            last_line=batch[-1].line))
+        except csv_rows.CsvFileProblem as exc:  # the file changed after it was checked
+            raise InvalidInput({exc.field: f"{exc}; {_imported_so_far(rows, created)}"}
+                               ) from None
+        return ImportReport(rows=rows, created=tuple(created),
+                            rejected=tuple(sorted(rejected, key=lambda r: r.line)))
+
+    def _import_batch(self, actor: Actor, batch: Sequence[CandidateRow | RejectedRow],
+                      rows_before: int, created_before: Sequence[str]
+                      ) -> tuple[list[str], list[RejectedRow]]:
+        """Write one batch in one transaction (retried once when a concurrent change took one
+        of its values); its created ids and rejected rows."""
+        for attempt in (1, 2):
+            try:
+                with self.ctx.db.session() as s:
+                    return self._write_batch(s, actor, batch)
+            except IntegrityError:
+                if attempt == 2:
+                    raise Conflict(
+                        f"another change added one of the emails or phones of lines "
+                        f"{batch[0].line}-{batch[-1].line} while they were being imported; "
+                        f"{_imported_so_far(rows_before, created_before)}: import the file "
+                        "again (rows already imported are then reported as already on a "
+                        "profile)") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_batch(self, s: Session, actor: Actor,
+                     batch: Sequence[CandidateRow | RejectedRow]
+                     ) -> tuple[list[str], list[RejectedRow]]:
+        rejected = [row for row in batch if isinstance(row, RejectedRow)]
+        candidates = [row for row in batch if isinstance(row, CandidateRow)]
+        values = [v for row in candidates for v in row.data.unique_values]
+        held = {value: (cid, cname) for value, cid, cname in _holders(s, values)}
+        kept: list[CandidateRow] = []
+        for row in candidates:
+            clash = next((v for v in row.data.unique_values if v in held), None)
+            if clash is None:
+                kept.append(row)
+                continue
+            holder_id, holder_name = held[clash]
+            rejected.append(RejectedRow(row.line, _held_message(clash, holder_id, holder_name),
+                                        row.text))
+        ids = _bulk_insert(s, [row.data for row in kept], self.ctx.now())
+        record_audit(s, actor, "customer.imported", "import",
+                     f"csv:lines {batch[0].line}-{batch[-1].line}", None,
+                     {"rows": len(batch), "created": len(ids), "rejected": len(rejected)})
+        return ids, rejected
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -539,6 +398,44 @@ class CustomerService:
             return Conflict(_held_message(*holders[0]))
         return Conflict("another profile took one of these emails or phones at the same time; "
                         "try again")
+
+
+def _batches(rows: Iterable[CandidateRow | RejectedRow], size: int
+             ) -> Iterator[tuple[CandidateRow | RejectedRow, ...]]:
+    """``rows`` in tuples of ``size`` (the last may be shorter), read as they are needed."""
+    iterator = iter(rows)
+    while batch := tuple(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _imported_so_far(rows: int, created: Sequence[str]) -> str:
+    if not rows:
+        return "nothing was imported"
+    return f"the first {rows:,} rows were imported ({len(created):,} profiles created)"
+
+
+def _bulk_insert(s: Session, contacts: Sequence[ContactData], now: datetime) -> list[str]:
+    """Insert profiles with their emails and phones in three statements; their new ids."""
+    ids = [new_customer_id() for _ in contacts]
+    if not ids:
+        return ids
+    s.execute(insert(Customer), [
+        {"id": cid, "name": c.name, "address": c.address, "custom_attributes": {},
+         "created_at": now, "updated_at": now} for cid, c in zip(ids, contacts, strict=True)])
+    emails = [{"customer_id": cid, "original": raw, "normalized": norm, "position": i,
+               "source": ""}
+              for cid, c in zip(ids, contacts, strict=True)
+              for i, (raw, norm) in enumerate(c.emails)]
+    phones = [{"customer_id": cid, "original": raw, "e164": e164, "type": kind.value,
+               "mobile_key": e164 if kind is PhoneType.MOBILE else None, "position": i,
+               "source": ""}
+              for cid, c in zip(ids, contacts, strict=True)
+              for i, (raw, e164, kind) in enumerate(c.phones)]
+    if emails:
+        s.execute(insert(CustomerEmail), emails)
+    if phones:
+        s.execute(insert(CustomerPhone), phones)
+    return ids
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -590,3 +487,10 @@ def _customer_view(s: Session, customer: Customer) -> CustomerView:
         custom_attributes=dict(customer.custom_attributes or {}),
         links=tuple(links), pulled=tuple(pulled), suppressions=tuple(suppressions),
         created_at=customer.created_at, updated_at=customer.updated_at)
+
+
+__all__ = ["CSV_COLUMNS", "MAX_ADDRESS", "MAX_EMAIL", "MAX_NAME", "MAX_PHONE", "ContactData",
+           "CreatedCustomer", "CustomerService", "CustomerSummary", "CustomerView",
+           "EmailView", "ImportProgress", "ImportReport", "LinkView", "PhoneInput",
+           "PhoneView", "PulledDataView", "RejectedRow", "SuppressionView", "new_customer_id",
+           "validate_contact"]

@@ -23,10 +23,9 @@ from starlette.responses import Response
 
 from linker import signing
 from linker.contract import RequestKind, Severity, search_request
+from linker.core.csv_rows import CandidateRow, CsvFileProblem, check_file, read_rows
 from linker.lookup import AdaptorTarget, LookupClient
 from linker.redaction import MASK
-from linker.services.customers import _parse_csv
-from linker.services.errors import InvalidInput
 
 settings.register_profile("ci", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -136,13 +135,16 @@ def test_arbitrary_csv_cells_are_read_back_or_refused_clearly(name: str, email: 
     writer = csv.writer(out)
     writer.writerows([["name", "email", "phone", "phone_type"], [name, email, "", ""]])
     try:
-        parsed = _parse_csv(out.getvalue())
-    except InvalidInput as exc:
-        assert all(exc.fields.values())
+        check_file(io.StringIO(out.getvalue(), newline=""))
+        rows = list(read_rows(io.StringIO(out.getvalue(), newline="")))
+    except CsvFileProblem as exc:
+        assert str(exc)
         return
-    for row in parsed.rejected:
-        assert row.reason
-    for row in parsed.candidates:
+    assert len(rows) <= 1
+    for row in rows:
+        if not isinstance(row, CandidateRow):
+            assert row.reason
+            continue
         assert row.data.name == name.strip()
         assert "\x00" not in row.data.name
 

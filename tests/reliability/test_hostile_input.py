@@ -30,7 +30,7 @@ def test_csv_value_over_the_field_limit_is_a_clear_error(ctx: ServiceContext) ->
 
 def test_csv_row_cap_refuses_the_file(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
                                       ) -> None:
-    monkeypatch.setattr("linker.services.customers.MAX_IMPORT_ROWS", 3)
+    monkeypatch.setattr("linker.core.csv_rows.MAX_IMPORT_ROWS", 3)
     text = HEADER + "".join(f"P{i},p{i}@example.com,,\n" for i in range(5))
     with pytest.raises(InvalidInput, match="more than 3 rows"):
         CustomerService(ctx).import_csv(SYSTEM, text)
