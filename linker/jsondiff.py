@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from linker import safejson
+
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT_DIFF_LINES = 2000
 _MISSING = object()
@@ -107,16 +109,19 @@ def _diff_member(old: Any, new: Any, path: str) -> list[Change]:
 
 
 def _parse(body: str | None) -> tuple[bool, Any]:
+    """(True, value) for JSON within ``safejson``'s depth cap (so the recursive diff cannot
+    overflow the stack), else (False, None): deeper or broken bodies are diffed as text."""
     if body is None:
         return False, None
     try:
-        return True, json.loads(body)
+        return True, safejson.loads(body)
     except ValueError:
         return False, None
 
 
 def diff_bodies(old: str | None, new: str | None) -> BodyDiff:
-    """Diff two bodies: JSON-aware when both parse as JSON, else line by line as text.
+    """Diff two bodies: JSON-aware when both parse as JSON (at most ``safejson.MAX_DEPTH``
+    deep), else line by line as text.
 
     ``None`` (no response) counts as an empty text body.
     """

@@ -9,7 +9,8 @@ Each request goes through these steps, in order:
 4. ``status:CODE`` and ``error-rate`` (error status with a JSON body), ``html-error``;
 5. the body: not JSON -> 400, no or unknown ``lookupLevel`` -> 422;
 6. the lookup (BASIC search or DETAILED by id), then the result and body faults (a
-   ``malformed-rate`` draw cuts a 200 body short like ``malformed-json``).
+   ``malformed-rate`` draw cuts a 200 body short like ``malformed-json``); ``slow-drip``
+   streams that body one byte at a time.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import binascii
 import hmac
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from linker.adaptor.datasets import Dataset, load_dataset
@@ -119,8 +120,12 @@ class LookupHandler:
         except _Refusal as refusal:
             return Response(encode_json(refusal.body), refusal.status, media_type=JSON,
                             headers=headers)
-        return Response(self.plan.encode(payload, self.plan.malformed(self.rng)), 200,
-                        media_type=self.plan.media_type(), headers=headers)
+        encoded = self.plan.encode(payload, self.plan.malformed(self.rng))
+        interval = self.plan.drip_interval_s()
+        if interval is not None:
+            return StreamingResponse(_drip(encoded, interval), 200,
+                                     media_type=self.plan.media_type(), headers=headers)
+        return Response(encoded, 200, media_type=self.plan.media_type(), headers=headers)
 
     def _authenticate(self, request: Request, body: bytes) -> None:
         if self.credentials is not None:
@@ -196,6 +201,13 @@ def _external_id(query: dict[str, Any]) -> str:
         raise _Refusal(422, "externalCustomerId", "missing",
                        "externalCustomerId is required for a DETAILED lookup")
     return value
+
+
+async def _drip(body: bytes, interval_s: float) -> AsyncIterator[bytes]:
+    """``body`` one byte at a time, ``interval_s`` apart (the slow-drip fault)."""
+    for index in range(len(body)):
+        await asyncio.sleep(interval_s)
+        yield body[index:index + 1]
 
 
 async def _wait_for_disconnect(request: Request) -> None:

@@ -50,6 +50,7 @@ FAULTS: dict[str, FaultSpec] = {
     "nul-fields": FaultSpec(None, "escaped NULs (\\u0000) in names and custom attributes"),
     "non-utf8": FaultSpec(None, "a Latin-1 byte in the body (not UTF-8, so invalid JSON)"),
     "terminal-escapes": FaultSpec(None, "ANSI escape codes and a bidi override in names"),
+    "slow-drip": FaultSpec("MS", "send the 200 body one byte at a time, MS milliseconds apart"),
 }
 
 RATE_FAULTS = frozenset({"error-rate", "hang-rate", "malformed-rate"})
@@ -89,7 +90,7 @@ def _number(name: str, text: str) -> float:
 
 
 def _check(name: str, value: float) -> None:
-    if name in ("latency", "jitter") and value < 0:
+    if name in ("latency", "jitter", "slow-drip") and value < 0:
         raise ValueError(f"fault {name!r} needs milliseconds >= 0, got {value:g}")
     if name in RATE_FAULTS and not 0 <= value <= 1:
         raise ValueError(f"fault {name!r} needs a fraction between 0 and 1, got {value:g}")
@@ -293,6 +294,11 @@ class FaultPlan:
         if cut:
             body = body[: max(1, len(body) // 2)]
         return body
+
+    def drip_interval_s(self) -> float | None:
+        """Seconds between the bytes of a 200 body under slow-drip, else None."""
+        ms = self.arg("slow-drip")
+        return None if ms is None else ms / 1000
 
     def media_type(self) -> str:
         """``text/html`` under json-as-html, else ``application/json``."""

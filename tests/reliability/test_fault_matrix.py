@@ -25,11 +25,13 @@ from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
 from linker.lookup.netguard import NetworkPolicy, guarded_transport
 from linker.services.backfill import BackfillService
+from linker.services.conformance import ConformanceService
 from linker.services.customers import CustomerService
 from linker.services.integrations import IntegrationService
 from linker.services.linking import LinkingService
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
+from linker.services.replay import ReplayService
 from linker.store.models import AutolinkOutcome, Customer, Integration, PulledData
 from tests.integration.world import AGENT, World, link_manually, unique_record
 
@@ -63,6 +65,8 @@ def faults(plain_http_url: str) -> dict[str, Fault]:
     tls_url = plain_http_url.replace("http://", "https://") + "lookup"
     return {
         "timeout": Fault(("hang",), "timeout"),
+        # one byte per 100 ms: every read is quick, only the overall deadline ends it
+        "slow-drip": Fault(("slow-drip:100",), "timeout"),
         "refused": Fault(kind="unreachable", url=f"http://127.0.0.1:{_closed_port()}/lookup"),
         "unknown-host": Fault(kind="unreachable", url="http://unknown.matrix/lookup"),
         "off-limits-address": Fault(kind="unreachable", url="https://private.matrix/lookup"),
@@ -136,9 +140,10 @@ class Cell:
     external_id: str
     network_fault: bool
     since: int = 0  # exchanges up to this id were setup, not the flow under test
+    first_only: bool = False  # only the flow's first exchange shows the fault (conformance)
 
     def exchanges(self, integration_id: int, trigger: str | None = None) -> list[str | None]:
-        return [e.error_kind for e in self.world.exchanges()
+        return [e.error_kind for e in sorted(self.world.exchanges(), key=lambda e: e.id)
                 if e.integration_id == integration_id and e.id > self.since and (trigger is None or
                                                             e.trigger == trigger)]
 
@@ -246,10 +251,53 @@ def trigger_backfill(cell: Cell) -> tuple[bool, str]:
     return True, "backfill"
 
 
+def _with_good_adaptor(cell: Cell, action: Callable[[], object]) -> None:
+    """Run ``action`` while the faulty system answers well (answer faults only; a network
+    fault stays), then put the fault back."""
+    world = cell.world
+    if cell.network_fault:
+        action()
+        return
+    faulty_app = world.router.apps.pop("faulty.test")
+    world.serve("Faulty", "shop")
+    try:
+        action()
+    finally:
+        world.router.apps["faulty.test"] = faulty_app
+
+
+def trigger_conformance(cell: Cell) -> tuple[bool, str]:
+    card = ConformanceService(cell.world.ctx).run(ADMIN, cell.faulty, cell.email)
+    # Its later checks send deliberately wrong requests; the first is the known-email search.
+    cell.first_only = True
+    first = cell.exchanges(cell.faulty, "conformance")[0]
+    if first is not None:  # what failed is on the card
+        assert not card.passed
+        failed = [c for c in card.checks if c.status == "fail"]
+        assert failed and all(c.message for c in failed)
+    return False, "conformance"
+
+
+def trigger_replay(cell: Cell) -> tuple[bool, str]:
+    world = cell.world
+    customer_id = world.add_customer("Hostile Test", [cell.email])
+    linking = LinkingService(world.ctx)
+    _with_good_adaptor(cell, lambda: linking.search(
+        AGENT, customer_id, integration_ids=[cell.faulty], fields={"email": cell.email}))
+    original = max(e.id for e in world.exchanges() if e.integration_id == cell.faulty)
+    cell.since = max(e.id for e in world.exchanges())
+    result = ReplayService(world.ctx).replay(ADMIN, original)
+    assert result.original.id == original and result.replay.id > original
+    replayed = result.replay.error.kind.value if result.replay.error else None
+    assert [replayed] == cell.exchanges(cell.faulty, "replay")
+    return False, "replay"
+
+
 TRIGGERS: dict[str, Callable[[Cell], tuple[bool, str]]] = {
     "create": trigger_create, "open": trigger_open, "search-one": trigger_search_one,
     "search-all": trigger_search_all, "refresh": trigger_refresh, "link": trigger_link,
     "test-connection": trigger_test_connection, "backfill": trigger_backfill,
+    "conformance": trigger_conformance, "replay": trigger_replay,
 }
 
 
@@ -262,6 +310,8 @@ def test_fault_matrix_cell(world: World, plain_http_server: str, fault_name: str
     fans_out, exchange_trigger = TRIGGERS[trigger](cell)  # must not raise
     faulty_kinds = cell.exchanges(cell.faulty, exchange_trigger)
     assert faulty_kinds, "the faulty system's exchange was not stored"
+    if cell.first_only:
+        faulty_kinds = faulty_kinds[:1]
     expected = fault.kind
     if exchange_trigger == "detailed" and fault.detailed_kind != "same":
         expected = fault.detailed_kind

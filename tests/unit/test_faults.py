@@ -166,3 +166,10 @@ def test_rate_faults_hang_or_cut_the_drawn_share_only() -> None:
     assert FaultPlan([Fault("hang")]).hangs(_Fixed(0.99))
     with pytest.raises(ValueError, match="between 0 and 1"):
         parse_fault("hang-rate:2")
+
+
+def test_slow_drip_takes_milliseconds_between_bytes() -> None:
+    assert FaultPlan([parse_fault("slow-drip:250")]).drip_interval_s() == 0.25
+    assert FaultPlan([]).drip_interval_s() is None
+    with pytest.raises(ValueError, match="milliseconds >= 0"):
+        parse_fault("slow-drip:-1")

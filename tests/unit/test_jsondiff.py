@@ -59,3 +59,10 @@ json_values: Any = st.recursive(
 def test_no_changes_exactly_when_equal(old: Any, new: Any) -> None:
     changes = diff_values(old, new)
     assert (changes == []) == (json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True))
+
+
+def test_bodies_nested_past_the_depth_cap_are_diffed_as_text() -> None:
+    for depth in (490, 100_000):
+        deep = '{"a":' + "[" * depth + "]" * depth + "}"
+        diff = diff_bodies('{"a":[]}', deep)
+        assert diff.mode == "text" and not diff.same
