@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from linker.core.errors import LinkerError
-from linker.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
+from linker.core.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
 from linker.safetext import forbidden_character
 
 MAX_NAME = 200

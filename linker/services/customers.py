@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -415,26 +414,9 @@ def _imported_so_far(rows: int, created: Sequence[str]) -> str:
 
 
 def _bulk_insert(s: Session, contacts: Sequence[ContactData], now: datetime) -> list[str]:
-    """Insert profiles with their emails and phones in three statements; their new ids."""
+    """Insert profiles with their emails and phones; their new ids."""
     ids = [new_customer_id() for _ in contacts]
-    if not ids:
-        return ids
-    s.execute(insert(Customer), [
-        {"id": cid, "name": c.name, "address": c.address, "custom_attributes": {},
-         "created_at": now, "updated_at": now} for cid, c in zip(ids, contacts, strict=True)])
-    emails = [{"customer_id": cid, "original": raw, "normalized": norm, "position": i,
-               "source": ""}
-              for cid, c in zip(ids, contacts, strict=True)
-              for i, (raw, norm) in enumerate(c.emails)]
-    phones = [{"customer_id": cid, "original": raw, "e164": e164, "type": kind.value,
-               "mobile_key": e164 if kind is PhoneType.MOBILE else None, "position": i,
-               "source": ""}
-              for cid, c in zip(ids, contacts, strict=True)
-              for i, (raw, e164, kind) in enumerate(c.phones)]
-    if emails:
-        s.execute(insert(CustomerEmail), emails)
-    if phones:
-        s.execute(insert(CustomerPhone), phones)
+    store.insert_many(s, ids, contacts, now)
     return ids
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from linker.core.contact import ContactData
 from linker.core.errors import NotFound
+from linker.core.identity import PhoneType
 from linker.store.models import Customer, CustomerEmail, CustomerPhone, Integration, Link
 
 HOLDER_CHUNK = 500
@@ -98,3 +101,26 @@ def summary_parts(s: Session, ids: Sequence[str]) -> SummaryParts:
             .order_by(Integration.name_key)):
         parts.linked_systems.setdefault(cid, []).append(iname)
     return parts
+
+
+def insert_many(s: Session, ids: Sequence[str], contacts: Sequence[ContactData],
+                now: datetime) -> None:
+    """Insert profiles ``ids`` with their emails and phones in three statements."""
+    if not ids:
+        return
+    s.execute(insert(Customer), [
+        {"id": cid, "name": c.name, "address": c.address, "custom_attributes": {},
+         "created_at": now, "updated_at": now} for cid, c in zip(ids, contacts, strict=True)])
+    emails = [{"customer_id": cid, "original": raw, "normalized": norm, "position": i,
+               "source": ""}
+              for cid, c in zip(ids, contacts, strict=True)
+              for i, (raw, norm) in enumerate(c.emails)]
+    phones = [{"customer_id": cid, "original": raw, "e164": e164, "type": kind.value,
+               "mobile_key": e164 if kind is PhoneType.MOBILE else None, "position": i,
+               "source": ""}
+              for cid, c in zip(ids, contacts, strict=True)
+              for i, (raw, e164, kind) in enumerate(c.phones)]
+    if emails:
+        s.execute(insert(CustomerEmail), emails)
+    if phones:
+        s.execute(insert(CustomerPhone), phones)

@@ -17,10 +17,10 @@ from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from linker.adaptor import BackgroundServer, Dataset, Record, create_app, parse_fault
+from linker.core.permissions import SYSTEM
 from linker.demo import demo_settings, open_demo_context
 from linker.services.context import ServiceContext
 from linker.services.integrations import IntegrationService, IntegrationView
-from linker.services.permissions import SYSTEM
 from linker.store.models import CustomerEmail, Link
 from tests.e2e.conftest import DemoSite
 from tests.e2e.test_flows_e2e import save_screenshot

@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from linker.adaptor import BackgroundServer, load_dataset
+from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM
 from tests.e2e.browser import (
     TIMEOUT_MS,
     adaptor_server,

@@ -17,10 +17,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from linker.adaptor import Record, load_dataset
+from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE, DEMO_INTEGRATIONS
 from linker.services.customers import CustomerService
 from linker.services.integrations import IntegrationChanges, IntegrationService
-from linker.services.permissions import SYSTEM
 from linker.store.models import Link
 from tests.e2e.browser import (
     TIMEOUT_MS,

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from linker.cli.main import main
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, ImportProgress
 from linker.services.errors import InvalidInput
-from linker.services.permissions import SYSTEM
 from linker.store.models import AuditEvent, Customer, CustomerEmail
 
 HEADER = "name,email,phone,phone_type\n"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.services.audit_log import AuditLogService
 from linker.services.conformance import ConformanceService
 from linker.services.coverage import CoverageService
@@ -22,7 +23,6 @@ from linker.services.debugger import DebuggerService
 from linker.services.errors import PermissionDenied
 from linker.services.exchange_log import ExchangeLogService
 from linker.services.linking import LinkingService
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.replay import ReplayService
 from tests.integration.world import World, unique_record
 
