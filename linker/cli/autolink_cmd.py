@@ -12,9 +12,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from linker.cli.common import CLI_ACTOR, EXIT_OK, print_table, run_command
+from linker.cli.common import CLI_ACTOR, EXIT_OK, EXIT_USAGE, error, print_table, run_command
 from linker.core.autolink import Outcome
 from linker.services.backfill import (
     MAX_CONCURRENCY,
@@ -26,6 +26,9 @@ from linker.services.backfill import (
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.integrations import IntegrationService
+
+if TYPE_CHECKING:
+    from linker.services.backfill_jobs import BackfillJobs, RunStatus
 
 BAR_WIDTH = 30
 
@@ -48,8 +51,26 @@ def register(subparsers: Any) -> None:
     backfill.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
                           help=f"requests in flight at once (1..{MAX_CONCURRENCY}, default 8)")
     backfill.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                          help="only profiles with crc32(id) %% N == I (for N workers)")
+                          help="only profiles with crc32(id) %% N == I, in this process "
+                               "(several machines: prefer --via-workers)")
+    backfill.add_argument("--via-workers", action="store_true",
+                          help="split the run into chunk jobs that `linker worker` processes "
+                               "take (PostgreSQL); on SQLite the chunks run in this process")
+    backfill.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N",
+                          help="profiles per chunk job with --via-workers (default 500)")
+    backfill.add_argument("--detach", action="store_true",
+                          help="with --via-workers: queue the jobs and return at once "
+                               "(follow with `linker autolink status RUN`)")
     backfill.set_defaults(func=run_backfill)
+    status = commands.add_parser("status", help="where a backfill run of chunk jobs is")
+    status.add_argument("run", nargs="?", default=None,
+                        help="the run id (default: the newest run)")
+    status.set_defaults(func=run_status)
+    cancel = commands.add_parser(
+        "cancel", help="cancel a backfill run of chunk jobs (running chunks stop after "
+                       "their batch; a new run resumes)")
+    cancel.add_argument("run", help="the run id")
+    cancel.set_defaults(func=run_cancel)
 
 
 def _concurrency(text: str) -> int:
@@ -59,6 +80,18 @@ def _concurrency(text: str) -> int:
         value = 0
     if not 1 <= value <= MAX_CONCURRENCY:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_CONCURRENCY}")
+    return value
+
+
+def _chunk_size(text: str) -> int:
+    from linker.services.backfill_jobs import MAX_CHUNK_SIZE
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_CHUNK_SIZE:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_CHUNK_SIZE}")
     return value
 
 
@@ -161,9 +194,18 @@ def print_summary(summary: BackfillSummary) -> None:
 
 def run_backfill(args: argparse.Namespace) -> int:
     """Run the backfill with a progress bar on stderr and print the summary."""
+    if args.via_workers and (args.dry_run or args.shard):
+        print("error: --via-workers cannot be combined with --dry-run or --shard (a dry run "
+              "and a shard run in this process)", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.chunk_size or args.detach) and not args.via_workers:
+        print("error: --chunk-size and --detach go with --via-workers", file=sys.stderr)
+        return EXIT_USAGE
 
     def body(ctx: ServiceContext) -> int:
         ids = integration_ids(ctx, args.integration) if args.integration else None
+        if args.via_workers:
+            return backfill_via_jobs(ctx, args, ids)
         cancel = threading.Event()
         bar = ProgressBar(sys.stderr, dry_run=args.dry_run)
         with stop_on_ctrl_c(cancel, sys.stderr):
@@ -175,6 +217,120 @@ def run_backfill(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
         print_summary(summary)
+        return EXIT_OK
+
+    return run_command(body)
+
+
+# -- backfills split into chunk jobs ----------------------------------------------------------
+
+POLL_S = 1.0
+
+
+def backfill_via_jobs(ctx: ServiceContext, args: argparse.Namespace,
+                      ids: list[int] | None) -> int:
+    """Queue the run's chunk jobs (PostgreSQL) and follow them, or run the same chunks here
+    (SQLite). Ctrl-C while following cancels the run (chunks stop after their batch)."""
+    from linker.services.backfill_jobs import CHUNK_SIZE, BackfillJobs
+
+    jobs = BackfillJobs(ctx)
+    size = args.chunk_size or CHUNK_SIZE
+    cancel = threading.Event()
+    bar = ProgressBar(sys.stderr, dry_run=False)
+    if ctx.db.is_sqlite:
+        print("SQLite has no job queue: the chunk jobs run in this process", file=sys.stderr)
+        with stop_on_ctrl_c(cancel, sys.stderr):
+            try:
+                status = jobs.run_inline(CLI_ACTOR, integration_ids=ids,
+                                         concurrency=args.concurrency, chunk_size=size,
+                                         progress=bar, cancel=cancel)
+            finally:
+                bar.close()
+        print_run(status)
+        return EXIT_OK
+    status = jobs.start(CLI_ACTOR, integration_ids=ids, concurrency=args.concurrency,
+                        chunk_size=size)
+    chunks = sum(status.chunks.values())
+    print(f"queued backfill run {status.run}: {chunks} chunk job(s), {status.total} "
+          f"profile(s) of {', '.join(status.integrations) or 'no integration'}", flush=True)
+    if chunks and not jobs.workers_present():
+        print("note: no worker is running; start one with `linker worker` (jobs wait in the "
+              "queue until then)", file=sys.stderr, flush=True)
+    if args.detach or not chunks:
+        print(f"follow it with `linker autolink status {status.run}`")
+        return EXIT_OK
+    with stop_on_ctrl_c(cancel, sys.stderr):
+        try:
+            status = follow(jobs, status.run, bar, cancel)
+        finally:
+            bar.close()
+    print_run(status)
+    return EXIT_OK
+
+
+def follow(jobs: BackfillJobs, run: str, bar: ProgressBar, cancel: threading.Event
+           ) -> RunStatus:
+    """Redraw the run's progress until no chunk is queued or running; when ``cancel`` is set,
+    cancel the run once and keep following until its chunks have stopped."""
+    told = False
+    pause = threading.Event()  # never set: a wait that Ctrl-C cannot cut short
+    while True:
+        status = jobs.status(CLI_ACTOR, run)
+        bar(status.progress())
+        if not status.active:
+            return status
+        if not cancel.is_set():
+            cancel.wait(POLL_S)
+            continue
+        if not told:
+            jobs.cancel(CLI_ACTOR, run)
+            told = True
+        pause.wait(POLL_S)
+
+
+def print_run(status: RunStatus) -> None:
+    """The outcome table of a run of chunk jobs, its chunks per status, and what next."""
+    print(f"backfill run {status.run}: {', '.join(status.integrations) or 'nothing to do'}")
+    rows = [(k, v) for k, v in status.counts.items()]
+    print_table(["outcome", "attempts"], [*rows, ("total", sum(status.counts.values()))])
+    chunks = ", ".join(f"{k} {v}" for k, v in sorted(status.chunks.items()))
+    print(f"{status.done} of {status.total} profiles; chunk jobs: {chunks or 'none'}")
+    if status.active:
+        print("still running: `linker autolink status` follows it, `linker autolink cancel "
+              f"{status.run}` stops it")
+    elif status.cancelled or status.chunks.get("failed"):
+        print("stopped early: run the same backfill again to resume (done profiles are "
+              "skipped)")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print where a run of chunk jobs is."""
+
+    def body(ctx: ServiceContext) -> int:
+        from linker.services.backfill_jobs import BackfillJobs
+
+        jobs = BackfillJobs(ctx)
+        run = args.run or jobs.latest_run(CLI_ACTOR)
+        if run is None:
+            return error("no backfill run of chunk jobs was queued on this database")
+        status = jobs.status(CLI_ACTOR, run)
+        if not status.chunks:
+            return error(f"no backfill run {run!r}; `linker autolink status` shows the newest")
+        print_run(status)
+        return EXIT_OK
+
+    return run_command(body)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """Cancel a run of chunk jobs."""
+
+    def body(ctx: ServiceContext) -> int:
+        from linker.services.backfill_jobs import BackfillJobs
+
+        told = BackfillJobs(ctx).cancel(CLI_ACTOR, args.run)
+        print(f"cancelled backfill run {args.run}: {told} chunk job(s) queued or running were "
+              "told to stop (running ones stop after their batch)")
         return EXIT_OK
 
     return run_command(body)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "linker.cli.customers_cmd",
     "linker.cli.autolink_cmd",
     "linker.cli.demo_cmd",
+    "linker.cli.worker_cmd",
 ]
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,6 +89,7 @@ WRITE_BATCH = 64
 HEAL_BATCH = 64
 """Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
+_PG_CHUNK_LOCK = 0x4C6B4368  # "LkCh": serialises the end of chunks of one integration
 T = TypeVar("T")
 
 
@@ -304,6 +305,9 @@ class _Run:
     concurrency: int
     key: str
     max_results: int
+    chunk: bool = False
+    """A chunk job of a run split into jobs: finishing clears the progress only when nothing
+    of the integration is left pending (the other chunks are done too)."""
 
 
 class BackfillService:
@@ -361,20 +365,80 @@ class BackfillService:
         return replace(summary, healed=healed, heal_failed=heal_failed,
                        lease_lost=keeper.lost.is_set())
 
+    def run_chunk(
+        self,
+        actor: Actor,
+        integration_id: int,
+        customer_ids: Sequence[str],
+        *,
+        chunk: tuple[int, int],
+        heal_range: tuple[str, str] | None = None,
+        concurrency: int = 8,
+        progress: Callable[[BackfillProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        max_results: int = 0,
+    ) -> BackfillSummary:
+        """Backfill one chunk of a run split into jobs (``linker.services.backfill_jobs``): the
+        given profiles, for one integration, through the same pipeline as ``run``.
+
+        Progress goes under the integration's own key (``run_key([id], None)``, the key of a
+        whole in-process run of that integration alone), so either resumes the other. The
+        lease is ``chunk=(I, N)``: the N chunks of one run go side by side on any number of
+        workers; any other run over the integration is refused (BackfillBusy). The chunk
+        first refreshes the links of its range of ids (``heal_range``, default the lowest to
+        the highest given) left without pulled data (e.g. by a worker killed between linking
+        and the DETAILED lookup). When it leaves nothing of the integration pending, the run
+        is complete and its progress is cleared.
+        """
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise InvalidInput({"concurrency": f"must be between 1 and {MAX_CONCURRENCY}"})
+        integrations = self._integrations([integration_id])
+        state = _Run(actor, integrations, False, concurrency, run_key([integration_id], None),
+                     max_results, chunk=True)
+        lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
+                        holder_name(actor.username), self.ctx.now(), chunk=chunk)
+        with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
+            if heal_range is None and customer_ids:
+                heal_range = (min(customer_ids), max(customer_ids))
+            healed, heal_failed = (0, 0) if heal_range is None else self._heal(
+                state, None, cancel, only=heal_range)
+            with self.ctx.db.session(readonly=True) as session:
+                done = set(session.scalars(select(ProgressRow.customer_id).where(
+                    ProgressRow.run_key == state.key,
+                    ProgressRow.customer_id.in_(list(customer_ids)))))
+            pending = [cid for cid in customer_ids if cid not in done]
+            size = max(64, concurrency * 16)
+            summary = run_sync(lambda: self._run_async(
+                state, pending, len(customer_ids) - len(pending), None, size, progress, cancel,
+                keeper.lost))
+        return replace(summary, healed=healed, heal_failed=heal_failed,
+                       lease_lost=keeper.lost.is_set())
+
+    def plan_integrations(self, ids: Sequence[int] | None) -> list[IntegrationSnapshot]:
+        """The integrations a backfill over ``ids`` (None: every eligible one) would use;
+        InvalidInput names the unusable ones."""
+        return self._integrations(ids)
+
     def _heal(self, state: _Run, shard: tuple[int, int] | None,
-              cancel: threading.Event | None) -> tuple[int, int]:
+              cancel: threading.Event | None, only: tuple[str, str] | None = None
+              ) -> tuple[int, int]:
         """Refresh links to the run's integrations that have no successfully pulled data
-        (a run killed between linking and its DETAILED lookup leaves such links)."""
+        (a run killed between linking and its DETAILED lookup leaves such links); ``only``
+        limits it to the profiles with ids from ``only[0]`` to ``only[1]``."""
         ids = [i.id for i in state.integrations]
         with self.ctx.db.session(readonly=True) as session:
-            rows = session.execute(
+            query = (
                 select(Link.customer_id, Link.integration_id)
                 .join(Integration, Integration.id == Link.integration_id)
                 .outerjoin(PulledData, (PulledData.customer_id == Link.customer_id)
                            & (PulledData.integration_id == Link.integration_id))
                 .where(Link.integration_id.in_(ids), Integration.active.is_(True),
                        PulledData.fetched_at.is_(None))
-                .order_by(Link.customer_id, Link.integration_id)).all()
+                .order_by(Link.customer_id, Link.integration_id))
+            if only is not None:
+                query = query.where(Link.customer_id >= only[0], Link.customer_id <= only[1])
+            rows = session.execute(query).all()
         pairs = [(cid, iid) for cid, iid in rows if in_shard(cid, shard)]
         healed = failed = 0
         for start in range(0, len(pairs), HEAL_BATCH):
@@ -556,6 +620,9 @@ class BackfillService:
 
     def _finish(self, state: _Run, summary: BackfillSummary) -> None:
         """Clear the progress of a completed run (keep it to resume otherwise) and audit."""
+        if state.chunk:
+            self._finish_chunk(state, summary)
+            return
         with self.ctx.db.session() as session:
             if not summary.cancelled:
                 session.execute(delete(ProgressRow).where(ProgressRow.run_key == state.key))
@@ -563,6 +630,32 @@ class BackfillService:
                 "integrations": list(summary.integrations), "done": summary.done,
                 "total": summary.total, "resumed": summary.resumed,
                 "cancelled": summary.cancelled, "counts": dict(summary.counts)})
+
+
+    def _finish_chunk(self, state: _Run, summary: BackfillSummary) -> None:
+        """A chunk's end: when no profile of the integration is left that is neither linked
+        nor done, the run is complete: clear its progress and audit it (once: the chunk that
+        clears the rows). Chunks finishing together serialise on a lock."""
+        if summary.cancelled:
+            return
+        (integration,) = state.integrations
+        with self.ctx.db.session() as session:
+            if not self.ctx.db.is_sqlite:
+                session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                                {"a": _PG_CHUNK_LOCK, "b": integration.id})
+            left = session.scalar(select(func.count()).select_from(Customer).where(
+                ~exists().where(Link.customer_id == Customer.id,
+                                Link.integration_id == integration.id),
+                ~exists().where(ProgressRow.customer_id == Customer.id,
+                                ProgressRow.run_key == state.key)))
+            if left:
+                return
+            cleared = session.execute(delete(ProgressRow).where(ProgressRow.run_key == state.key))
+            if not getattr(cleared, "rowcount", 0):
+                return
+            record_audit(session, state.actor, "backfill.run", "backfill", state.key, None, {
+                "integrations": [integration.name], "via": "jobs",
+                "completed_by_chunk": summary.done})
 
 
 def _listed(attempt: Attempt, result: AutolinkResult) -> BackfillAttempt:

@@ -80,27 +80,39 @@ class Lease:
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """True when two shard specs (``""`` = everything, ``"I/N"``) can share a profile."""
+    """True when two shard specs (``""`` = everything, ``"I/N"`` a crc32 shard, ``"chunk I/N"``
+    a chunk job of a run split into N) can share a profile: only parts of the same split
+    (same kind and N, different I) are disjoint."""
     if not a or not b:
         return True
-    (ia, na), (ib, nb) = (tuple(int(x) for x in s.split("/")) for s in (a, b))
-    return na != nb or ia == ib
+    (ka, ia, na), (kb, ib, nb) = (_parts(s) for s in (a, b))
+    return ka != kb or na != nb or ia == ib
 
 
-def shard_spec(shard: tuple[int, int] | None) -> str:
-    """The lease's shard column: ``""`` for a whole run, ``"I/N"`` for one shard."""
+def _parts(spec: str) -> tuple[str, int, int]:
+    kind, _, split = spec.rpartition(" ")
+    index, count = (int(x) for x in split.split("/"))
+    return kind, index, count
+
+
+def shard_spec(shard: tuple[int, int] | None, *, chunk: tuple[int, int] | None = None) -> str:
+    """The lease's shard column: ``""`` for a whole run, ``"I/N"`` for one shard,
+    ``"chunk I/N"`` for chunk I of a run split into N chunk jobs."""
+    if chunk is not None:
+        return f"chunk {chunk[0]}/{chunk[1]}"
     return f"{shard[0]}/{shard[1]}" if shard else ""
 
 
 def acquire(db: Database, integrations: Sequence[tuple[int, str]], holder: str,
-            now: datetime, ttl_s: float = LEASE_TTL_S, shard: tuple[int, int] | None = None
-            ) -> Lease:
-    """Take the lease of every ``(id, name)`` integration for ``shard`` (None: all profiles),
-    or none: raises BackfillBusy for the first integration where a live lease of another
-    holder overlaps (whole run, the same shard, or a shard of another split). Shards of the
-    same split (``0/4``, ``1/4``, ...) run side by side. Expired leases are removed."""
+            now: datetime, ttl_s: float = LEASE_TTL_S, shard: tuple[int, int] | None = None,
+            *, chunk: tuple[int, int] | None = None) -> Lease:
+    """Take the lease of every ``(id, name)`` integration for ``shard`` (None: all profiles)
+    or ``chunk`` (chunk I of N of a run split into jobs), or none: raises BackfillBusy for the
+    first integration where a live lease of another holder overlaps (whole run, the same
+    part, or a part of another split). Parts of the same split (shards ``0/4``, ``1/4``, ...;
+    chunks ``chunk 0/9``, ...) run side by side. Expired leases are removed."""
     token = secrets.token_hex(16)
-    spec = shard_spec(shard)
+    spec = shard_spec(shard, chunk=chunk)
     expires = now + timedelta(seconds=ttl_s)
     with db.session() as session:
         if not db.is_sqlite:  # SQLite write transactions are exclusive already

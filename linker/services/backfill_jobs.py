@@ -1,0 +1,335 @@
+"""A backfill split into chunk jobs that any number of workers take (issue 11).
+
+- *Plan*: per integration, the profiles not linked to it and not done by an interrupted earlier
+  run (its ``backfill_progress`` key), in id order, cut into chunks of ``chunk_size``. A chunk
+  is a range of those ids (``first``..``last``) for one integration: one job.
+- *PostgreSQL*: ``start`` queues the chunks as Procrastinate jobs (task ``CHUNK_TASK``, queue
+  ``backfill``); ``linker worker`` processes take them. ``status`` reads the jobs and the
+  progress and outcome rows (the tables the dashboard shows); ``cancel`` cancels the queued
+  chunks and asks the running ones to stop after their batch. A worker killed mid-chunk
+  leaves its job ``doing``; another worker's stalled-job task puts it back (see
+  ``linker.services.jobs``) and the retry resumes from the chunk's progress rows.
+- *SQLite* (no job queue): ``run_inline`` plans the same chunks and runs the same job
+  function, one chunk after another, in the caller's own process.
+- Every chunk runs ``BackfillService.run_chunk``: the same pipeline, leases (``chunk I/N``)
+  and invariants as an in-process run (one link per profile and integration; one outcome per
+  attempt; links left without data are finished).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from linker.autolink import Outcome
+from linker.services.audit import record_audit
+from linker.services.autolinking import AutolinkTrigger
+from linker.services.backfill import (
+    MAX_CONCURRENCY,
+    BackfillProgress,
+    BackfillService,
+    BackfillSummary,
+    run_key,
+)
+from linker.services.context import ServiceContext
+from linker.services.errors import Conflict, InvalidInput
+from linker.services.leases import acquire, holder_name, release
+from linker.services.permissions import Actor, Permission, Role
+from linker.store import jobqueue
+from linker.store.models import AutolinkOutcome, Customer, Integration, Link
+from linker.store.models import BackfillProgress as ProgressRow
+
+CHUNK_TASK = "linker.backfill_chunk"
+BACKFILL_QUEUE = "backfill"
+CHUNK_SIZE = 500
+"""Default profiles per chunk job."""
+MAX_CHUNK_SIZE = 100_000
+STALLED_AFTER_S = 30.0
+"""A worker whose heartbeat is older than this is taken for dead (its jobs are retried)."""
+FINAL = ("succeeded", "failed", "cancelled", "aborted")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk job: the pending profiles ``first``..``last`` (``size`` of them when planned)
+    of one integration, part ``index`` of ``count`` of that integration in run ``run``."""
+
+    run: str
+    integration_id: int
+    index: int
+    count: int
+    first: str
+    last: str
+    size: int
+    concurrency: int
+    username: str
+    role: str
+    started_at: str
+
+    def as_args(self) -> dict[str, Any]:
+        """The job's JSON arguments."""
+        return asdict(self)
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> Chunk:
+        """The chunk of a job's arguments."""
+        return cls(**{name: args[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a backfill run split into jobs is (read from the database)."""
+
+    run: str
+    integrations: tuple[str, ...]
+    started_at: datetime | None
+    chunks: dict[str, int]
+    """Chunk jobs per job status (todo, doing, succeeded, failed, cancelled, aborted)."""
+    total: int
+    """Profile × integration pairs planned."""
+    done: int
+    counts: dict[str, int] = field(default_factory=dict)
+    """Backfill outcomes recorded for these integrations since the run started."""
+
+    @property
+    def active(self) -> bool:
+        """True while a chunk is queued or running."""
+        return bool(self.chunks.get("todo", 0) + self.chunks.get("doing", 0))
+
+    @property
+    def cancelled(self) -> bool:
+        """True when a chunk was cancelled or aborted (the run can be resumed)."""
+        return bool(self.chunks.get("cancelled", 0) + self.chunks.get("aborted", 0))
+
+    def progress(self) -> BackfillProgress:
+        """The status as the progress bars of the CLI and the page take it."""
+        elapsed = 0.0
+        if self.started_at is not None:
+            elapsed = max(0.0, time.time() - self.started_at.timestamp())
+        return BackfillProgress(self.done, self.total, dict(self.counts), elapsed)
+
+
+class BackfillJobs:
+    """Starts, follows and cancels backfills split into chunk jobs (module docstring)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def plan(self, actor: Actor, *, integration_ids: Sequence[int] | None = None,
+             concurrency: int = 8, chunk_size: int = CHUNK_SIZE) -> list[Chunk]:
+        """The chunks of a new run (nothing is queued). Raises PermissionDenied without
+        RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations."""
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+        problems: dict[str, str] = {}
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            problems["concurrency"] = f"must be between 1 and {MAX_CONCURRENCY}"
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            problems["chunk_size"] = f"must be between 1 and {MAX_CHUNK_SIZE}"
+        if problems:
+            raise InvalidInput(problems)
+        integrations = BackfillService(self.ctx).plan_integrations(integration_ids)
+        run = secrets.token_hex(8)
+        started = self.ctx.now().isoformat()
+        chunks: list[Chunk] = []
+        with self.ctx.db.session(readonly=True) as session:
+            for integration in integrations:
+                ids = _pending_ids(session, integration.id)
+                parts = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+                chunks.extend(
+                    Chunk(run, integration.id, n, len(parts), part[0], part[-1], len(part),
+                          concurrency, actor.username, actor.role.value, started)
+                    for n, part in enumerate(parts))
+        return chunks
+
+    # -- PostgreSQL: queued jobs --------------------------------------------------------------
+
+    def start(self, actor: Actor, *, integration_ids: Sequence[int] | None = None,
+              concurrency: int = 8, chunk_size: int = CHUNK_SIZE) -> RunStatus:
+        """Queue a run's chunk jobs (PostgreSQL). Refused (Conflict) while another backfill
+        of one of its integrations is queued or running; InvalidInput on SQLite."""
+        if self.ctx.db.is_sqlite:
+            raise InvalidInput({"via_workers": "SQLite has no job queue: the backfill runs in "
+                                "this process (leave out --via-workers, or use PostgreSQL)"})
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+        ids = sorted(i.id for i in BackfillService(self.ctx).plan_integrations(integration_ids))
+        self._refuse_if_busy(actor, ids)
+        chunks = self.plan(actor, integration_ids=ids, concurrency=concurrency,
+                           chunk_size=chunk_size)
+        run = chunks[0].run if chunks else secrets.token_hex(8)
+        if chunks:
+            with _open_app(self.ctx) as app:
+                app.configure_task(CHUNK_TASK, queue=BACKFILL_QUEUE).batch_defer(
+                    *(c.as_args() for c in chunks))
+        with self.ctx.db.session() as session:
+            record_audit(session, actor, "backfill.queue", "backfill", run, None, {
+                "integrations": ids, "chunks": len(chunks),
+                "profiles": sum(c.size for c in chunks), "concurrency": concurrency})
+        return self.status(actor, run) if chunks else RunStatus(run, (), None, {}, 0, 0)
+
+    def status(self, actor: Actor, run: str) -> RunStatus:
+        """The run's chunks per status, pairs done of the total, outcomes so far."""
+        actor.require(Permission.RUN_BACKFILL, "follow an auto-link backfill")
+        with self.ctx.db.session(readonly=True) as session:
+            rows = jobqueue.jobs_of_run(session, CHUNK_TASK, run)
+            return _status(session, run,
+                           [(r.status, r.attempts, Chunk.from_args(r.args)) for r in rows])
+
+    def latest_run(self, actor: Actor) -> str | None:
+        """The newest run queued (None when there is none or on SQLite)."""
+        actor.require(Permission.RUN_BACKFILL, "follow an auto-link backfill")
+        if self.ctx.db.is_sqlite:
+            return None
+        with self.ctx.db.session(readonly=True) as session:
+            return jobqueue.latest_run(session, CHUNK_TASK)
+
+    def cancel(self, actor: Actor, run: str) -> int:
+        """Cancel the run's queued chunks and ask its running ones to stop after their batch
+        (what they did is kept; a new run resumes). Returns how many jobs were told."""
+        actor.require(Permission.RUN_BACKFILL, "cancel an auto-link backfill")
+        with self.ctx.db.session(readonly=True) as session:
+            rows = [r for r in jobqueue.jobs_of_run(session, CHUNK_TASK, run)
+                    if r.status in jobqueue.ACTIVE_STATUSES]
+        if rows:
+            with _open_app(self.ctx) as app:
+                for row in rows:
+                    app.job_manager.cancel_job_by_id(row.id, abort=True)
+        with self.ctx.db.session() as session:
+            record_audit(session, actor, "backfill.cancel", "backfill", run, None,
+                         {"jobs": len(rows)})
+        return len(rows)
+
+    def workers_present(self, stalled_after_s: float = STALLED_AFTER_S) -> bool:
+        """True on PostgreSQL when at least one worker has a fresh heartbeat."""
+        if self.ctx.db.is_sqlite:
+            return False
+        with self.ctx.db.session(readonly=True) as session:
+            return jobqueue.live_workers(session, stalled_after_s) > 0
+
+    def _refuse_if_busy(self, actor: Actor, integration_ids: list[int]) -> None:
+        with self.ctx.db.session(readonly=True) as session:
+            active = jobqueue.active_jobs_of_integrations(session, CHUNK_TASK, integration_ids)
+            names = dict(session.execute(select(Integration.id, Integration.name).where(
+                Integration.id.in_(integration_ids))).all())
+        if active:
+            first = Chunk.from_args(active[0].args)
+            raise Conflict(
+                f"a backfill of {names.get(first.integration_id, first.integration_id)} is "
+                f"already queued as jobs (run {first.run}, {len(active)} chunk(s) to do or "
+                f"running); wait for it or cancel it (`linker autolink cancel {first.run}`)")
+        # An in-process run holding a lease refuses too (BackfillBusy names it).
+        lease = acquire(self.ctx.db, [(i, names.get(i, str(i))) for i in integration_ids],
+                        holder_name(actor.username), self.ctx.now())
+        release(self.ctx.db, lease)
+
+    # -- the job ------------------------------------------------------------------------------
+
+    def run_chunk_job(self, chunk: Chunk, *, cancel: threading.Event | None = None,
+                      progress: Callable[[BackfillProgress], None] | None = None
+                      ) -> BackfillSummary:
+        """Run one chunk (the body of the ``CHUNK_TASK`` job, here or in a worker): the
+        profiles of its range still pending for its integration, as its starter."""
+        actor = Actor(chunk.username, Role(chunk.role))
+        with self.ctx.db.session(readonly=True) as session:
+            ids = _pending_ids(session, chunk.integration_id, chunk.first, chunk.last)
+        return BackfillService(self.ctx).run_chunk(
+            actor, chunk.integration_id, ids, chunk=(chunk.index, chunk.count),
+            heal_range=(chunk.first, chunk.last), concurrency=chunk.concurrency, cancel=cancel,
+            progress=progress)
+
+    # -- SQLite: the same jobs in this process ------------------------------------------------
+
+    def run_inline(self, actor: Actor, *, integration_ids: Sequence[int] | None = None,
+                   concurrency: int = 8, chunk_size: int = CHUNK_SIZE,
+                   progress: Callable[[BackfillProgress], None] | None = None,
+                   cancel: threading.Event | None = None) -> RunStatus:
+        """Plan the chunks and run each in this process, one after another (no job queue);
+        ``cancel`` stops after the batch in flight."""
+        chunks = self.plan(actor, integration_ids=integration_ids, concurrency=concurrency,
+                           chunk_size=chunk_size)
+        states: list[tuple[str, int, Chunk]] = [("todo", 0, c) for c in chunks]
+        done_before = 0
+        start = time.perf_counter()
+        total = sum(c.size for c in chunks)
+        counts = {o.value: 0 for o in Outcome}
+        for n, chunk in enumerate(chunks):
+            if cancel is not None and cancel.is_set():
+                states[n:] = [("cancelled", 0, c) for _, _, c in states[n:]]
+                break
+
+            def report(p: BackfillProgress, base: int = done_before) -> None:
+                if progress is not None:
+                    merged = {k: counts[k] + p.counts.get(k, 0) for k in counts}
+                    progress(BackfillProgress(base + p.done, total, merged,
+                                              time.perf_counter() - start))
+
+            summary = self.run_chunk_job(chunk, cancel=cancel, progress=report)
+            for key, value in summary.counts.items():
+                counts[key] += value
+            done_before += summary.done
+            states[n] = ("aborted" if summary.cancelled else "succeeded", 1, chunk)
+        with self.ctx.db.session(readonly=True) as session:
+            return _status(session, chunks[0].run if chunks else "", states)
+
+
+def _open_app(ctx: ServiceContext) -> Any:
+    """Procrastinate's app on the context's database, opened for deferring (sync)."""
+    from procrastinate import App
+
+    return App(connector=jobqueue.connector(ctx.db.url)).open()
+
+
+def _pending_ids(session: Any, integration_id: int, first: str | None = None,
+                 last: str | None = None) -> list[str]:
+    """Profiles not linked to the integration and not done under its progress key, in id
+    order (only ``first``..``last`` when given)."""
+    key = run_key([integration_id], None)
+    query = select(Customer.id).where(
+        ~select(Link.id).where(Link.customer_id == Customer.id,
+                               Link.integration_id == integration_id).exists(),
+        ~select(ProgressRow.customer_id).where(ProgressRow.customer_id == Customer.id,
+                                               ProgressRow.run_key == key).exists())
+    if first is not None and last is not None:
+        query = query.where(Customer.id >= first, Customer.id <= last)
+    return list(session.scalars(query.order_by(Customer.id)))
+
+
+def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> RunStatus:
+    """A RunStatus from the chunks' (job status, attempts, chunk) and the progress and
+    outcome rows: a succeeded chunk counts whole, a started one by its progress rows."""
+    per_status: dict[str, int] = {}
+    for status, _, _ in chunks:
+        per_status[status] = per_status.get(status, 0) + 1
+    if not chunks:
+        return RunStatus(run, (), None, per_status, 0, 0)
+    started = datetime.fromisoformat(chunks[0][2].started_at)
+    ids = sorted({c.integration_id for _, _, c in chunks})
+    done = 0
+    for status, attempts, chunk in chunks:
+        if status == "succeeded":
+            done += chunk.size
+        elif status != "todo" or attempts:
+            done += min(chunk.size, int(session.scalar(
+                select(func.count()).select_from(ProgressRow).where(
+                    ProgressRow.run_key == run_key([chunk.integration_id], None),
+                    ProgressRow.customer_id >= chunk.first,
+                    ProgressRow.customer_id <= chunk.last,
+                    ProgressRow.done_at >= started)) or 0))
+    counts = {o.value: 0 for o in Outcome}
+    counts.update({str(k): int(v) for k, v in session.execute(
+        select(AutolinkOutcome.outcome, func.count()).where(
+            AutolinkOutcome.integration_id.in_(ids),
+            AutolinkOutcome.trigger == AutolinkTrigger.BACKFILL.value,
+            AutolinkOutcome.created_at >= started).group_by(AutolinkOutcome.outcome)).all()})
+    names = dict(session.execute(select(Integration.id, Integration.name).where(
+        Integration.id.in_(ids))).all())
+    return RunStatus(run, tuple(names.get(i, str(i)) for i in ids), started, per_status,
+                     sum(c.size for _, _, c in chunks), done, counts)
