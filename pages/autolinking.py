@@ -1,11 +1,14 @@
 """Auto-linking (admin): per integration the toggle, the fields and the rule in one sentence;
 recent outcomes with filters and a bar chart of counts; the backfill (dry run first, then the
-run with a progress bar and Cancel, and its summary).
+run with a progress bar and Cancel, and its summary). On PostgreSQL with a live worker pool
+(``linker worker``) the run is queued as chunk jobs instead of running in this process: its
+progress and Cancel read the database, so they survive a dashboard restart.
 
 Widget keys (for tests): ``autolink.enabled.<id>``, ``autolink.fields.<id>``; filters
 ``outcomes.integration`` (0 = all), ``outcomes.outcome`` ("" = all), ``outcomes.window``,
 ``outcomes.exchange``; ``backfill.integrations``, ``backfill.dry_run``, ``backfill.run``,
-``backfill.cancel``; the per-profile results filter ``backfill.results.outcome`` ("" = all).
+``backfill.cancel``, ``backfill.cancel_jobs`` (a run of chunk jobs); the per-profile results
+filter ``backfill.results.outcome`` ("" = all).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dashboard.widgets import (
 from linker.core.autolink import Outcome
 from linker.core.permissions import Actor, Permission
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
+from linker.services.backfill_jobs import RunStatus
 from linker.services.errors import ServiceError
 from linker.services.integrations import IntegrationView
 
@@ -153,8 +157,19 @@ def outcome_chart(per_outcome: dict[str, int]) -> None:
 
 
 def start_backfill(actor: Actor, integration_ids: list[int], dry_run: bool) -> None:
-    """Start the backfill (or its dry run) as a background job of this database."""
+    """Start the backfill (or its dry run) as a background job of this database; a real run
+    is queued as chunk jobs for the workers when a worker pool exists (never run here)."""
     svc = state.services()
+    if not dry_run and svc.backfill_jobs.workers_present():
+        st.session_state.pop(DRY_RESULT, None)
+        try:
+            run = svc.backfill_jobs.start(actor, integration_ids=integration_ids)
+        except ServiceError as exc:
+            state.flash(f"The backfill was not queued: {exc}", "error")
+            return
+        state.flash(f"Backfill queued for the workers: {sum(run.chunks.values())} chunk "
+                    f"job(s), {run.total} profile(s).")
+        return
 
     def work(report: Callable[[Any], None], cancel: threading.Event) -> BackfillSummary:
         return svc.backfill.run(actor, integration_ids=integration_ids, dry_run=dry_run,
@@ -263,6 +278,49 @@ def backfill_progress() -> None:
         st.rerun()
 
 
+def queued_run(actor: Actor) -> RunStatus | None:
+    """The newest backfill run of chunk jobs (PostgreSQL), or None."""
+    jobs = state.services().backfill_jobs
+    run = jobs.latest_run(actor)
+    return None if run is None else jobs.status(actor, run)
+
+
+@st.fragment(run_every=1.0)
+def queued_progress(actor: Actor, run: str) -> None:
+    """A run of chunk jobs: progress from the database and Cancel, refreshed every second."""
+    jobs = state.services().backfill_jobs
+    try:
+        status = jobs.status(actor, run)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    if not status.active:
+        st.rerun()  # the whole page shows the controls again
+    progress = status.progress()
+    running = status.chunks.get("doing", 0)
+    st.progress(progress.fraction, text=text(
+        f"Backfill of {', '.join(status.integrations)} on the workers: {status.done} of "
+        f"{status.total} profiles, {status.counts.get('linked', 0)} linked so far "
+        f"({running} chunk job(s) running, {status.chunks.get('todo', 0)} queued)"))
+    if st.button("Cancel", key="backfill.cancel_jobs", icon=":material/cancel:"):
+        try:
+            told = jobs.cancel(actor, run)
+        except ServiceError as exc:
+            show_error(exc)
+            return
+        state.flash(f"Backfill cancelled: {told} chunk job(s) were told to stop (running ones "
+                    "stop after their batch; run it again to resume).", "warning")
+        st.rerun()
+
+
+def last_queued_run(status: RunStatus) -> None:
+    """One line on the newest finished run of chunk jobs."""
+    chunks = ", ".join(f"{k} {v}" for k, v in sorted(status.chunks.items()))
+    st.caption(text(f"Last backfill on the workers ({', '.join(status.integrations)}): "
+                    f"{status.done} of {status.total} profiles, "
+                    f"{status.counts.get('linked', 0)} linked; chunk jobs: {chunks}."))
+
+
 def backfill_section(actor: Actor, views: Sequence[IntegrationView],
                      job: state.BackgroundJob | None, job_done: bool) -> None:
     """Choose integrations, dry run, run, progress and summary."""
@@ -277,9 +335,19 @@ def backfill_section(actor: Actor, views: Sequence[IntegrationView],
     chosen = st.multiselect("Integrations", list(eligible), default=list(eligible),
                             key="backfill.integrations", format_func=lambda i: eligible[i])
     selection = tuple(sorted(chosen))
+    try:
+        queued = queued_run(actor)
+    except ServiceError as exc:
+        show_error(exc)
+        queued = None
+    if queued is not None and queued.active:
+        queued_progress(actor, queued.run)
+        return
     if job is not None and not job_done:
         backfill_progress()
         return
+    if queued is not None:
+        last_queued_run(queued)
     if job is not None:
         finished_job(job)
     dry = st.session_state.get(DRY_RESULT)

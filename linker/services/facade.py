@@ -6,6 +6,7 @@ from linker.config import Settings
 from linker.services.audit_log import AuditLogService
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
+from linker.services.backfill_jobs import BackfillJobs
 from linker.services.conformance import ConformanceService
 from linker.services.console_sessions import ConsoleSessionService
 from linker.services.context import ServiceContext
@@ -39,6 +40,7 @@ class Services:
         self.autolink = AutolinkService(ctx)
         self.why = WhyService(ctx)
         self.backfill = BackfillService(ctx)
+        self.backfill_jobs = BackfillJobs(ctx)
         self.reports = ReportService(ctx)
         self.exchanges = ExchangeService(ctx)
         self.exchange_log = ExchangeLogService(ctx)
