@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 
 ACTIVE_STATUSES = ("todo", "doing")
 """Job statuses of work not finished yet."""
+TABLE_PREFIX = "procrastinate_"
+"""Every table of the job queue starts with it (they are not Linker's models)."""
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic ``include_name`` hook: leave the job queue's tables (and so their indexes) out
+    of autogenerate comparisons with Linker's models."""
+    return not (type_ == "table" and name is not None and name.startswith(TABLE_PREFIX))
 
 
 def conninfo(url: str | URL) -> str:

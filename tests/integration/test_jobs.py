@@ -15,10 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from alembic import command
+from procrastinate import App
+from sqlalchemy import func, inspect, select, text, update
 
 from linker.adaptor import BackgroundServer, create_app
 from linker.cli.main import main
@@ -29,7 +32,8 @@ from linker.services.errors import Conflict, InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy, acquire, release, shard_spec
 from linker.services.permissions import Actor, Role
 from linker.store import jobqueue
-from linker.store.models import AutolinkOutcome, Integration, Link, PulledData
+from linker.store.database import Database, alembic_config
+from linker.store.models import AutolinkOutcome, ExchangeRecord, Integration, Link, PulledData
 from linker.store.models import BackfillProgress as ProgressRow
 from tests.integration.test_backfill import (
     ADMIN,
@@ -388,3 +392,43 @@ def test_queue_reads_need_postgres() -> None:
         jobqueue.conninfo("sqlite:///x.db")
     assert jobqueue.conninfo("postgresql+psycopg://u:p%40@127.0.0.1:5/d?options=-csearch_path"
                              "%3Dt1") == "postgresql://u:p%40@127.0.0.1:5/d?options=-csearch_path%3Dt1"
+
+
+# ------------------------------------------------------------------ retention and migration
+
+
+def test_the_prune_job_run_by_a_worker_applies_the_retention(
+        pg: tuple[World, Population], workers: Workers) -> None:
+    world, _ = pg
+    BackfillJobs(world.ctx).run_chunk_job(BackfillJobs(world.ctx).plan(ADMIN)[0])
+    kept = count(world, ExchangeRecord)
+    assert kept > 2
+    old = world.ctx.now() - timedelta(days=world.ctx.settings.exchange_retention_days + 1)
+    with world.ctx.db.session() as s:
+        ids = list(s.scalars(select(ExchangeRecord.id).order_by(ExchangeRecord.id).limit(2)))
+        s.execute(update(ExchangeRecord).where(ExchangeRecord.id.in_(ids)).values(
+            started_at=old))
+    workers.start("--queues", "maintenance")
+    # What the hourly schedule defers, deferred now.
+    with App(connector=jobqueue.connector(world.ctx.db.url)).open() as app:
+        app.configure_task("linker.prune", queue="maintenance").defer(timestamp=0)
+    wait_for(lambda: count(world, ExchangeRecord) == kept - 2, "the prune job")
+    with world.ctx.db.session(readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(ExchangeRecord).where(
+            ExchangeRecord.id.in_(ids))) == 0
+
+
+def test_migration_0011_is_reversible(db: Database) -> None:
+    def queue_tables() -> set[str]:
+        return {t for t in inspect(db.engine).get_table_names()
+                if t.startswith(jobqueue.TABLE_PREFIX)}
+
+    present = set() if db.is_sqlite else {"procrastinate_jobs", "procrastinate_workers",
+                                           "procrastinate_events",
+                                           "procrastinate_periodic_defers"}
+    assert queue_tables() == present
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0007")
+    assert queue_tables() == set()
+    db.upgrade()
+    assert queue_tables() == present

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from linker.store.jobqueue import include_name
 from linker.store.models import Base
 
 config = context.config
@@ -19,7 +20,8 @@ target_metadata = Base.metadata
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      compare_type=True, render_as_batch=connection.dialect.name == "sqlite")
+                      compare_type=True, render_as_batch=connection.dialect.name == "sqlite",
+                      include_name=include_name)  # procrastinate's tables are not models
     with context.begin_transaction():
         context.run_migrations()
 
