@@ -23,16 +23,34 @@ from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
 from procrastinate.exceptions import JobAborted
+from procrastinate.jobs import Job
+from procrastinate.retry import RetryDecision
 
 from linker.services.backfill_jobs import BACKFILL_QUEUE, CHUNK_TASK, BackfillJobs, Chunk
 from linker.services.context import ServiceContext
+from linker.services.errors import ServiceError
+from linker.services.leases import BackfillBusy
 from linker.store import jobqueue
 from linker.store.retention import prune_exchanges, retention_age
 
 _LOG = logging.getLogger(__name__)
 MAINTENANCE_QUEUE = "maintenance"
 QUEUES = (BACKFILL_QUEUE, MAINTENANCE_QUEUE)
-CHUNK_RETRY = RetryStrategy(max_attempts=8, wait=5, linear_wait=10)
+
+
+class ChunkRetry(RetryStrategy):
+    """Retry a failed chunk, except for service errors a retry cannot fix (the integration
+    was switched off or removed, the starter lost the permission); a lease still held by
+    someone else (``BackfillBusy``) is retried."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        """None (fail for good) for a lasting service error; else the usual backoff."""
+        if isinstance(exception, ServiceError) and not isinstance(exception, BackfillBusy):
+            return None
+        return super().get_retry_decision(exception=exception, job=job)
+
+
+CHUNK_RETRY = ChunkRetry(max_attempts=8, wait=5, linear_wait=10)
 """Up to 8 attempts, 5 s, 15 s, 25 s ... apart: long enough for a dead holder's lease to
 expire (60 s) on another machine."""
 STALLED_CRON = "* * * * * */5"

@@ -24,6 +24,7 @@ from procrastinate import App
 from sqlalchemy import func, inspect, select, text, update
 
 from linker.adaptor import BackgroundServer, create_app
+from linker.cli import autolink_cmd
 from linker.cli.main import main
 from linker.lookup import LookupClient
 from linker.services.backfill import run_key
@@ -264,6 +265,43 @@ def test_cancel_stops_the_run_and_a_new_run_resumes(
     assert main(["autolink", "status"]) == 0
     out, _ = capsys.readouterr()
     assert "chunk jobs: succeeded" in out
+
+
+def test_cli_detach_then_ctrl_c_while_following_cancels_the_run(
+        pg: tuple[World, Population], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    world, pop = pg
+    cli_env(monkeypatch, world, tmp_path)
+    assert main(["autolink", "backfill", "--via-workers", "--detach", "--chunk-size", "20"]) == 0
+    out, err = capsys.readouterr()
+    run = re.search(r"queued backfill run (\w+): 3 chunk job\(s\)", out)
+    assert run, out
+    assert "no worker is running" in err
+    assert main(["autolink", "status", run[1]]) == 0
+    out, _ = capsys.readouterr()
+    assert "still running" in out and "chunk jobs: todo 3" in out
+    assert main(["autolink", "cancel", run[1]]) == 0
+    assert "3 chunk job(s) queued or running were told to stop" in capsys.readouterr().out
+
+    # Following a run (no worker: it stays queued), the first Ctrl-C cancels it.
+    draw = autolink_cmd.ProgressBar.__call__
+    pressed: list[bool] = []
+
+    def draw_then_press_ctrl_c(self: autolink_cmd.ProgressBar, p: object) -> None:
+        draw(self, p)  # type: ignore[arg-type]
+        if not pressed:  # once: a second Ctrl-C would abort at once
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw_then_press_ctrl_c)
+    assert main(["autolink", "backfill", "--via-workers"]) == 0
+    out, err = capsys.readouterr()
+    assert "stopping after the current batch" in err
+    assert "chunk jobs: cancelled 1" in out and "stopped early" in out
+    assert count(world, AutolinkOutcome) == 0
+    assert main(["autolink", "status", "nope"]) == 1
+    assert "no backfill run 'nope'" in capsys.readouterr().err
+    assert len(pop.candidates) > 40
 
 
 def test_a_second_run_is_refused_while_chunks_are_queued(pg: tuple[World, Population]) -> None:

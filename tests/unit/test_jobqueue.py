@@ -32,3 +32,27 @@ def test_the_command_line_does_not_import_procrastinate() -> None:
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+def test_chunk_retries_skip_lasting_service_errors() -> None:
+    from datetime import UTC, datetime
+
+    from procrastinate.exceptions import JobAborted
+    from procrastinate.jobs import Job
+
+    from linker.services.errors import InvalidInput, PermissionDenied
+    from linker.services.jobs import CHUNK_RETRY
+    from linker.services.leases import BackfillBusy
+
+    def decision(exc: BaseException, attempts: int = 0) -> object:
+        job = Job(queue="backfill", lock=None, queueing_lock=None,
+                  task_name="linker.backfill_chunk", attempts=attempts)
+        return CHUNK_RETRY.get_retry_decision(exception=exc, job=job)
+
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    assert decision(InvalidInput({"integrations": "switched off"})) is None
+    assert decision(PermissionDenied("no")) is None
+    assert decision(BackfillBusy("Shop", "w on h (pid 1)", now, now)) is not None
+    assert decision(JobAborted("worker shutting down")) is not None
+    assert decision(OSError("database gone")) is not None
+    assert decision(OSError("database gone"), attempts=8) is None  # gave up
