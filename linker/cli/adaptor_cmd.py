@@ -15,6 +15,7 @@ from linker.adaptor import (
     parse_fault,
     serve,
 )
+from linker.cli.commands import help_of
 
 
 def _fault(text: str) -> Fault:
@@ -36,7 +37,7 @@ def _positive(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``adaptor`` with its ``serve`` sub-command."""
-    adaptor = subparsers.add_parser("adaptor", help="run a reference lookup adaptor",
+    adaptor = subparsers.add_parser("adaptor", help=help_of("adaptor"),
                                     description="Reference lookup adaptors (shop, loyalty, "
                                                 "travel) speaking the lookup contract.")
     commands = adaptor.add_subparsers(dest="adaptor_command", metavar="COMMAND")

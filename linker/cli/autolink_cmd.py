@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from linker.cli.commands import help_of
 from linker.cli.common import CLI_ACTOR, EXIT_OK, EXIT_USAGE, error, print_table, run_command
 from linker.core.autolink import Outcome
 from linker.services.backfill import (
@@ -35,7 +36,7 @@ BAR_WIDTH = 30
 
 def register(subparsers: Any) -> None:
     """Add ``autolink`` with its ``backfill`` sub-command."""
-    autolink = subparsers.add_parser("autolink", help="auto-linking")
+    autolink = subparsers.add_parser("autolink", help=help_of("autolink"))
     commands = autolink.add_subparsers(dest="autolink_command", metavar="COMMAND")
     commands.required = True
     backfill = commands.add_parser(

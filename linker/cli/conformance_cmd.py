@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from linker.cli.commands import help_of
 from linker.cli.lookup_cmd import add_target_arguments, build_target
 from linker.conformance import (
     DEFAULT_LATENCY_CALLS,
@@ -29,7 +30,7 @@ _LABELS = {CheckStatus.PASS: "PASS", CheckStatus.WARN: "WARN", CheckStatus.FAIL:
 def register(subparsers: Any) -> None:
     """Register the ``conformance`` sub-command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "conformance", help="check that an adaptor keeps the lookup contract (report card)",
+        "conformance", help=help_of("conformance"),
         description=__doc__)
     parser.add_argument("url", metavar="URL", help="the adaptor URL, e.g. http://127.0.0.1:8401/")
     parser.add_argument("--known-email", required=True, metavar="E",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import (
     CLI_ACTOR,
     EXIT_FAILURE,
@@ -27,7 +28,7 @@ PROGRESS_EVERY_S = 2.0
 
 def register(subparsers: Any) -> None:
     """Add ``customers`` with its ``import`` sub-command."""
-    commands = command_group(subparsers, "customers", "customer profiles")
+    commands = command_group(subparsers, "customers", help_of("customers"))
     importer = commands.add_parser(
         "import", help="create profiles from a CSV file",
         description=f"Create a profile per row of a CSV file with the header "

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.config import Settings
 from linker.store.database import Database, display_url
 from linker.store.retention import prune_exchanges, retention_age
@@ -16,14 +17,14 @@ _MAX_DAYS = 100_000
 
 def register(subparsers: Any) -> None:
     """Add the ``db`` and ``prune`` sub-commands."""
-    db_parser = subparsers.add_parser("db", help="database maintenance")
+    db_parser = subparsers.add_parser("db", help=help_of("db"))
     db_commands = db_parser.add_subparsers(dest="db_command", metavar="DB_COMMAND")
     db_commands.required = True
     upgrade = db_commands.add_parser(
         "upgrade", help="migrate the database to the newest schema (safe to repeat)")
     upgrade.set_defaults(func=run_upgrade)
 
-    prune = subparsers.add_parser("prune", help="delete old exchanges from the exchange log")
+    prune = subparsers.add_parser("prune", help=help_of("prune"))
     prune.add_argument("--older-than", type=_days, metavar="DAYS", default=None,
                        help="delete exchanges older than DAYS days "
                             "(default LINKER_RETENTION_DAYS, 30)")

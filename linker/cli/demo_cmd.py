@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import EXIT_OK, describe_error, error
 from linker.config import Settings
 from linker.demo import (
@@ -57,7 +58,7 @@ def register(subparsers: Any) -> None:
     """Add ``demo``."""
     defaults = ",".join(str(i.default_port) for i in DEMO_INTEGRATIONS)
     demo = subparsers.add_parser(
-        "demo", help="run the demo: reference adaptors, seeded database, dashboard",
+        "demo", help=help_of("demo"),
         description="Start the reference adaptors (Shop, Loyalty, Travel and a flaky copy of "
                     "Shop) on loopback, seed the demo database (integrations, sign-in accounts, "
                     f"about {HISTORY_PROFILES + 50:,} profiles and a month of backdated history) "

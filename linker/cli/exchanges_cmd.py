@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import (
     CLI_ACTOR,
     EXIT_OK,
@@ -33,7 +34,7 @@ _SIGNS = {ChangeOp.ADDED: "+", ChangeOp.REMOVED: "-", ChangeOp.CHANGED: "~"}
 
 def register(subparsers: Any) -> None:
     """Add ``exchanges`` with its list, show, curl, replay and export sub-commands."""
-    actions = command_group(subparsers, "exchanges", "the exchange log")
+    actions = command_group(subparsers, "exchanges", help_of("exchanges"))
     listing = actions.add_parser("list", help="one page of the log, newest first")
     _add_filters(listing)
     listing.add_argument("--after", metavar="CURSOR", help="the cursor printed under the "

@@ -30,6 +30,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import (
     CLI_ACTOR,
     EXIT_FAILURE,
@@ -68,7 +69,7 @@ class FileProblem(ServiceError):
 
 def register(subparsers: Any) -> None:
     """Add ``integrations`` with its sub-commands."""
-    commands = command_group(subparsers, "integrations", "configure integrations")
+    commands = command_group(subparsers, "integrations", help_of("integrations"))
 
     apply = commands.add_parser(
         "apply", help="create or update integrations by name from a TOML file (idempotent)",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from linker import safejson
+from linker.cli.commands import help_of
 from linker.contract import (
     CustomerProfile,
     LookupRequest,
@@ -58,8 +59,7 @@ def _timeout(value: str) -> float:
 def register(subparsers: Any) -> None:
     """Register the ``lookup`` sub-command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "lookup",
-        help="send one lookup request to an adaptor and show request, response and verdict",
+        "lookup", help=help_of("lookup"),
         description=__doc__ + " Secrets are masked in all output. Exit status: 0 when the "
         "adaptor answered validly, 1 when it failed or broke the contract, 2 on a usage error.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import CLI_ACTOR, EXIT_OK, print_table, run_command
 from linker.services.context import ServiceContext
 from linker.services.reports import ReportService
@@ -12,7 +13,7 @@ from linker.services.reports import ReportService
 
 def register(subparsers: Any) -> None:
     """Add the ``coverage`` sub-command."""
-    coverage = subparsers.add_parser("coverage", help="how many profiles are linked, and how")
+    coverage = subparsers.add_parser("coverage", help=help_of("coverage"))
     coverage.add_argument("--json", action="store_true", help="print one JSON object")
     coverage.set_defaults(func=_coverage)
 

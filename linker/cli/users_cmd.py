@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import (
     CLI_ACTOR,
     EXIT_OK,
@@ -23,7 +24,7 @@ ROLES = [r.value for r in Role]
 
 def register(subparsers: Any) -> None:
     """Add ``users`` with its sub-commands."""
-    commands = command_group(subparsers, "users", "console accounts and their roles")
+    commands = command_group(subparsers, "users", help_of("users"))
 
     add = commands.add_parser(
         "add", help="create an account, or give an existing one this role (idempotent)",

@@ -15,6 +15,7 @@ import os
 import socket
 from typing import Any
 
+from linker.cli.commands import help_of
 from linker.cli.common import EXIT_OK, error, run_command
 from linker.services.context import ServiceContext
 
@@ -25,7 +26,7 @@ MAX_CONCURRENCY = 64
 def register(subparsers: Any) -> None:
     """Add ``worker``."""
     worker = subparsers.add_parser(
-        "worker", help="run background jobs (PostgreSQL)",
+        "worker", help=help_of("worker"),
         description="Start a worker that takes Linker's background jobs (backfill chunks, "
                     "retention) from the configured PostgreSQL database. Start as many as you "
                     "like, on any machine that reaches the database. Stop with Ctrl-C or "
