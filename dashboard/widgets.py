@@ -28,7 +28,7 @@ import streamlit as st
 
 from dashboard import present
 from dashboard.state import flash
-from linker.core.autolink import rule_sentence
+from linker.core.autolink import AutolinkField, rule_sentence
 from linker.core.permissions import Actor, Permission
 from linker.lookup.exchange import Exchange
 from linker.services.autolinking import AutolinkResult
@@ -74,7 +74,8 @@ def status_badge(value: str, *, help: str | None = None) -> None:
 
 # -- auto-linking -----------------------------------------------------------------------------
 
-AUTOLINK_FIELD_LABELS = {"email": "Email", "mobile": "Mobile phone"}
+AUTOLINK_FIELD_LABELS = {field.value: field.label for field in AutolinkField}
+"""Stored auto-linking field → its label, in form order (from ``AutolinkField``)."""
 
 
 def autolink_rule_sentence(view: IntegrationView) -> str:

@@ -30,10 +30,28 @@ class Outcome(StrEnum):
 
 
 class AutolinkField(StrEnum):
-    """The auto-linking fields an integration can enable."""
+    """The auto-linking fields an integration can enable: the one vocabulary of forms, rules,
+    reasons and pages (stored as the value: ``email``, ``mobile``)."""
 
     EMAIL = "email"
     MOBILE = "mobile"
+
+    @property
+    def label(self) -> str:
+        """How a form or table names it: ``Email``, ``Mobile phone``."""
+        return {"email": "Email", "mobile": "Mobile phone"}[self.value]
+
+    @property
+    def needed_value(self) -> str:
+        """What a profile needs for it, in a sentence: ``an email``, ``a MOBILE phone``."""
+        return {"email": "an email", "mobile": "a MOBILE phone"}[self.value]
+
+    @classmethod
+    def needed_values(cls, fields: Collection[str]) -> str:
+        """What a profile needs for the known ``fields``, e.g. ``an email or a MOBILE phone``
+        (every field when none is known)."""
+        known = [f for f in cls if f.value in fields] or list(cls)
+        return " or ".join(f.needed_value for f in known)
 
 
 @dataclass(frozen=True)

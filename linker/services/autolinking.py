@@ -187,9 +187,7 @@ def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
     has_email = AutolinkField.EMAIL in integration.fields and bool(profile.normalized_emails)
     has_mobile = AutolinkField.MOBILE in integration.fields and bool(profile.mobiles)
     if not (has_email or has_mobile):
-        wanted = " or ".join(
-            {"email": "an email", "mobile": "a MOBILE phone"}[f]
-            for f in sorted(integration.fields))
+        wanted = AutolinkField.needed_values(integration.fields)
         return preset(Outcome.SKIPPED, f"The profile has no value for {integration.name}'s "
                       f"auto-linking fields (it needs {wanted}), so no request was sent.")
     if integration.target is None:

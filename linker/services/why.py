@@ -201,9 +201,7 @@ def _ambiguity(facts: _Facts, outcome: AutolinkOutcome) -> str | None:
 
 
 def _needs(integration: Integration) -> str:
-    fields = set(integration.autolink_fields)
-    wanted = [w for f, w in (("email", "an email"), ("mobile", "a MOBILE phone")) if f in fields]
-    return " or ".join(wanted) or "an email or a MOBILE phone"
+    return AutolinkField.needed_values(integration.autolink_fields)
 
 
 def _outcome_fix(facts: _Facts, latest: AutolinkOutcome | None) -> tuple[str, str]:
