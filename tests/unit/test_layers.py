@@ -11,9 +11,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (package whose modules are checked, forbidden import prefixes)
 RULES = [
-    ("linker.core", ("linker.store", "linker.lookup", "linker.services", "sqlalchemy", "httpx")),
+    ("linker.core", ("linker.store", "linker.lookup", "linker.services", "linker.cli",
+                     "sqlalchemy", "httpx")),
     ("linker", ("streamlit", "dashboard", "pages")),
-    ("linker.lookup", ("linker.store",)),
+    ("linker.contract", ("linker.store", "linker.lookup", "linker.services", "linker.cli")),
+    ("linker.lookup", ("linker.store", "linker.services", "linker.cli")),
+    ("linker.store", ("linker.services", "linker.cli")),
+    ("linker.services", ("linker.cli",)),
     ("dashboard", ("pages",)),
 ]
 
