@@ -20,9 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
 from linker.contract import LookupRequest, detailed_request, search_request
 from linker.contract.models import CustomerProfile, RequestKind
 from linker.core.autolink import AutolinkDecision, Outcome
@@ -39,9 +36,11 @@ from linker.services.customers import CustomerService, CustomerView
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.linking import attribute_pairs, prefill_value
 from linker.services.targets import target_for
+from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store
+from linker.store import links as links_store
 from linker.store.exchanges import StoredExchange, record_exchange, stored_exchange
-from linker.store.models import Customer, Integration, Suppression
+from linker.store.models import Customer, Integration
 
 
 @dataclass(frozen=True)
@@ -154,9 +153,7 @@ class DebuggerService:
             integration = self._integration(s, integration_id)
             snapshot = snapshot_integration(self.ctx, integration)
             profile = ProfileSnapshot.of(customer)
-            suppressed = s.scalar(select(Suppression.customer_id).where(
-                Suppression.customer_id == customer_id,
-                Suppression.integration_id == integration_id)) is not None
+            suppressed = links_store.suppression_of(s, customer_id, integration_id) is not None
         attempt = plan_attempt(profile, snapshot, suppressed=False)
         if attempt.request is None:
             assert attempt.preset is not None
@@ -280,11 +277,10 @@ class DebuggerService:
 
     @staticmethod
     def _customer(s: Any, customer_id: str) -> Customer:
-        customer = s.scalar(select(Customer).where(Customer.id == customer_id).options(
-            selectinload(Customer.emails), selectinload(Customer.phones)))
+        customer = customers_store.with_contacts(s, customer_id)
         if customer is None:
             raise NotFound(f"customer {customer_id} does not exist")
-        return customer  # type: ignore[no-any-return]
+        return customer
 
     @staticmethod
     def _integration(s: Any, integration_id: int) -> Integration:

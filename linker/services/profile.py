@@ -9,7 +9,7 @@ from linker.services.autolinking import AutolinkResult, autolink_customer
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
 from linker.services.refresh import RefreshOutcome, refresh_stale_links
-from linker.store.models import Customer
+from linker.store import customers as customers_store
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ProfileService:
         """
         actor.require(Permission.VIEW_CUSTOMERS, "open customer profiles")
         with self.ctx.db.session(readonly=True) as session:
-            if session.get(Customer, customer_id) is None:
+            if customers_store.get(session, customer_id) is None:
                 raise NotFound(f"no customer profile with id {customer_id!r}")
         refreshes = refresh_stale_links(self.ctx, actor, customer_id)
         results = autolink_customer(self.ctx, actor, customer_id, trigger="profile_opened")

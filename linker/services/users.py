@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from linker.services.signin import (
     locked_now,
     record_sign_in_event,
 )
+from linker.store import users as users_store
 from linker.store.models import User
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,99}$")
@@ -114,7 +114,7 @@ class UserService:
         password_hash = hash_password(secret)
         try:
             with self.ctx.db.session() as s:
-                if s.scalar(select(User.id).where(User.username == name)) is not None:
+                if users_store.exists(s, name):
                     raise Conflict(f"a user named {name} already exists; pick another name")
                 user = User(username=name, role=new_role.value, password_hash=password_hash,
                             disabled=False, created_at=self.ctx.now())
@@ -139,7 +139,7 @@ class UserService:
         if password is not None:
             _checked_password(password, name)
         with self.ctx.db.session() as s:
-            exists = s.scalar(select(User.id).where(User.username == name)) is not None
+            exists = users_store.exists(s, name)
         if not exists:
             view, generated = self.create(actor, name, new_role, password)
             return EnsuredUser(view, True, ("created",), generated)
@@ -206,7 +206,7 @@ class UserService:
         """Every account, by username."""
         actor.require(Permission.MANAGE_USERS, "list users")
         with self.ctx.db.session() as s:
-            return [_view(u) for u in s.scalars(select(User).order_by(User.username))]
+            return [_view(u) for u in users_store.all_by_name(s)]
 
     def authenticate(self, username: str, password: str, *, client: str = "") -> Actor | None:
         """The Actor for valid credentials of an enabled account, else None.
@@ -226,7 +226,7 @@ class UserService:
         with self.ctx.db.session() as s:
             count_attempt(s, keys, self.ctx.now())
         with self.ctx.db.session(readonly=True) as s:
-            user = s.scalar(select(User).where(User.username == name))
+            user = users_store.user_named(s, name)
             stored = None if user is None else (user.password_hash, user.disabled, user.role)
         if stored is None:
             verify_password(dummy_hash(), password)
@@ -247,7 +247,7 @@ class UserService:
             forgive(s, account_key(name), client_id)
             record_sign_in_event(s, now, name, role, "user.signed_in", details)
             if stored is not None and needs_rehash(stored[0]):
-                user = s.scalar(select(User).where(User.username == name))
+                user = users_store.user_named(s, name)
                 if user is not None:
                     user.password_hash = hash_password(password)
             return Actor(name, Role(role))
@@ -270,12 +270,11 @@ class UserService:
         """
         name = username.strip().lower()
         with self.ctx.db.session(readonly=True) as s:
-            row = s.execute(select(User.role, User.disabled)
-                            .where(User.username == name)).one_or_none()
-        if row is None or row.disabled:
+            row = users_store.role_and_disabled(s, name)
+        if row is None or row[1]:
             return None
         try:
-            return Actor(name, Role(row.role))
+            return Actor(name, Role(row[0]))
         except ValueError:
             return None
 
@@ -283,7 +282,7 @@ class UserService:
 
     @staticmethod
     def _load(s: Session, username: str) -> User:
-        user = s.scalar(select(User).where(User.username == username.strip().lower()))
+        user = users_store.user_named(s, username.strip().lower())
         if user is None:
             raise NotFound(f"no user named {username.strip()!r}; check the name with "
                            "'linker users list'")
@@ -299,8 +298,7 @@ class UserService:
 
     @staticmethod
     def _keep_an_admin(s: Session, user: User, what: str) -> None:
-        admins = s.scalar(select(func.count()).select_from(User).where(
-            User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != user.id))
+        admins = users_store.other_enabled_admins(s, Role.ADMIN.value, user.id)
         if not admins:
             raise Conflict(f"cannot {what} {user.username}: it is the last enabled admin; "
                            "make another user admin first")

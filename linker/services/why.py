@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from linker import safejson
 from linker.contract import RequestKind, validate_response
@@ -22,7 +21,11 @@ from linker.core.identity import PhoneType
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
+from linker.store import customers as customers_store
+from linker.store import exchanges as exchanges_store
 from linker.store import integrations as integrations_store
+from linker.store import links as links_store
+from linker.store import outcomes as outcomes_store
 from linker.store.models import (
     AutolinkOutcome,
     Customer,
@@ -105,8 +108,7 @@ class _Facts:
 
 
 def _facts(session: Session, customer_id: str, integration_id: int) -> _Facts:
-    customer = session.scalar(select(Customer).where(Customer.id == customer_id).options(
-        selectinload(Customer.emails), selectinload(Customer.phones)))
+    customer = customers_store.with_contacts(session, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id!r} does not exist; check the id or search by "
                        "email, phone or name")
@@ -114,27 +116,15 @@ def _facts(session: Session, customer_id: str, integration_id: int) -> _Facts:
     if integration is None:
         raise NotFound(f"integration {integration_id} does not exist; pick one from the "
                        "integrations list")
-    link = session.scalar(select(Link).where(Link.customer_id == customer_id,
-                                             Link.integration_id == integration_id))
-    suppression = session.get(Suppression, (customer_id, integration_id))
-    outcomes = list(session.scalars(
-        select(AutolinkOutcome)
-        .where(AutolinkOutcome.customer_id == customer_id,
-               AutolinkOutcome.integration_id == integration_id)
-        .order_by(AutolinkOutcome.created_at.desc(), AutolinkOutcome.id.desc())
-        .limit(TRAIL_LIMIT)))
-    exchange_rows = list(session.scalars(
-        select(ExchangeRecord)
-        .where(ExchangeRecord.customer_id == customer_id,
-               ExchangeRecord.integration_id == integration_id)
-        .order_by(ExchangeRecord.started_at.desc(), ExchangeRecord.id.desc())
-        .limit(TRAIL_LIMIT)))
+    link = links_store.link_of(session, customer_id, integration_id)
+    suppression = links_store.suppression_of(session, customer_id, integration_id)
+    outcomes = outcomes_store.pair_outcomes(session, customer_id, integration_id, TRAIL_LIMIT)
+    exchange_rows = exchanges_store.pair_exchanges(session, customer_id, integration_id,
+                                                   TRAIL_LIMIT)
     referenced = {o.exchange_id for o in outcomes if o.exchange_id is not None}
     exchanges = {e.id: e for e in exchange_rows}
     missing = referenced - exchanges.keys()
-    if missing:
-        exchanges.update({e.id: e for e in session.scalars(
-            select(ExchangeRecord).where(ExchangeRecord.id.in_(missing)))})
+    exchanges.update(exchanges_store.records_by_id(session, missing))
     others = [e for e in exchange_rows if e.id not in referenced]
     return _Facts(customer, integration, link, suppression, outcomes, exchanges, others)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from linker.core.contact import ContactData
 from linker.core.errors import NotFound
@@ -29,6 +29,12 @@ def load(s: Session, customer_id: str) -> Customer:
 def get(s: Session, customer_id: str) -> Customer | None:
     """The profile with ``customer_id``, or None."""
     return s.get(Customer, customer_id)
+
+
+def with_contacts(s: Session, customer_id: str) -> Customer | None:
+    """The profile with its emails and phones loaded, or None."""
+    return s.scalar(select(Customer).where(Customer.id == customer_id).options(
+        selectinload(Customer.emails), selectinload(Customer.phones)))
 
 
 def find(s: Session, *, email_key: str | None = None, e164: str | None = None,

@@ -6,10 +6,12 @@ except that a body larger than 256 KiB is cut to that size and the record flagge
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linker.contract import RequestKind, Severity, Violation
@@ -171,3 +173,22 @@ def _violation(row: dict[str, Any]) -> Violation:
     severity = row.get("severity")
     return Violation(path=str(row.get("path", "")), message=str(row.get("message", "")),
                      severity=Severity(severity) if severity else Severity.ERROR)
+
+
+def pair_exchanges(session: Session, customer_id: str, integration_id: int, limit: int
+                   ) -> list[ExchangeRecord]:
+    """The newest ``limit`` exchanges of one (profile, integration) pair, newest first."""
+    return list(session.scalars(
+        select(ExchangeRecord)
+        .where(ExchangeRecord.customer_id == customer_id,
+               ExchangeRecord.integration_id == integration_id)
+        .order_by(ExchangeRecord.started_at.desc(), ExchangeRecord.id.desc())
+        .limit(limit)))
+
+
+def records_by_id(session: Session, ids: Collection[int]) -> dict[int, ExchangeRecord]:
+    """The exchange records with these ids, by id (pruned ones are left out)."""
+    if not ids:
+        return {}
+    return {e.id: e for e in session.scalars(
+        select(ExchangeRecord).where(ExchangeRecord.id.in_(list(ids))))}
