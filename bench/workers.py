@@ -33,10 +33,10 @@ from sqlalchemy.pool import NullPool
 
 from linker.adaptor import load_dataset
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.demo import allow_demo_adaptors
 from linker.services.backfill_jobs import BackfillJobs
 from linker.services.context import ServiceContext
-from linker.services.permissions import SYSTEM
 from linker.store.database import Database, display_url, normalize_url
 from linker.store.secretbox import SecretBox, generate_key
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from linker.autolink import Outcome
+from linker.core.autolink import Outcome
+from linker.core.permissions import Actor, Permission, Role
 from linker.services.audit import record_audit
 from linker.services.autolinking import AutolinkTrigger
 from linker.services.backfill import (
@@ -41,7 +42,6 @@ from linker.services.backfill import (
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput
 from linker.services.leases import acquire, holder_name, release
-from linker.services.permissions import Actor, Permission, Role
 from linker.store import jobqueue
 from linker.store.models import AutolinkOutcome, Customer, Integration, Link
 from linker.store.models import BackfillProgress as ProgressRow

@@ -19,9 +19,9 @@ import streamlit as st
 from sqlalchemy import text
 
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.services.backfill_jobs import CHUNK_TASK
 from linker.services.facade import Services
-from linker.services.permissions import SYSTEM
 from linker.store import jobqueue
 from linker.store.secretbox import generate_key
 from tests.apptest.conftest import make_integration, shop_person, shown, texts

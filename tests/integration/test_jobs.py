@@ -26,12 +26,12 @@ from sqlalchemy import func, inspect, select, text, update
 from linker.adaptor import BackgroundServer, create_app
 from linker.cli import autolink_cmd
 from linker.cli.main import main
+from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
 from linker.services.backfill import run_key
 from linker.services.backfill_jobs import CHUNK_TASK, BackfillJobs, Chunk, RunStatus
 from linker.services.errors import Conflict, InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy, acquire, release, shard_spec
-from linker.services.permissions import Actor, Role
 from linker.store import jobqueue
 from linker.store.database import Database, alembic_config
 from linker.store.models import AutolinkOutcome, ExchangeRecord, Integration, Link, PulledData
