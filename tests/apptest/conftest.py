@@ -23,6 +23,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.present import WORD_JOINER
 from linker.adaptor import BackgroundServer, create_app, load_dataset
 from linker.config import Settings
 from linker.core.permissions import SYSTEM
@@ -147,8 +148,9 @@ _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def shown(markdown: str) -> str:
-    """Markdown source as the reader sees it: backslash escapes (``present.text``) removed."""
-    return _ESCAPED.sub(r"\1", markdown)
+    """Markdown source as the reader sees it: backslash escapes and the word joiners that keep
+    URLs from becoming links (``present.text``) removed."""
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def texts(elements: Any) -> list[str]:
