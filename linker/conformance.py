@@ -263,11 +263,12 @@ class _Run:
                 self.add(name, CheckStatus.SKIP, "no signing key is set, so requests are not "
                          "signed; set one to check that the adaptor verifies signatures")
             return
+        real_key = (self.target.signing_key, *self.target.also_mask)  # masked if echoed
         self._refusal_check("unsigned_refused", "an unsigned request",
-                            replace(self.target, signing_key=""))
+                            replace(self.target, signing_key="", also_mask=real_key))
         self._refusal_check("bad_signature_refused", "a request signed with a wrong key",
-                            replace(self.target,
-                                    signing_key=f"wrong-{secrets.token_hex(8)}"))
+                            replace(self.target, signing_key=f"wrong-{secrets.token_hex(8)}",
+                                    also_mask=real_key))
 
     def _content_type(self, first: Exchange) -> None:
         response = first.response

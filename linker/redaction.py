@@ -61,8 +61,7 @@ def secret_forms(secret: str) -> set[str]:
         forms |= {escaped, _go_escaped(escaped), escaped.replace("/", "\\/")}
     for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret)):
         forms |= {encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)}
-    if len(secret) >= _MIN_SECRET_LEN:
-        forms |= _b64_forms(secret.encode())
+    forms |= _b64_forms(secret.encode())  # a short secret's too: masked where it stands alone
     return {form for form in forms if form}
 
 
@@ -112,10 +111,12 @@ class Redactor:
         password: str = "",
         signing_key: str = "",
         secret_header_values: Mapping[str, str] | None = None,
+        also_mask: Iterable[str] = (),
     ) -> Redactor:
-        """A redactor for one integration's credentials and secret headers."""
+        """A redactor for one integration's credentials and secret headers (and any other
+        secrets in ``also_mask``)."""
         headers = dict(secret_header_values or {})
-        secrets = [password, signing_key, *headers.values()]
+        secrets = [password, signing_key, *headers.values(), *also_mask]
         credentials = [f"{username}:{password}"] if username or password else []
         return cls(secrets, headers.keys(), credentials)
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import functools
 import json
+import logging
 import os
 import ssl
 import time
@@ -44,6 +45,13 @@ from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
 from linker.redaction import MASK, Redactor, basic_credential
 from linker.safetext import without_nul
+
+WIRE_TRACE_LOGGER = "httpcore"
+logging.getLogger(WIRE_TRACE_LOGGER).setLevel(logging.INFO)
+"""httpcore's DEBUG wire traces print response headers verbatim, before any redaction (an
+adaptor that echoes a credential in a header would put it in the log): Linker keeps that
+logger at INFO, whatever the root level. httpx's own INFO line names only method, URL and
+status."""
 
 USER_AGENT = "Linker/0.1"
 # What Gladly sends (Go's default); httpx decodes gzip bodies before they are counted.

@@ -61,6 +61,10 @@ class AdaptorTarget:
     secret_headers: frozenset[str] = frozenset()
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    also_mask: tuple[str, ...] = ()
+    """More secrets to mask in what this target's exchanges record: a variant of a target
+    (e.g. conformance's deliberately wrong key) still masks the real one when an adaptor
+    echoes it."""
 
     def __post_init__(self) -> None:
         _check(url_problem(self.url))
@@ -77,7 +81,7 @@ class AdaptorTarget:
     def __hash__(self) -> int:
         return hash((self.url, self.name, self.username, self.password, self.realm,
                      self.signing_key, tuple(sorted(self.headers.items())), self.secret_headers,
-                     self.timeout_s, self.max_body_bytes))
+                     self.timeout_s, self.max_body_bytes, self.also_mask))
 
     @property
     def has_basic_auth(self) -> bool:
@@ -90,12 +94,14 @@ class AdaptorTarget:
         return {k: v for k, v in self.headers.items() if k.lower() in secret}
 
     def redactor(self) -> Redactor:
-        """The Redactor masking this target's password, signing key and secret headers."""
+        """The Redactor masking this target's password, signing key, secret headers and
+        ``also_mask``."""
         return Redactor.for_credentials(
             username=self.username,
             password=self.password,
             signing_key=self.signing_key,
             secret_header_values=self.secret_header_values(),
+            also_mask=self.also_mask,
         )
 
     def __repr__(self) -> str:

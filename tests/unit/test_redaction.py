@@ -126,3 +126,16 @@ def test_one_compiled_pattern_per_secret_set() -> None:
 def test_authorization_without_scheme_is_masked_whole() -> None:
     assert _redactor().header_value("Authorization", "opaque-token") == MASK
     assert _redactor().header_value("Proxy-Authorization", "Bearer abc") == f"Bearer {MASK}"
+
+
+def test_a_short_secret_is_masked_in_base64_too() -> None:
+    redactor = Redactor(["ø§"])
+    encoded = base64.b64encode("ø§".encode()).decode()
+    assert redactor.text(f'{{"b64": "{encoded}", "raw": "ø§"}}') == (
+        f'{{"b64": "{MASK}", "raw": "{MASK}"}}')
+    assert redactor.text(f"x{encoded.rstrip('=')}y") == f"x{encoded.rstrip('=')}y"  # inside
+
+
+def test_also_mask_covers_secrets_a_variant_target_does_not_send() -> None:
+    redactor = Redactor.for_credentials(signing_key="wrong-key", also_mask=["real-key"])
+    assert redactor.text("echo real-key and wrong-key") == f"echo {MASK} and {MASK}"
