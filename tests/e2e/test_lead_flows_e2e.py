@@ -1,0 +1,98 @@
+"""The support lead in a real browser, on the seeded demo: lands on Health (a tile per
+integration), opens Coverage and exports a worklist as CSV (a real download).
+
+Set LINKER_SCREENSHOTS=1 to save ``docs/screenshots/health.png`` and ``coverage.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from dashboard.present import badge_label
+from linker.csvexport import safe_cell
+from linker.demo import DEMO_ACCOUNTS
+from linker.services.coverage import REASONS, WORKLIST_COLUMNS
+from tests.e2e.browser import (
+    TIMEOUT_MS,
+    demo_db,
+    integration,
+    key_class,
+    open_page,
+    refresh_screenshot,
+    wait_for_app,
+)
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
+from tests.e2e.test_flows_e2e import sign_in_as
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
+                                                  reason=CHROMIUM_MISSING)]
+
+LEAD = next(a for a in DEMO_ACCOUNTS if a.username == "lead")
+
+
+def test_support_lead_lands_on_health_with_a_tile_per_integration(
+        page: Page, demo_site: DemoSite) -> None:
+    with demo_db(demo_site) as ctx:
+        names = {name: integration(ctx, name).id for name in demo_site.report.integrations}
+    sign_in_as(page, demo_site, LEAD)
+    expect(page.get_by_role("heading", name="Health", exact=True)).to_be_visible(
+        timeout=TIMEOUT_MS)
+    for name, integration_id in names.items():
+        tile = page.locator(key_class(f"health.tile.{integration_id}"))
+        expect(tile.get_by_text(name, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+        expect(tile.get_by_text("Success")).to_be_visible()
+    # The seeded month of history gives the charts lines and bars.
+    expect(page.locator(key_class("health.latency_chart")).locator(".main-svg").first
+           ).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator(key_class("health.errors_chart")).locator(".main-svg").first
+           ).to_be_visible(timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    refresh_screenshot(page, "health.png")
+
+
+def test_support_lead_exports_a_coverage_worklist_as_csv(page: Page,
+                                                          demo_site: DemoSite) -> None:
+    sign_in_as(page, demo_site, LEAD)
+    open_page(page, "Coverage")
+    integration_box = page.get_by_role("combobox", name="Integration")
+    expect(integration_box).to_have_value(re.compile(r"\S"), timeout=TIMEOUT_MS)
+    chosen = integration_box.input_value()
+    reason_box = page.get_by_role("combobox", name="Reason")
+    expect(reason_box).to_have_value(re.compile(r"^Every reason \(\d+\)$"))
+    total = int(re.findall(r"\d+", reason_box.input_value())[0])
+    assert total > 0, "the seeded demo leaves profiles unlinked"
+    expect(page.get_by_text(re.compile(r"^Page 1 · \d+ profile\(s\)$"))).to_be_visible()
+
+    # The worklist's first row as the page shows it: the canvas grid keeps its visible cells
+    # in an accessible (visually hidden) table.
+    worklist = page.get_by_role("grid", include_hidden=True).filter(
+        has=page.get_by_role("columnheader", name="What happened", include_hidden=True))
+    expect(worklist).to_have_count(1, timeout=TIMEOUT_MS)
+    header = worklist.get_by_role("columnheader", include_hidden=True).all_text_contents()
+    assert header[:4] == ["Customer", "Name", "Email", "Reason"], header
+    first_row = worklist.get_by_role("row", include_hidden=True).nth(1).get_by_role(
+        "gridcell", include_hidden=True)
+    expect(first_row.first).not_to_be_empty(timeout=TIMEOUT_MS)
+    shown = dict(zip(header, first_row.all_text_contents(), strict=False))
+
+    with page.expect_download(timeout=TIMEOUT_MS) as download_info:
+        page.locator(key_class("coverage.export")).get_by_role("button").click()
+    download = download_info.value
+    with demo_db(demo_site) as ctx:
+        integration_id = integration(ctx, chosen).id
+    assert download.suggested_filename == f"worklist-{integration_id}-all.csv"
+    rows = list(csv.reader(io.StringIO(download.path().read_text(encoding="utf-8"))))
+    assert tuple(rows[0]) == WORKLIST_COLUMNS
+    data = [dict(zip(WORKLIST_COLUMNS, row, strict=True)) for row in rows[1:]]
+    assert len(data) == total
+    # The export neutralises cells a spreadsheet would run as formulas (an id may start "-").
+    assert (data[0]["customer_id"], data[0]["name"], data[0]["email"]) == tuple(
+        safe_cell(shown[column]) for column in ("Customer", "Name", "Email"))
+    assert badge_label(data[0]["reason"]) == shown["Reason"]
+    assert {r["reason"] for r in data} <= set(REASONS)
+    refresh_screenshot(page, "coverage.png")
