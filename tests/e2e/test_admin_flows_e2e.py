@@ -1,6 +1,8 @@
 """The admin in a real browser: adds an integration for a reference adaptor that is running
 (started here, beside the demo's), tests the connection, then turns auto-linking on for it on
 the Auto-linking page and sees it on.
+
+Set LINKER_SCREENSHOTS=1 to save ``docs/screenshots/integrations.png`` and ``autolinking.png``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.e2e.browser import (
     integration,
     key_class,
     open_page,
+    refresh_screenshot,
     wait_for_app,
 )
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
@@ -85,6 +88,7 @@ def test_admin_adds_an_integration_tests_it_and_turns_on_autolinking(
         rf"^{re.escape(NEW_NAME)} answered in .+ with 1 result\(s\)\.$"))).to_be_visible(
         timeout=TIMEOUT_MS)
     wait_for_app(page)
+    refresh_screenshot(page, "integrations.png")
 
     # Auto-linking: choose the field, then switch it on.
     open_page(page, "Auto-linking")
@@ -110,6 +114,7 @@ def test_admin_adds_an_integration_tests_it_and_turns_on_autolinking(
         rf"^When a profile is created, or an unlinked profile is opened, Linker asks "
         rf"{re.escape(NEW_NAME)} for that person and links the profile when exactly one record "
         r"comes back and one of its emails equals one of the profile's emails"))).to_be_visible()
+    refresh_screenshot(page, "autolinking.png")
 
     # It stays on: a fresh load of the page reads the stored settings.
     page.reload()
