@@ -21,7 +21,7 @@ from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE, DEMO_INTEGRATIONS
 from linker.services.customers import CustomerService
 from linker.services.integrations import IntegrationChanges, IntegrationService
-from linker.store.models import Link
+from linker.store.models import Customer, Link
 from tests.e2e.browser import (
     TIMEOUT_MS,
     adaptor_server,
@@ -68,9 +68,13 @@ def find_customer(page: Page, email: str, name: str) -> None:
 
 @pytest.fixture
 def new_shop_customer(demo_site: DemoSite) -> Record:
-    """A Shop record with orders that no profile holds, under an email only Shop knows."""
+    """A Shop record with orders that no profile holds, under an email only Shop knows, of a
+    person no profile is named after (so creating it looks like nobody already there)."""
     with demo_db(demo_site) as ctx:
+        with ctx.db.session(readonly=True) as session:
+            names = {n.casefold() for n in session.scalars(select(Customer.name))}
         return next(r for r in free_records(ctx, SHOP, "Shop") if orders(r)
+                    and r.name.casefold() not in names
                     and not LOYALTY.search(emails=[r.emails[0]]))
 
 
@@ -95,7 +99,7 @@ def test_agent_creates_a_customer_who_is_auto_linked_and_sees_the_orders(
     expect(linked.get_by_text("auto-linked")).to_be_visible()
 
     # Open the card again from a search, as an agent would later: the orders are on it.
-    page.get_by_role("button", name="Close").click()
+    page.locator(key_class("wb.close")).get_by_role("button").click()
     wait_for_app(page)
     find_customer(page, email, record.name)
     expect(page.locator(key_class("wb.card.card")).get_by_text(email)).to_be_visible()
