@@ -34,9 +34,11 @@ def tile(t: HealthTile) -> None:
         with head:
             st.markdown(present.bold(t.name))
             status_badge(t.status)
-        a, b, c, d = st.columns(4)
+        # Two figures to a row: four side by side in a third of the page cut them to "1…".
+        a, b = st.columns(2)
         a.metric("Success", present.percent(t.success_rate))
         b.metric("p50", present.millis(t.p50_ms))
+        c, d = st.columns(2)
         c.metric("p95", present.millis(t.p95_ms))
         d.metric("Calls", t.exchanges)
         if t.last_error is not None:
@@ -86,15 +88,17 @@ def errors_chart(overview: HealthOverview) -> None:
     kinds = sorted({e.kind for e in overview.errors})
     figure = make_subplots(rows=len(with_errors), cols=1, shared_xaxes=True,
                            subplot_titles=[present.chart_text(names[i]) for i in with_errors])
+    in_legend: set[str] = set()  # each kind once in the legend, whichever row shows it first
     for row, iid in enumerate(with_errors, start=1):
         for index, kind in enumerate(kinds):
             points = [e for e in overview.errors if e.integration_id == iid and e.kind == kind]
             if points:
                 figure.add_trace(go.Bar(x=[e.start for e in points],
                                         y=[e.count for e in points], name=kind,
-                                        legendgroup=kind, showlegend=row == 1 or None,
+                                        legendgroup=kind, showlegend=kind not in in_legend,
                                         marker_color=ERROR_COLORS[index % len(ERROR_COLORS)]),
                                  row=row, col=1)
+                in_legend.add(kind)
     figure.update_layout(barmode="stack", title=f"Errors by kind per {_bucket_words(overview)}",
                          height=160 + 140 * len(with_errors),
                          margin={"l": 10, "r": 10, "t": 60, "b": 10})

@@ -116,6 +116,15 @@ def test_charts_are_plotly_with_the_series(app_as: Callable[..., AppTest],
     assert sum(errors["data"][0]["y"]) == 3
 
 
+def test_an_error_kind_is_in_the_legend_once(app_as: Callable[..., AppTest], services: Services,
+                                             seeded: dict[str, int]) -> None:
+    add_exchanges(services, seeded["shop"], "Shop", ok=0, failed=2)
+    at = app_as("admin")
+    errors = json.loads(at.get("plotly_chart")[1].proto.spec)
+    traces = [(t["name"], t.get("showlegend", True)) for t in errors["data"]]
+    assert traces == [("http_status", True), ("http_status", False)]  # Flaky's row, then Shop's
+
+
 def test_no_integration_says_so(app_as: Callable[..., AppTest]) -> None:
     at = app_as("agent")
     assert not at.exception
