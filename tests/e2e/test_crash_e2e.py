@@ -24,6 +24,7 @@ from sqlalchemy import Select, func, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.demo import (
     dashboard_url,
     demo_settings,
@@ -35,7 +36,6 @@ from linker.demo import (
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM
 from linker.services.users import UserService
 from linker.store.models import AuditEvent, Link, PulledData
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, STARTUP_TIMEOUT_S, free_port

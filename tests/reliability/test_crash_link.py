@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Select, func, select
 
 from linker.adaptor import BackgroundServer, create_app, parse_fault
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.services.backfill import BackfillService
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService
@@ -32,7 +33,6 @@ from linker.services.integrations import (
     IntegrationService,
     IntegrationSpec,
 )
-from linker.services.permissions import SYSTEM, Actor, Role
 from linker.services.profile import ProfileService
 from linker.store.models import AuditEvent, AutolinkOutcome, ExchangeRecord, Link, PulledData
 from tests.integration.world import unique_record
@@ -44,7 +44,7 @@ CHILD = """
 import sys
 from linker.config import Settings
 from linker.services.facade import Services
-from linker.services.permissions import Actor, Role
+from linker.core.permissions import Actor, Role
 
 services = Services.from_settings(Settings.from_env())
 services.linking.link(Actor("agent-7", Role.AGENT), sys.argv[1], int(sys.argv[2]), sys.argv[3])

@@ -36,11 +36,11 @@ from dashboard import present
 from linker.adaptor import BackgroundServer
 from linker.cli.main import main
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.redaction import MASK
 from linker.services.customers import CustomerService
 from linker.services.facade import Services
 from linker.services.integrations import AttributeSpec, HeaderSpec, IntegrationSpec
-from linker.services.permissions import SYSTEM
 from linker.store.secretbox import generate_key
 
 USERNAME = "leak-user"
