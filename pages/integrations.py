@@ -4,13 +4,14 @@ with every setting, Test connection, deactivate / reactivate and delete with con
 Widget keys (for tests): ``integrations.selected`` (0 = new), form fields
 ``integ.<id|new>.<field>`` (name, url, username, password.value / password.action, realm,
 signing_key.value / signing_key.action, headers, query_attrs, result_attrs, autolink_enabled,
-autolink_fields, overwrite, timeout, active, save), ``integ.test.<id>.email|phone|run``,
+autolink_fields, overwrite, timeout, max_concurrent, max_rps, active, save),
+``integ.test.<id>.email|phone|run``,
 ``integ.<id>.deactivate|reactivate|delete`` (dialog buttons ``….yes`` / ``….no``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,8 @@ from linker.core.permissions import Actor, Permission
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import (
     DEFAULT_TIMEOUT_S,
+    MAX_CONCURRENT_CAP,
+    MAX_RATE_CAP,
     MAX_TIMEOUT_S,
     MIN_TIMEOUT_S,
     AttributeSpec,
@@ -54,7 +57,8 @@ SELECTED = "integrations.selected"
 SELECT_NEXT = "integrations.select_next"
 FIELDS = ("name", "url", "username", "password", "realm", "signing_key", "headers",
           "search_query_attributes", "search_results_attributes", "autolink_enabled",
-          "autolink_fields", "overwrite_existing", "timeout_s", "active")
+          "autolink_fields", "overwrite_existing", "timeout_s", "active",
+          "max_concurrent_requests", "max_requests_per_second")
 KEEP, REPLACE, REMOVE = "Keep", "Replace", "Remove"
 
 
@@ -76,6 +80,7 @@ def integrations_table(views: Sequence[IntegrationView],
             "Auto-link": ("on: " + ", ".join(AUTOLINK_FIELD_LABELS.get(f, f)
                                              for f in view.autolink_fields)
                           if view.autolink_enabled else "off"),
+            "Rate cap": view.rate_caps_text,
             "Status (24 h)": badge_label(report.status if report else
                                          ("healthy" if view.active else "inactive")),
             "Calls": report.exchanges if report else 0,
@@ -153,6 +158,30 @@ def headers_editor(key: str, view: IntegrationView | None) -> list[HeaderSpec]:
             value = None  # keep the stored secret (or: "give a value" when there is none)
         specs.append(HeaderSpec(row["name"], value, row["secret"]))
     return specs
+
+
+def rate_cap_inputs(prefix: str, view: IntegrationView | None,
+                    slot: Callable[[str], None]) -> tuple[int, float]:
+    """The two adaptor-protection caps (0 = no cap), honoured by every worker together;
+    ``slot(field)`` places each field's error under it."""
+    st.markdown("**Adaptor protection**", help="Caps on the requests sent to this adaptor, "
+                "all of Linker's processes together (backfills, workers, the console); "
+                "requests over a cap wait their turn. 0 means no cap.")
+    left, right = st.columns(2)
+    with left:
+        concurrent = st.number_input(
+            "Max concurrent requests", min_value=0, max_value=MAX_CONCURRENT_CAP, step=1,
+            value=int(view.max_concurrent_requests or 0) if view else 0,
+            key=prefix + "max_concurrent", help="Requests in flight at once; 0 = no cap")
+        slot("max_concurrent_requests")
+    with right:
+        per_second = st.number_input(
+            "Max requests per second", min_value=0.0, max_value=MAX_RATE_CAP, step=1.0,
+            value=float(view.max_requests_per_second or 0.0) if view else 0.0,
+            key=prefix + "max_rps", help="Requests started per second, evenly spaced; "
+            "0 = no cap")
+        slot("max_requests_per_second")
+    return int(concurrent), float(per_second)
 
 
 def integration_form(actor: Actor, view: IntegrationView | None) -> None:
@@ -236,6 +265,7 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
                                       value=float(view.timeout_s if view else DEFAULT_TIMEOUT_S),
                                       key=prefix + "timeout")
             slot("timeout_s")
+        max_concurrent, max_rps = rate_cap_inputs(prefix, view, slot)
         general = st.empty()
         save = st.button("Save changes" if view else "Add integration", type="primary",
                          key=prefix + "save")
@@ -250,7 +280,8 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
                 search_results_attributes=tuple(result_attributes),
                 autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
                 overwrite_existing=overwrite, timeout_s=float(timeout),
-                active=active if view is None else view.active)
+                active=active if view is None else view.active,
+                max_concurrent_requests=max_concurrent, max_requests_per_second=max_rps)
             if view is None:
                 created = svc.integrations.create(actor, spec)
                 message = f"Added {created.name}."
@@ -300,7 +331,8 @@ def readonly_settings(view: IntegrationView) -> None:
             "Auto-linking fields": ", ".join(AUTOLINK_FIELD_LABELS.get(f, f)
                                              for f in view.autolink_fields) or "–",
             "Overwrite existing values": "on" if view.overwrite_existing else "off",
-            "Timeout": f"{view.timeout_s:g} s", "Active": "yes" if view.active else "no",
+            "Timeout": f"{view.timeout_s:g} s", "Rate cap": view.rate_caps_text,
+            "Active": "yes" if view.active else "no",
             "Updated": when(view.updated_at),
         }
         st.dataframe(pd.DataFrame({"setting": list(fields), "value": list(fields.values())}),

@@ -18,8 +18,10 @@ An apply file holds ``[[integration]]`` tables::
     overwrite_existing = false
     timeout_s = 5
     active = true
+    max_concurrent_requests = 4            # at most 4 requests in flight, all workers together
+    max_requests_per_second = 10           # at most 10 requests started per second
 
-Settings left out take their defaults, except secrets, which are kept as stored.
+Settings left out take their defaults (no rate cap), except secrets, which are kept as stored.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ _KEYS = frozenset({
     "name", "url", "username", "password", "password_env", "realm", "signing_key",
     "signing_key_env", "headers", "headers_env", "secret_headers", "search_query_attributes",
     "search_results_attributes", "autolink", "autolink_fields", "overwrite_existing",
-    "timeout_s", "active",
+    "timeout_s", "active", "max_concurrent_requests", "max_requests_per_second",
 })
 
 
@@ -149,7 +151,23 @@ def _spec(index: int, table: Any, env: Mapping[str, str]) -> IntegrationSpec:
         overwrite_existing=_typed(where, table, "overwrite_existing", bool, False),
         timeout_s=_number(where, table.get("timeout_s", DEFAULT_TIMEOUT_S)),
         active=_typed(where, table, "active", bool, True),
+        max_concurrent_requests=_cap(where, table, "max_concurrent_requests", int),
+        max_requests_per_second=_cap(where, table, "max_requests_per_second", float),
     )
+
+
+def _cap(where: str, table: dict[str, Any], key: str, kind: type[int] | type[float]
+         ) -> Any:
+    """A rate cap of the file: None when left out (no cap); the service checks the range."""
+    if key not in table:
+        return None
+    value = table[key]
+    allowed = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        what = "a whole number" if kind is int else "a number"
+        raise FileProblem(f"{where}: {key} must be {what}, got {value!r}; leave it out for no "
+                          "cap")
+    return kind(value)
 
 
 def _typed(where: str, table: dict[str, Any], key: str, kind: type[Any], default: Any,
@@ -293,11 +311,11 @@ def run_list(args: argparse.Namespace) -> int:
             return EXIT_OK
         print_table(
             ["name", "active", "url", "autolink", "password", "signing key", "headers",
-             "timeout"],
+             "timeout", "rate cap"],
             [(v.name, "yes" if v.active else "no", v.url,
               ",".join(v.autolink_fields) if v.autolink_enabled else "off",
               _flag(v.password_set), _flag(v.signing_key_set), _headers_text(v),
-              f"{v.timeout_s:g}s") for v in views])
+              f"{v.timeout_s:g}s", v.rate_caps_text) for v in views])
         return EXIT_OK
 
     return run_command(body)

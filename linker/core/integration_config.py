@@ -5,7 +5,9 @@ from the page), ``IntegrationChanges`` a partial update, ``SecretChange`` says w
 stored secret (keep / replace / remove). ``validate_config`` turns the raw values into an
 ``IntegrationConfig`` (secrets in clear, memory only) or raises ``InvalidInput`` with one message
 per bad field. The adaptor URL, header, realm and timeout rules here are the only ones: the
-lookup layer's ``AdaptorTarget`` runs the same functions.
+lookup layer's ``AdaptorTarget`` runs the same functions. The rate caps
+(``max_concurrent_requests``, ``max_requests_per_second``) are checked here too; the lookup
+layer's gate enforces them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ MAX_URL = 2000
 MAX_TEXT = 200
 MAX_SECRET = 4000
 MAX_ATTRIBUTE = 100
+MAX_CONCURRENT_CAP = 256
+"""Highest ``max_concurrent_requests`` (a backfill never has more than 256 in flight)."""
+MIN_RATE_CAP = 0.1
+MAX_RATE_CAP = 10_000.0
 
 # Headers the client sets itself; a custom header may not replace them (the contract fixes
 # their values, and a second copy under another letter case would break the signature).
@@ -45,6 +51,7 @@ _FORBIDDEN_IN_URL = re.compile(r"[\x00-\x20\x7f]")
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 
 SECRET_FIELDS = ("password", "signing_key")
+CAP_FIELDS = ("max_concurrent_requests", "max_requests_per_second")
 
 
 # -- the rules shared with the lookup layer ---------------------------------------------------
@@ -231,12 +238,18 @@ class IntegrationSpec:
     overwrite_existing: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
     active: bool = True
+    max_concurrent_requests: int | None = None
+    """Most requests in flight to the adaptor at once, across every process (None or 0: no
+    cap)."""
+    max_requests_per_second: float | None = None
+    """Most requests started per second, across every process (None or 0: no cap)."""
 
 
 @dataclass(frozen=True)
 class IntegrationChanges:
     """A partial update: None leaves a setting as it is. For ``password`` and ``signing_key``,
-    None keeps, "" clears and a value replaces (or give a ``SecretChange``)."""
+    None keeps, "" clears and a value replaces (or give a ``SecretChange``). For the rate caps,
+    None keeps, 0 removes the cap and a number sets it."""
 
     name: str | None = None
     url: str | None = None
@@ -252,6 +265,8 @@ class IntegrationChanges:
     overwrite_existing: bool | None = None
     timeout_s: float | None = None
     active: bool | None = None
+    max_concurrent_requests: int | None = None
+    max_requests_per_second: float | None = None
 
     @classmethod
     def of(cls, changes: IntegrationSpec | IntegrationChanges | Mapping[str, Any]
@@ -261,7 +276,10 @@ class IntegrationChanges:
         if isinstance(changes, IntegrationChanges):
             return changes
         if isinstance(changes, IntegrationSpec):
-            return cls(**{f.name: getattr(changes, f.name) for f in fields(cls)})
+            every = {f.name: getattr(changes, f.name) for f in fields(cls)}
+            for cap in CAP_FIELDS:  # in a spec None means "no cap"; in changes it would keep
+                every[cap] = every[cap] or 0
+            return cls(**every)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -290,6 +308,10 @@ class IntegrationConfig:
     overwrite_existing: bool
     timeout_s: float
     active: bool
+    max_concurrent_requests: int | None = None
+    """Most requests in flight at once (None: no cap; a raw config may hold 0 for none)."""
+    max_requests_per_second: float | None = None
+    """Most requests started per second (None: no cap; a raw config may hold 0 for none)."""
 
     @classmethod
     def of_spec(cls, spec: IntegrationSpec) -> IntegrationConfig:
@@ -304,7 +326,8 @@ class IntegrationConfig:
                                                 spec.search_results_attributes)),
             autolink_enabled=spec.autolink_enabled, autolink_fields=tuple(spec.autolink_fields),
             overwrite_existing=spec.overwrite_existing, timeout_s=spec.timeout_s,
-            active=spec.active)
+            active=spec.active, max_concurrent_requests=spec.max_concurrent_requests,
+            max_requests_per_second=spec.max_requests_per_second)
 
     def changed(self, changes: IntegrationChanges) -> IntegrationConfig:
         """The raw (not yet validated) config after ``changes``."""
@@ -333,6 +356,11 @@ class IntegrationConfig:
         """Every extra header by name, secret values in clear (only ever sent)."""
         return {h.name: h.value or "" for h in self.headers}
 
+    @property
+    def rate_capped(self) -> bool:
+        """True when at least one rate cap is set."""
+        return bool(self.max_concurrent_requests) or bool(self.max_requests_per_second)
+
     def __repr__(self) -> str:
         return f"IntegrationConfig(name={self.name!r}, url={self.url!r})"  # never secrets
 
@@ -357,6 +385,16 @@ def changed_settings(before: IntegrationConfig, after: IntegrationConfig) -> tup
     """Names of the settings that differ (secrets compared in clear, reported by name only)."""
     return tuple(f.name for f in fields(IntegrationConfig)
                  if getattr(before, f.name) != getattr(after, f.name))
+
+
+def caps_text(concurrent: int | None, per_second: float | None) -> str:
+    """Rate caps in words: ``4 at once, 10 per second``, ``4 at once`` or ``no cap``."""
+    parts = []
+    if concurrent:
+        parts.append(f"{concurrent} at once")
+    if per_second:
+        parts.append(f"{per_second:g} per second")
+    return ", ".join(parts) or "no cap"
 
 
 def secrets_changed(before: IntegrationConfig, after: IntegrationConfig) -> tuple[str, ...]:
@@ -399,6 +437,40 @@ def _timeout(problems: dict[str, str], value: object) -> float:
     if problem:
         problems["timeout_s"] = problem
     return float(value) if isinstance(value, int | float) else DEFAULT_TIMEOUT_S
+
+
+def _concurrent_cap(problems: dict[str, str], value: object) -> int | None:
+    """``max_concurrent_requests``: None or 0 is no cap (None), else a whole number 1..256."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems["max_concurrent_requests"] = (
+            f"give a whole number of requests, got {value!r}; leave it empty (or 0) for no cap")
+        return None
+    if not 1 <= value <= MAX_CONCURRENT_CAP:
+        problems["max_concurrent_requests"] = (
+            f"use 1 to {MAX_CONCURRENT_CAP} requests at once (got {value}); leave it empty "
+            "(or 0) for no cap")
+    return value
+
+
+def _rate_cap(problems: dict[str, str], value: object) -> float | None:
+    """``max_requests_per_second``: None or 0 is no cap (None), else a number 0.1..10,000."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value):
+        problems["max_requests_per_second"] = (
+            f"give a number of requests per second, got {value!r}; leave it empty (or 0) for "
+            "no cap")
+        return None
+    if not MIN_RATE_CAP <= value <= MAX_RATE_CAP:
+        problems["max_requests_per_second"] = (
+            f"use {MIN_RATE_CAP:g} to {MAX_RATE_CAP:,.0f} requests per second (got {value:g}); "
+            "leave it empty (or 0) for no cap")
+    return float(value)
 
 
 def _secret(problems: dict[str, str], key: str, value: object, *, strip: bool) -> str:
@@ -513,7 +585,9 @@ def validate_config(raw: IntegrationConfig, stored_headers: Sequence[HeaderSpec]
         autolink_enabled=_bool(p, "autolink_enabled", raw.autolink_enabled),
         autolink_fields=autolink_fields_of(p, raw.autolink_fields),
         overwrite_existing=_bool(p, "overwrite_existing", raw.overwrite_existing),
-        timeout_s=_timeout(p, raw.timeout_s), active=_bool(p, "active", raw.active))
+        timeout_s=_timeout(p, raw.timeout_s), active=_bool(p, "active", raw.active),
+        max_concurrent_requests=_concurrent_cap(p, raw.max_concurrent_requests),
+        max_requests_per_second=_rate_cap(p, raw.max_requests_per_second))
     require_autolink_field(p, clean.autolink_enabled, clean.autolink_fields)
     if p:
         raise InvalidInput(p)

@@ -41,6 +41,7 @@ from linker.lookup.exchange import (
     Trigger,
 )
 from linker.lookup.netguard import NetworkPolicy, guarded_transport
+from linker.lookup.ratelimit import LocalGate, RequestGate
 from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
 from linker.redaction import MASK, Redactor, basic_credential
@@ -207,6 +208,10 @@ class LookupClient:
     this object creates; a client passed to ``lookup`` is used as it is. Otherwise every
     connection passes ``network`` (default: ``LINKER_ALLOW_NETWORKS`` from the environment),
     which refuses non-public addresses after resolving the host.
+
+    ``gate`` enforces the targets' rate caps (``AdaptorTarget.rate_cap``); the default
+    ``LocalGate`` holds them within this process, ``linker.store.ratelimit.DatabaseGate``
+    across every process on one PostgreSQL database.
     """
 
     def __init__(
@@ -215,7 +220,9 @@ class LookupClient:
         new_id: Callable[[], bytes] = random_id,
         transport: httpx.AsyncBaseTransport | None = None,
         network: NetworkPolicy | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
+        self.gate: RequestGate = gate if gate is not None else LocalGate()
         self._now = now
         self._new_id = new_id
         self._transport = transport
@@ -269,9 +276,20 @@ class LookupClient:
     ) -> Exchange:
         """Send one lookup and return its Exchange; never raises for adaptor problems.
 
-        The whole call (connect, send, read) is bounded by ``target.timeout_s``. ``kind``
-        defaults to the kind the request looks like, ``trigger`` to the one of that kind.
+        The whole call (connect, send, read) is bounded by ``target.timeout_s``; before it,
+        a target with a rate cap waits at the gate (not counted in the timeout or in
+        ``elapsed_ms``). ``kind`` defaults to the kind the request looks like, ``trigger`` to
+        the one of that kind. A gate that cannot reach its database raises.
         """
+        cap = target.rate_cap
+        if cap is None or not cap.limited:
+            return await self._lookup_now(target, request, kind, trigger, client)
+        async with self.gate.admit(cap, target.timeout_s):
+            return await self._lookup_now(target, request, kind, trigger, client)
+
+    async def _lookup_now(self, target: AdaptorTarget, request: LookupRequest,
+                          kind: RequestKind | None, trigger: Trigger | None,
+                          client: httpx.AsyncClient | None) -> Exchange:
         kind = kind or request_kind(request)
         trigger = trigger or Trigger(kind.value)
         prepared = self.prepare(target, request)

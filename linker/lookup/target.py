@@ -15,6 +15,7 @@ from linker.core.integration_config import (
     realm_problem,
     timeout_problem,
 )
+from linker.lookup.ratelimit import RateCap
 from linker.lookup.urls import url_problem
 from linker.redaction import ALWAYS_SECRET_HEADERS, Redactor
 
@@ -45,6 +46,7 @@ def _check_headers(headers: Mapping[str, str]) -> None:
 class AdaptorTarget:
     """One adaptor to call, as an integration configures it.
 
+    ``rate_cap`` makes ``LookupClient.lookup`` wait at its gate before sending.
     ``timeout_s`` must be positive and is clamped to 15 s (Gladly gives up after 15 s).
     ``secret_headers`` names custom headers whose values are secret (matched case-insensitively;
     ``X-API-Key`` and the other always-secret headers are secret anyway).
@@ -65,6 +67,8 @@ class AdaptorTarget:
     """More secrets to mask in what this target's exchanges record: a variant of a target
     (e.g. conformance's deliberately wrong key) still masks the real one when an adaptor
     echoes it."""
+    rate_cap: RateCap | None = None
+    """The integration's caps on requests in flight and per second (None: no cap)."""
 
     def __post_init__(self) -> None:
         _check(url_problem(self.url))
@@ -81,7 +85,7 @@ class AdaptorTarget:
     def __hash__(self) -> int:
         return hash((self.url, self.name, self.username, self.password, self.realm,
                      self.signing_key, tuple(sorted(self.headers.items())), self.secret_headers,
-                     self.timeout_s, self.max_body_bytes, self.also_mask))
+                     self.timeout_s, self.max_body_bytes, self.also_mask, self.rate_cap))
 
     @property
     def has_basic_auth(self) -> bool:

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 from linker.config import Settings
 from linker.lookup.client import LookupClient
+from linker.lookup.ratelimit import LocalGate
 from linker.store.database import Database
+from linker.store.ratelimit import DatabaseGate
 from linker.store.secretbox import SecretBox
 
 
@@ -25,6 +27,12 @@ class ServiceContext:
     secrets: SecretBox
     client: LookupClient = field(default_factory=LookupClient)
     now: Callable[[], datetime] = _utcnow
+
+    def __post_init__(self) -> None:
+        """On PostgreSQL the client's rate caps hold across every process (``DatabaseGate``);
+        on SQLite, one process, its own ``LocalGate`` holds them."""
+        if not self.db.is_sqlite and isinstance(self.client.gate, LocalGate):
+            self.client.gate = DatabaseGate(self.db)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ServiceContext:

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from linker.contract import RequestKind, search_request
 from linker.core.integration_config import (
     DEFAULT_TIMEOUT_S,
+    MAX_CONCURRENT_CAP,
+    MAX_RATE_CAP,
     MAX_TIMEOUT_S,
     MIN_TIMEOUT_S,
     NO_AUTOLINK_FIELD,
@@ -31,6 +33,7 @@ from linker.core.integration_config import (
     IntegrationSpec,
     SecretChange,
     autolink_fields_of,
+    caps_text,
     changed_settings,
     is_loopback_host,
     require_autolink_field,
@@ -52,10 +55,10 @@ from linker.store.models import Integration
 from linker.store.secretbox import SecretBox
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "NO_AUTOLINK_FIELD", "TEST_EMAIL",
-    "ApplyResult", "AttributeSpec", "AttributeView", "HeaderSpec", "HeaderView", "Impact",
-    "IntegrationChanges", "IntegrationService", "IntegrationSpec", "IntegrationView",
-    "SecretChange", "is_loopback_host",
+    "DEFAULT_TIMEOUT_S", "MAX_CONCURRENT_CAP", "MAX_RATE_CAP", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S",
+    "NO_AUTOLINK_FIELD", "TEST_EMAIL", "ApplyResult", "AttributeSpec", "AttributeView",
+    "HeaderSpec", "HeaderView", "Impact", "IntegrationChanges", "IntegrationService",
+    "IntegrationSpec", "IntegrationView", "SecretChange", "caps_text", "is_loopback_host",
 ]
 
 TEST_EMAIL = "linker.connection.test@example.com"
@@ -102,6 +105,13 @@ class IntegrationView:
     active: bool
     created_at: datetime
     updated_at: datetime
+    max_concurrent_requests: int | None = None
+    max_requests_per_second: float | None = None
+
+    @property
+    def rate_caps_text(self) -> str:
+        """The caps in words, e.g. ``4 at once, 10 per second`` (``no cap`` without any)."""
+        return caps_text(self.max_concurrent_requests, self.max_requests_per_second)
 
     def display(self) -> dict[str, Any]:
         """Plain dict for audit events and JSON output; secrets only as "set" flags."""
@@ -119,6 +129,8 @@ class IntegrationView:
             "autolink_fields": list(self.autolink_fields),
             "overwrite_existing": self.overwrite_existing, "timeout_s": self.timeout_s,
             "active": self.active,
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "max_requests_per_second": self.max_requests_per_second,
         }
 
 
@@ -197,7 +209,9 @@ def _view(integration: Integration) -> IntegrationView:
         autolink_fields=tuple(str(f) for f in integration.autolink_fields),
         overwrite_existing=integration.overwrite_existing, timeout_s=integration.timeout_s,
         active=integration.active, created_at=integration.created_at,
-        updated_at=integration.updated_at)
+        updated_at=integration.updated_at,
+        max_concurrent_requests=integration.max_concurrent_requests,
+        max_requests_per_second=integration.max_requests_per_second)
 
 
 class IntegrationStore(Protocol):
@@ -370,7 +384,7 @@ class IntegrationService:
         with self.ctx.db.session(readonly=True) as s:
             config = self.store.config_of(self.store.load(s, integration_id), self.ctx.secrets)
         try:
-            target = target_of(config)
+            target = target_of(config, integration_id)
         except InvalidTarget as exc:
             raise InvalidInput({"settings": str(exc)}) from None
         keys = {a.attribute for a in config.search_query_attributes}

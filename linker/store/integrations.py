@@ -131,7 +131,8 @@ def config_of(integration: Integration, box: SecretBox) -> IntegrationConfig:
         autolink_enabled=integration.autolink_enabled,
         autolink_fields=tuple(str(f) for f in integration.autolink_fields),
         overwrite_existing=integration.overwrite_existing, timeout_s=integration.timeout_s,
-        active=integration.active)
+        active=integration.active, max_concurrent_requests=integration.max_concurrent_requests,
+        max_requests_per_second=integration.max_requests_per_second)
 
 
 def write_config(integration: Integration, config: IntegrationConfig, box: SecretBox,
@@ -160,3 +161,5 @@ def write_config(integration: Integration, config: IntegrationConfig, box: Secre
     integration.overwrite_existing = config.overwrite_existing
     integration.timeout_s = config.timeout_s
     integration.active = config.active
+    integration.max_concurrent_requests = config.max_concurrent_requests or None
+    integration.max_requests_per_second = config.max_requests_per_second or None

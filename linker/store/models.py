@@ -139,6 +139,10 @@ class Integration(Base):
     """Subset of ``["email", "mobile"]``."""
     overwrite_existing: Mapped[bool] = mapped_column(Boolean, default=False)
     timeout_s: Mapped[float] = mapped_column(Float, default=5.0)
+    max_concurrent_requests: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Most requests in flight to the adaptor at once, all processes together (None: no cap)."""
+    max_requests_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Most requests started per second, all processes together (None: no cap)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -390,3 +394,29 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdaptorSlot(Base):
+    """One of an integration's ``max_concurrent_requests`` slots (PostgreSQL deployments): held
+    by ``holder`` until ``expires_at`` while a request is in flight; free when NULL or past."""
+
+    __tablename__ = "adaptor_slots"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AdaptorPacing(Base):
+    """When the next request to an integration may start (PostgreSQL deployments): the
+    ``max_requests_per_second`` schedule shared by every process."""
+
+    __tablename__ = "adaptor_pacing"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_at: Mapped[datetime] = mapped_column()

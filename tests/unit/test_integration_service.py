@@ -50,6 +50,7 @@ class FakeSession:
 @dataclass
 class FakeDatabase:
     session_: FakeSession = field(default_factory=FakeSession)
+    is_sqlite: bool = True  # one process: the context keeps the client's in-process gate
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[FakeSession]:
