@@ -29,7 +29,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -147,10 +147,13 @@ class Pacer:
 
 
 class LocalGate:
-    """The caps within this process: ``SharedSlots`` and a ``Pacer`` per integration."""
+    """The caps within this process: ``SharedSlots`` and a ``Pacer`` per integration.
+    ``clock`` and ``sleep`` are injectable so tests can check the spacing exactly."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._slots: dict[int, SharedSlots] = {}
         self._pacers: dict[int, Pacer] = {}
@@ -175,7 +178,7 @@ class LocalGate:
             if cap.max_per_second:
                 wait = self.pacer(cap.key).reserve(cap.interval_s)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
             yield
         finally:
             if slots is not None and cap.max_concurrent:
