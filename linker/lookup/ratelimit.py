@@ -14,6 +14,11 @@ Semantics (the same for every gate):
   reaches exactly the cap's rate instead of bursting at the start of each second.
 - A request takes its concurrency slot first and then its start time, so a request never waits
   for a slot after its start time was set (which would bunch starts together).
+- A request woken later than ``late_tolerance_s(interval)`` after its start time (a busy event
+  loop, a process starved of CPU) gives that start up and reserves a new one, so late wake-ups
+  cannot bunch requests either: every start lies within the tolerance after a reserved start.
+  Hence any one second holds at most ``R × (1 + tolerance) + 1`` starts (R + 1 for R up to 50
+  per second), and a slow process sends less, never more.
 
 ``LocalGate`` enforces the caps inside one process, for every thread and event loop of it
 (SQLite deployments are one process; the console runs one event loop per script run, a
@@ -52,6 +57,32 @@ class RateCap:
     def interval_s(self) -> float:
         """Seconds between two request starts (0 without a rate cap)."""
         return 1.0 / self.max_per_second if self.max_per_second else 0.0
+
+
+MIN_LATE_TOLERANCE_S = 0.02
+"""The least lateness allowed before a start is given up (the loop's normal delay)."""
+
+
+def late_tolerance_s(interval_s: float) -> float:
+    """How late after its reserved start a request may still start: half an interval, at
+    least 20 ms."""
+    return max(interval_s / 2, MIN_LATE_TOLERANCE_S)
+
+
+async def wait_for_start(reserve: Callable[[], Awaitable[float]], interval_s: float,
+                         clock: Callable[[], float] = time.monotonic,
+                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> int:
+    """Reserve a start (``reserve()`` returns it on ``clock``), sleep until it, and reserve
+    again while woken too late; returns how many starts were given up."""
+    given_up = 0
+    while True:
+        start = await reserve()
+        delay = start - clock()
+        if delay > 0:
+            await sleep(delay)
+        if clock() - start <= late_tolerance_s(interval_s):
+            return given_up
+        given_up += 1
 
 
 class RequestGate(Protocol):
@@ -130,7 +161,7 @@ class SharedSlots:
 
 
 class Pacer:
-    """GCRA start times for one budget: ``reserve`` returns how long to wait before starting."""
+    """GCRA start times for one budget: ``reserve`` returns the next start on its clock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -138,12 +169,11 @@ class Pacer:
         self._next_at = float("-inf")
 
     def reserve(self, interval_s: float) -> float:
-        """Reserve the next start, ``interval_s`` after the previous one; seconds to wait."""
+        """Reserve the next start, ``interval_s`` after the previous one (or now)."""
         with self._lock:
-            now = self._clock()
-            start = max(self._next_at, now)
+            start = max(self._next_at, self._clock())
             self._next_at = start + interval_s
-            return start - now
+            return start
 
 
 class LocalGate:
@@ -176,9 +206,12 @@ class LocalGate:
             await slots.acquire(cap.max_concurrent)
         try:
             if cap.max_per_second:
-                wait = self.pacer(cap.key).reserve(cap.interval_s)
-                if wait > 0:
-                    await self._sleep(wait)
+                pacer = self.pacer(cap.key)
+
+                async def reserve() -> float:
+                    return pacer.reserve(cap.interval_s)
+
+                await wait_for_start(reserve, cap.interval_s, self._clock, self._sleep)
             yield
         finally:
             if slots is not None and cap.max_concurrent:

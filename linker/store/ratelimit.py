@@ -10,7 +10,9 @@ there, keeping the shared state in two tables:
   while holding a slot cannot free it; the slot is free again once ``expires_at`` passes.
 - ``adaptor_pacing``: one row per integration holding the earliest start of the next request.
   One upsert reserves the next start (GCRA: ``next_at = max(next_at, now) + 1/R``) and returns
-  how long to wait for it; no polling.
+  how long to wait for it; no polling. The wait is turned into a moment of this machine's
+  monotonic clock as soon as the answer arrives, so the lateness check of
+  ``linker.lookup.ratelimit.wait_for_start`` also covers the hop back to the event loop.
 
 Times are the database server's (``clock_timestamp()``), so processes on several machines
 share one clock. Within the process a ``LocalGate`` admits at most ``max_concurrent`` requests
@@ -32,6 +34,7 @@ import asyncio
 import functools
 import os
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from linker.lookup.ratelimit import LocalGate, RateCap
+from linker.lookup.ratelimit import LocalGate, RateCap, wait_for_start
 from linker.store.database import Database
 
 GRACE_S = 30.0
@@ -120,12 +123,17 @@ class DatabaseGate:
                 slot = await self._take_slot(cap.key, cap.max_concurrent, hold_s + GRACE_S)
             try:
                 if cap.max_per_second:
-                    wait = await self._in_db(self.reserve_start, cap.key, cap.interval_s)
-                    if wait > 0:
-                        if slot is not None:
+
+                    async def reserve() -> float:
+                        start: float = await self._in_db(self._reserve_moment, cap.key,
+                                                         cap.interval_s)
+                        wait = start - time.monotonic()
+                        if slot is not None and wait > GRACE_S / 2:  # keep the slot meanwhile
                             await self._in_db(self._extend, cap.key, slot,
                                               wait + hold_s + GRACE_S)
-                        await asyncio.sleep(wait)
+                        return start
+
+                    await wait_for_start(reserve, cap.interval_s)
                 yield
             finally:
                 if slot is not None:
@@ -175,6 +183,11 @@ class DatabaseGate:
             if not connection.execute(_INTEGRATION_EXISTS, params).scalar():
                 return None
         return self.try_take_slot(key, slots, hold_s, holder)
+
+    def _reserve_moment(self, key: int, interval_s: float) -> float:
+        """``reserve_start`` as a moment of ``time.monotonic``."""
+        wait = self.reserve_start(key, interval_s)
+        return time.monotonic() + wait
 
     def reserve_start(self, key: int, interval_s: float) -> float:
         """Reserve the next start of ``key``'s requests; seconds to wait for it (>= 0)."""

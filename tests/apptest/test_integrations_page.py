@@ -318,3 +318,47 @@ def test_delete_names_the_links_that_go_with_it(app_as: Callable[..., AppTest],
     assert "Deleted Shop and its 1 link(s)." in texts(at.success)
     assert services.integrations.list(SYSTEM) == []
     assert at.selectbox(key="integrations.selected").value == NEW
+
+
+# -- adaptor protection (rate caps) -------------------------------------------------------------
+
+
+def test_admin_sets_and_clears_rate_caps_and_everyone_sees_them(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    view = make_integration(services, "Shop", shop_url)
+    at = app_as("admin", page=PAGE)
+    p = f"integ.{view.id}."
+    assert list(table(at, "Name", "Rate cap")["Rate cap"]) == ["no cap"]
+    at.number_input(key=p + "max_concurrent").set_value(4)
+    at.number_input(key=p + "max_rps").set_value(12.5)
+    at.button(key=p + "save").click().run()
+    assert not at.exception, at.exception
+    assert "Saved Shop." in texts(at.success)
+    saved = services.integrations.get(SYSTEM, view.id)
+    assert (saved.max_concurrent_requests, saved.max_requests_per_second) == (4, 12.5)
+    assert list(table(at, "Name", "Rate cap")["Rate cap"]) == ["4 at once, 12.5 per second"]
+    assert at.number_input(key=p + "max_concurrent").value == 4  # the form shows them too
+    developer = app_as("developer", page=PAGE)
+    settings = table(developer, "setting", "value")
+    values = dict(zip(settings["setting"], settings["value"], strict=True))
+    assert values["Rate cap"] == "4 at once, 12.5 per second"
+    # 0 removes a cap.
+    at.number_input(key=p + "max_concurrent").set_value(0)
+    at.button(key=p + "save").click().run()
+    assert not at.exception, at.exception
+    cleared = services.integrations.get(SYSTEM, view.id)
+    assert (cleared.max_concurrent_requests, cleared.max_requests_per_second) == (None, 12.5)
+    assert list(table(at, "Name", "Rate cap")["Rate cap"]) == ["12.5 per second"]
+
+
+def test_a_rate_cap_out_of_range_shows_beside_its_field(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    view = make_integration(services, "Shop", shop_url)
+    at = app_as("admin", page=PAGE)
+    p = f"integ.{view.id}."
+    at.number_input(key=p + "max_rps").set_value(0.05)
+    at.button(key=p + "save").click().run()
+    assert not at.exception, at.exception
+    column = next(c for c in at.columns if any(n.key == p + "max_rps" for n in c.number_input))
+    assert any("use 0.1 to 10,000 requests per second" in e for e in texts(column.error))
+    assert services.integrations.get(SYSTEM, view.id).max_requests_per_second is None

@@ -8,7 +8,14 @@ import threading
 
 import pytest
 
-from linker.lookup.ratelimit import LocalGate, Pacer, RateCap, SharedSlots
+from linker.lookup.ratelimit import (
+    LocalGate,
+    Pacer,
+    RateCap,
+    SharedSlots,
+    late_tolerance_s,
+    wait_for_start,
+)
 
 
 class FakeClock:
@@ -29,12 +36,33 @@ class FakeClock:
 def test_pacer_spaces_starts_one_interval_apart() -> None:
     clock = FakeClock()
     pacer = Pacer(clock)
-    assert [round(pacer.reserve(0.2), 9) for _ in range(5)] == [0.0, 0.2, 0.4, 0.6, 0.8]
+
+    def waits(count: int) -> list[float]:
+        return [round(pacer.reserve(0.2) - clock.now, 9) for _ in range(count)]
+
+    assert waits(5) == [0.0, 0.2, 0.4, 0.6, 0.8]
     clock.now += 0.5  # half-way through the reserved starts
-    assert round(pacer.reserve(0.2), 9) == 0.5  # after the last one (at +0.8), +0.2
+    assert waits(1) == [0.5]  # after the last one (at +0.8), +0.2
     clock.now += 60
     # Idle time earns no burst: after a long pause, starts are spaced again at once.
-    assert [round(pacer.reserve(0.2), 9) for _ in range(3)] == [0.0, 0.2, 0.4]
+    assert waits(3) == [0.0, 0.2, 0.4]
+
+
+def test_a_request_woken_too_late_gives_its_start_up() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock)
+    oversleep = [0.5]  # the first sleep ends 0.5 s late (a busy event loop)
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds + (oversleep.pop() if oversleep else 0.0)
+
+    async def reserve() -> float:
+        return pacer.reserve(0.2)
+
+    pacer.reserve(0.2)  # someone else starts now, so this request must wait
+    given_up = asyncio.run(wait_for_start(reserve, 0.2, clock, sleep))
+    assert given_up == 1  # woken 0.5 s late (> 0.1 s tolerance): it reserved again
+    assert late_tolerance_s(0.2) == 0.1 and late_tolerance_s(0.001) == 0.02
 
 
 def test_rate_cap_values() -> None:
