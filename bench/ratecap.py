@@ -45,8 +45,8 @@ SIGNING_KEY = "bench-ratecap-signing-key"
 SCENARIOS: list[tuple[str, int | None, float | None]] = [
     ("no cap", None, None),
     ("4 at once", 4, None),
-    ("50 per second", None, 50.0),
-    ("4 at once, 50 per second", 4, 50.0),
+    ("10 per second", None, 10.0),
+    ("4 at once, 10 per second", 4, 10.0),
 ]
 
 
@@ -136,15 +136,13 @@ def run_workers(settings: Settings, workers: int, concurrency: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(ctx: ServiceContext) -> tuple[int, float, int, int]:
-    """Requests, requests/s (first to last start), most in flight, most starts in 1 s."""
+def measure(ctx: ServiceContext) -> tuple[int, int, float, int, int]:
+    """Requests, failed ones, requests/s (first to last start), most in flight, most starts
+    in 1 s."""
     with ctx.db.session(readonly=True) as s:
         rows = s.execute(select(ExchangeRecord.started_at, ExchangeRecord.elapsed_ms,
                                 ExchangeRecord.error_kind)).all()
-    failed = [r for r in rows if r.error_kind]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(rows)} exchanges failed, e.g. "
-                           f"{failed[0].error_kind}")
+    failed = sum(1 for r in rows if r.error_kind)
     starts = sorted(r.started_at.timestamp() for r in rows)
     span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
     events = sorted([(t, 1) for t in starts] + [
@@ -159,7 +157,7 @@ def measure(ctx: ServiceContext) -> tuple[int, float, int, int]:
         while moment - starts[first] >= 1.0:
             first += 1
         busiest = max(busiest, last - first + 1)
-    return len(starts), (len(starts) - 1) / span if span else 0.0, most, busiest
+    return len(starts), failed, (len(starts) - 1) / span if span else 0.0, most, busiest
 
 
 def main() -> int:
@@ -175,7 +173,8 @@ def main() -> int:
     print(describe_machine())
     print(f"{args.workers} backfill processes × concurrency {args.concurrency}, "
           f"{args.profiles} profiles, adaptor latency {args.latency_ms} ms (own process)")
-    print("| caps | requests | requests/s | most in flight | most starts in 1 s | wall |")
+    print("| caps | requests (failed) | requests/s | most in flight | most starts in 1 s "
+          "| wall |")
     print("|---|---|---|---|---|---|")
     with adaptor_process(args.latency_ms) as url:
         for label, concurrent, per_second in SCENARIOS:
@@ -189,9 +188,10 @@ def main() -> int:
                                      secrets=SecretBox.from_settings(settings))
                 seed(ctx, url, args.profiles, concurrent, per_second)
                 wall = run_workers(settings, args.workers, args.concurrency)
-                count, rate, most, busiest = measure(ctx)
+                count, failed, rate, most, busiest = measure(ctx)
                 db.dispose()
-            print(f"| {label} | {count} | {rate:.1f} | {most} | {busiest} | {wall:.1f} s |")
+            print(f"| {label} | {count} ({failed}) | {rate:.1f} | {most} | {busiest} "
+                  f"| {wall:.1f} s |")
     return 0
 
 

@@ -14,11 +14,12 @@ Semantics (the same for every gate):
   reaches exactly the cap's rate instead of bursting at the start of each second.
 - A request takes its concurrency slot first and then its start time, so a request never waits
   for a slot after its start time was set (which would bunch starts together).
-- A request woken later than ``late_tolerance_s(interval)`` after its start time (a busy event
-  loop, a process starved of CPU) gives that start up and reserves a new one, so late wake-ups
-  cannot bunch requests either: every start lies within the tolerance after a reserved start.
-  Hence any one second holds at most ``R × (1 + tolerance) + 1`` starts (R + 1 for R up to 50
-  per second), and a slow process sends less, never more.
+- A request that may start later than ``late_tolerance_s(interval)`` after its reserved start
+  (a busy event loop, a process starved of CPU, a slow answer from the database) gives that
+  start up and reserves a new one, so late wake-ups cannot bunch requests either: every start
+  lies within the tolerance after a reserved start. Hence any one second holds at most
+  ``R × (1 + tolerance) + 1`` starts (R + 1 for R up to 50 per second), and a slow process
+  sends less, never more.
 
 ``LocalGate`` enforces the caps inside one process, for every thread and event loop of it
 (SQLite deployments are one process; the console runs one event loop per script run, a
@@ -59,28 +60,34 @@ class RateCap:
         return 1.0 / self.max_per_second if self.max_per_second else 0.0
 
 
-MIN_LATE_TOLERANCE_S = 0.02
-"""The least lateness allowed before a start is given up (the loop's normal delay)."""
+MIN_LATE_TOLERANCE_S = 0.01
+"""The least lateness allowed before a start is given up (an event loop's normal delay)."""
 
 
 def late_tolerance_s(interval_s: float) -> float:
     """How late after its reserved start a request may still start: half an interval, at
-    least 20 ms."""
+    least 10 ms."""
     return max(interval_s / 2, MIN_LATE_TOLERANCE_S)
 
 
-async def wait_for_start(reserve: Callable[[], Awaitable[float]], interval_s: float,
+Reservation = tuple[float, float]
+"""A reserved start on the waiter's clock, as ``(earliest, latest)``: when the reservation
+was made elsewhere (the database), the moment is known only up to the round trip."""
+
+
+async def wait_for_start(reserve: Callable[[], Awaitable[Reservation]], interval_s: float,
                          clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> int:
-    """Reserve a start (``reserve()`` returns it on ``clock``), sleep until it, and reserve
-    again while woken too late; returns how many starts were given up."""
+    """Reserve a start, sleep until its latest moment (never early), and reserve again while
+    the start would be later than the tolerance after its earliest; returns how many starts
+    were given up."""
     given_up = 0
     while True:
-        start = await reserve()
-        delay = start - clock()
+        earliest, latest = await reserve()
+        delay = latest - clock()
         if delay > 0:
             await sleep(delay)
-        if clock() - start <= late_tolerance_s(interval_s):
+        if clock() - earliest <= late_tolerance_s(interval_s):
             return given_up
         given_up += 1
 
@@ -208,8 +215,9 @@ class LocalGate:
             if cap.max_per_second:
                 pacer = self.pacer(cap.key)
 
-                async def reserve() -> float:
-                    return pacer.reserve(cap.interval_s)
+                async def reserve() -> Reservation:
+                    start = pacer.reserve(cap.interval_s)
+                    return start, start
 
                 await wait_for_start(reserve, cap.interval_s, self._clock, self._sleep)
             yield

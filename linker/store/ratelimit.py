@@ -10,9 +10,11 @@ there, keeping the shared state in two tables:
   while holding a slot cannot free it; the slot is free again once ``expires_at`` passes.
 - ``adaptor_pacing``: one row per integration holding the earliest start of the next request.
   One upsert reserves the next start (GCRA: ``next_at = max(next_at, now) + 1/R``) and returns
-  how long to wait for it; no polling. The wait is turned into a moment of this machine's
-  monotonic clock as soon as the answer arrives, so the lateness check of
-  ``linker.lookup.ratelimit.wait_for_start`` also covers the hop back to the event loop.
+  how long to wait for it; no polling. The wait becomes a moment of this machine's monotonic
+  clock known up to the statement's round trip (``[sent + wait, answered + wait]``); the
+  request sleeps until the latest and gives the start up when it would begin more than the
+  tolerance after the earliest (``linker.lookup.ratelimit.wait_for_start``), so neither a slow
+  answer nor the hop back to the event loop can bunch starts.
 
 Times are the database server's (``clock_timestamp()``), so processes on several machines
 share one clock. Within the process a ``LocalGate`` admits at most ``max_concurrent`` requests
@@ -43,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from linker.lookup.ratelimit import LocalGate, RateCap, wait_for_start
+from linker.lookup.ratelimit import LocalGate, RateCap, Reservation, wait_for_start
 from linker.store.database import Database
 
 GRACE_S = 30.0
@@ -124,14 +126,14 @@ class DatabaseGate:
             try:
                 if cap.max_per_second:
 
-                    async def reserve() -> float:
-                        start: float = await self._in_db(self._reserve_moment, cap.key,
-                                                         cap.interval_s)
-                        wait = start - time.monotonic()
+                    async def reserve() -> Reservation:
+                        moment: Reservation = await self._in_db(self._reserve_moment, cap.key,
+                                                                cap.interval_s)
+                        wait = moment[1] - time.monotonic()
                         if slot is not None and wait > GRACE_S / 2:  # keep the slot meanwhile
                             await self._in_db(self._extend, cap.key, slot,
                                               wait + hold_s + GRACE_S)
-                        return start
+                        return moment
 
                     await wait_for_start(reserve, cap.interval_s)
                 yield
@@ -184,10 +186,11 @@ class DatabaseGate:
                 return None
         return self.try_take_slot(key, slots, hold_s, holder)
 
-    def _reserve_moment(self, key: int, interval_s: float) -> float:
-        """``reserve_start`` as a moment of ``time.monotonic``."""
+    def _reserve_moment(self, key: int, interval_s: float) -> Reservation:
+        """``reserve_start`` as ``(earliest, latest)`` moments of ``time.monotonic``."""
+        sent = time.monotonic()
         wait = self.reserve_start(key, interval_s)
-        return time.monotonic() + wait
+        return sent + wait, time.monotonic() + wait
 
     def reserve_start(self, key: int, interval_s: float) -> float:
         """Reserve the next start of ``key``'s requests; seconds to wait for it (>= 0)."""

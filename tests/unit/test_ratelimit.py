@@ -56,13 +56,28 @@ def test_a_request_woken_too_late_gives_its_start_up() -> None:
     async def sleep(seconds: float) -> None:
         clock.now += seconds + (oversleep.pop() if oversleep else 0.0)
 
-    async def reserve() -> float:
-        return pacer.reserve(0.2)
+    async def reserve() -> tuple[float, float]:
+        start = pacer.reserve(0.2)
+        return start, start
 
     pacer.reserve(0.2)  # someone else starts now, so this request must wait
     given_up = asyncio.run(wait_for_start(reserve, 0.2, clock, sleep))
     assert given_up == 1  # woken 0.5 s late (> 0.1 s tolerance): it reserved again
-    assert late_tolerance_s(0.2) == 0.1 and late_tolerance_s(0.001) == 0.02
+    assert late_tolerance_s(0.2) == 0.1 and late_tolerance_s(0.001) == 0.01
+
+
+def test_a_start_known_only_roughly_waits_for_its_latest_moment() -> None:
+    """A reservation made elsewhere is known up to its round trip: never start before its
+    latest moment; give it up when the round trip alone is longer than the tolerance."""
+    clock = FakeClock()
+    answers = [(100.0, 100.3), (100.5, 100.55)]  # a 0.3 s round trip, then a 0.05 s one
+
+    async def reserve() -> tuple[float, float]:
+        return answers.pop(0)
+
+    assert asyncio.run(wait_for_start(reserve, 0.2, clock, clock.sleep)) == 1
+    assert clock.slept == [0.3, 0.25]  # slept to 100.3 (then gave it up), then to 100.55
+    assert clock.now == 100.55
 
 
 def test_rate_cap_values() -> None:
