@@ -33,9 +33,9 @@ from sqlalchemy.pool import NullPool
 
 from linker.adaptor import load_dataset
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.services.context import ServiceContext
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM
 from linker.store.database import Database, normalize_url
 from linker.store.models import Customer, CustomerEmail, ExchangeRecord
 from linker.store.secretbox import SecretBox, generate_key

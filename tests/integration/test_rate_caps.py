@@ -22,6 +22,7 @@ from linker.cli.integrations_cmd import FileProblem, load_specs
 from linker.cli.main import main
 from linker.config import Settings
 from linker.contract import search_request
+from linker.core.permissions import SYSTEM
 from linker.lookup import AdaptorTarget, LookupClient, lookup_many
 from linker.lookup.ratelimit import LocalGate, RateCap
 from linker.services.context import ServiceContext
@@ -32,7 +33,6 @@ from linker.services.integrations import (
     IntegrationSpec,
     caps_text,
 )
-from linker.services.permissions import SYSTEM
 from linker.services.targets import target_for
 from linker.store.models import AuditEvent, Integration
 from linker.store.ratelimit import DatabaseGate
@@ -207,9 +207,11 @@ class RecordingGate:
 
     def __init__(self) -> None:
         self.events: list[str] = []
+        self.caps: list[RateCap] = []
 
     @asynccontextmanager
     async def admit(self, cap: RateCap, hold_s: float) -> AsyncIterator[None]:
+        self.caps.append(cap)
         self.events.append(f"admitted (hold {hold_s:g} s)")
         yield
         self.events.append("left")
@@ -232,6 +234,20 @@ def test_a_request_is_signed_and_timed_only_once_admitted(adaptor: tuple[InFligh
     assert gate.events == ["admitted (hold 3 s)", "signed", "left"]
     client.lookup_sync(_target(url, None), search_request(None, {"email": "a@b.example"}))
     assert gate.events[-1] == "signed"  # an uncapped target does not pass the gate
+
+
+def test_a_connection_test_passes_the_integrations_gate(adaptor: tuple[InFlight, str],
+                                                        ctx: ServiceContext,
+                                                        service: IntegrationService) -> None:
+    """The service builds the target from the stored config, caps under the integration id."""
+    _, url = adaptor
+    gate = RecordingGate()
+    ctx.client = LookupClient(gate=gate)
+    view = service.create(SYSTEM, IntegrationSpec(name="Shop", url=url, timeout_s=2,
+                                                  max_concurrent_requests=1))
+    assert service.test_connection(SYSTEM, view.id).ok
+    assert gate.caps == [RateCap(view.id, 1, None)]
+    assert gate.events == ["admitted (hold 2 s)", "left"]
 
 
 def test_without_a_cap_nothing_waits(adaptor: tuple[InFlight, str]) -> None:

@@ -28,9 +28,9 @@ from sqlalchemy import func, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.services.context import ServiceContext
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
-from linker.services.permissions import SYSTEM
 from linker.store.database import Database
 from linker.store.models import Customer, CustomerEmail, ExchangeRecord
 from linker.store.secretbox import SecretBox, generate_key

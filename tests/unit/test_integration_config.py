@@ -11,13 +11,16 @@ from linker.core.integration_config import (
     IntegrationConfig,
     IntegrationSpec,
     SecretChange,
+    caps_text,
     changed_settings,
     secrets_changed,
     timeout_problem,
     url_problem,
     validate_config,
 )
+from linker.lookup.ratelimit import RateCap
 from linker.lookup.target import AdaptorTarget, InvalidTarget
+from linker.services.targets import target_of
 
 
 def _config(**changes: object) -> IntegrationConfig:
@@ -94,3 +97,45 @@ def test_validation_reports_every_bad_field_together() -> None:
     with pytest.raises(InvalidInput) as info:
         validate_config(raw)
     assert set(info.value.fields) == {"name", "url", "realm", "timeout_s", "autolink_fields"}
+
+
+def test_rate_caps_in_changes_none_keeps_zero_removes_a_number_sets() -> None:
+    stored = _config(max_concurrent_requests=4, max_requests_per_second=2.5)
+    assert (stored.max_concurrent_requests, stored.max_requests_per_second) == (4, 2.5)
+    kept = validate_config(stored.changed(IntegrationChanges(timeout_s=9)))
+    assert (kept.max_concurrent_requests, kept.max_requests_per_second) == (4, 2.5)
+    removed = validate_config(stored.changed(IntegrationChanges(max_concurrent_requests=0)))
+    assert (removed.max_concurrent_requests, removed.max_requests_per_second) == (None, 2.5)
+    assert changed_settings(stored, removed) == ("max_concurrent_requests",)
+    assert caps_text(removed.max_concurrent_requests,
+                     removed.max_requests_per_second) == "2.5 per second"
+    set_ = validate_config(stored.changed(IntegrationChanges(max_requests_per_second=10)))
+    assert set_.max_requests_per_second == 10.0
+
+
+def test_a_full_spec_without_caps_removes_them() -> None:
+    stored = _config(max_concurrent_requests=4, max_requests_per_second=2.5)
+    spec = IntegrationSpec(name="Shop", url="https://shop.example/lookup")
+    changes = IntegrationChanges.of(spec)  # the page's and apply's full spec
+    assert (changes.max_concurrent_requests, changes.max_requests_per_second) == (0, 0)
+    after = validate_config(stored.changed(changes), stored.headers)
+    assert (after.max_concurrent_requests, after.max_requests_per_second) == (None, None)
+    assert not after.rate_capped and stored.rate_capped
+
+
+def test_bad_caps_are_reported_with_the_other_fields() -> None:
+    raw = IntegrationConfig.of_spec(IntegrationSpec(
+        name="Shop", url="https://shop.example/", timeout_s=99, max_concurrent_requests=300,
+        max_requests_per_second=-1))
+    with pytest.raises(InvalidInput) as info:
+        validate_config(raw)
+    assert set(info.value.fields) == {"timeout_s", "max_concurrent_requests",
+                                      "max_requests_per_second"}
+    assert "use 1 to 256" in info.value.fields["max_concurrent_requests"]
+
+
+def test_the_target_gets_the_caps_under_the_integration_id() -> None:
+    config = _config(max_requests_per_second=5)
+    assert target_of(config, 7).rate_cap == RateCap(7, None, 5.0)
+    assert target_of(config).rate_cap is None  # no id yet: no budget to share
+    assert target_of(_config(), 7).rate_cap is None
