@@ -1,7 +1,7 @@
 """Adaptor protection: per-integration rate caps and the state that enforces them.
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
