@@ -141,6 +141,8 @@ def test_a_reload_keeps_the_user_signed_in_until_sign_out(page: Page,
                                                           demo_site: DemoSite) -> None:
     sign_in(page, demo_site, AGENT.username, AGENT.password)
     expect(page.get_by_text("Role: agent")).to_be_visible(timeout=TIMEOUT_MS)
+    # The session cookie is written by a script the page runs after it renders: wait for it.
+    page.wait_for_function("document.cookie.includes('linker_session=')", timeout=TIMEOUT_MS)
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     assert "linker_session" in cookies and AGENT.password not in cookies["linker_session"]
     page.reload()
