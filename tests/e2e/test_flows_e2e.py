@@ -155,8 +155,13 @@ def hostile_integration(demo_site: DemoSite) -> Iterator[str]:
         shop = next(i for i in DEMO_INTEGRATIONS if i.key == "shop")
         spec = replace(shop.spec(server.url), name="Hostile shop", signing_key="hostile-key",
                        autolink_enabled=False, autolink_fields=())
-        IntegrationService(ctx).apply(SYSTEM, spec)
+        service = IntegrationService(ctx)
+        service.apply(SYSTEM, spec)
         yield "Hostile shop"
+        # later flows search "All unlinked" systems: leave no integration at a stopped server
+        for view in service.list(SYSTEM):
+            if view.name == "Hostile shop":
+                service.delete(SYSTEM, view.id)
     finally:
         ctx.db.dispose()
         server.stop()
