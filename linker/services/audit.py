@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from linker.core.permissions import Actor
-from linker.store.models import AuditEvent, utcnow
+from linker.store.models import AuditEvent, table_of, utcnow
 
 
 def record_audit(
@@ -28,3 +29,23 @@ def record_audit(
                        after=after)
     session.add(event)
     return event
+
+
+def audit_row(
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``audit_events`` row ``record_audit`` adds, as column values (for bulk inserts)."""
+    return {"at": utcnow(), "actor": actor.username, "role": actor.role.value,
+            "action": action, "entity_type": entity_type, "entity_id": str(entity_id),
+            "before": before, "after": after}
+
+
+def insert_audit_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many ``audit_row`` rows with one multi-row Core INSERT (nothing when empty)."""
+    if rows:
+        session.connection().execute(insert(table_of(AuditEvent)), rows)

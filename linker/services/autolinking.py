@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from linker.contract import LookupRequest, autolink_request
@@ -28,13 +29,22 @@ from linker.core.identity import PhoneType
 from linker.core.permissions import Actor, Permission
 from linker.lookup import Exchange, Trigger, lookup_many_sync
 from linker.lookup.target import AdaptorTarget, InvalidTarget
+from linker.services.audit import audit_row, insert_audit_rows
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.linking import create_link
+from linker.services.linking import LinkRecordView, create_link
 from linker.services.refresh import refresh_pairs
 from linker.services.targets import target_for
-from linker.store.exchanges import record_exchange
-from linker.store.models import AutolinkOutcome, Customer, Integration, Link, Suppression
+from linker.store.exchanges import exchange_row, insert_exchanges, record_exchange
+from linker.store.models import (
+    AutolinkOutcome,
+    Customer,
+    Integration,
+    Link,
+    Suppression,
+    table_of,
+    utcnow,
+)
 
 
 class AutolinkTrigger(StrEnum):
@@ -299,6 +309,74 @@ def record_attempt(session: Session, actor: Actor, attempt: Attempt, exchange: E
         candidates=decision.candidates, exchange_id=exchange_id,
         error_kind=exchange.error.kind.value if exchange and exchange.error else None,
         outcome_id=row.id, link_id=link_id)
+
+
+def record_attempts(session: Session, actor: Actor,
+                    items: Sequence[tuple[Attempt, Exchange | None]], *,
+                    trigger: AutolinkTrigger, now: datetime) -> list[AutolinkResult]:
+    """``record_attempt`` for many attempts in ``session``, with multi-row Core inserts.
+
+    The same rows and results as calling ``record_attempt`` for each in turn: the exchanges,
+    the links (all in one savepoint; if any collides, each again in its own, so a lost race is
+    a ``conflict`` outcome naming the holder), their ``link.created`` audit events and the
+    outcome rows. For hot paths (the backfill).
+    """
+    sent = [exchange_row(x, integration_id=a.integration.id, customer_id=a.profile.customer_id,
+                         actor=actor.username) for a, x in items if x is not None]
+    stored = iter(insert_exchanges(session, sent))
+    exchange_ids = [next(stored) if x is not None else None for _, x in items]
+    decisions = [judge(a, x) for a, x in items]
+    link_ids = _link_many(session, actor, [a for a, _ in items], decisions)
+    rows = [dict(customer_id=a.profile.customer_id, integration_id=a.integration.id,
+                 outcome=d.outcome.value, reason=d.reason,
+                 external_customer_id=d.external_customer_id, candidates=d.candidates,
+                 exchange_id=xid, trigger=trigger.value, actor=actor.username, created_at=now)
+            for (a, _), d, xid in zip(items, decisions, exchange_ids, strict=True)]
+    outcomes = table_of(AutolinkOutcome)
+    outcome_ids = session.connection().execute(insert(outcomes).returning(
+        outcomes.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    return [AutolinkResult(
+        customer_id=a.profile.customer_id, integration_id=a.integration.id,
+        integration_name=a.integration.name, outcome=d.outcome, reason=d.reason,
+        external_customer_id=d.external_customer_id, candidates=d.candidates,
+        exchange_id=xid, error_kind=x.error.kind.value if x and x.error else None,
+        outcome_id=oid, link_id=lid)
+        for (a, x), d, xid, oid, lid in zip(items, decisions, exchange_ids, outcome_ids,
+                                            link_ids, strict=True)]
+
+
+def _link_many(session: Session, actor: Actor, attempts: Sequence[Attempt],
+               decisions: list[AutolinkDecision]) -> list[int | None]:
+    """Create the links of the ``linked`` decisions (replacing a decision by ``conflict`` where
+    the record or profile is taken); the new link ids, None where no link was made."""
+    wanted = [k for k, d in enumerate(decisions) if d.outcome is Outcome.LINKED]
+    link_ids: list[int | None] = [None] * len(decisions)
+    if not wanted:
+        return link_ids
+    views = [LinkRecordView(attempts[k].profile.customer_id, attempts[k].integration.id,
+                            attempts[k].integration.name,
+                            str(decisions[k].external_customer_id), "auto", actor.username,
+                            utcnow()) for k in wanted]
+    rows = [dict(customer_id=v.customer_id, integration_id=v.integration_id,
+                 external_customer_id=v.external_customer_id, method=v.method,
+                 created_by=v.created_by, created_at=v.created_at) for v in views]
+    try:
+        links = table_of(Link)
+        with session.begin_nested():
+            ids = session.connection().execute(insert(links).returning(
+                links.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    except IntegrityError:  # someone holds one of them: each in its own savepoint
+        for k in wanted:
+            decisions[k], link_ids[k] = _link_or_conflict(session, actor, attempts[k],
+                                                          decisions[k])
+        return link_ids
+    audits = []
+    for k, view, link_id in zip(wanted, views, ids, strict=True):
+        link_ids[k] = link_id
+        audits.append(audit_row(actor, "link.created", "customer", view.customer_id, None,
+                                view.as_audit()))
+    insert_audit_rows(session, audits)
+    return link_ids
 
 
 def refresh_new_links(ctx: ServiceContext, actor: Actor, results: Sequence[AutolinkResult]

@@ -46,7 +46,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from sqlalchemy import delete, exists, func, select, text
@@ -68,12 +68,13 @@ from linker.services.autolinking import (
     judge,
     plan_attempts,
     record_attempt,
+    record_attempts,
     snapshot_integration,
 )
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
-from linker.services.refresh import RefreshPlan, apply_refresh, refresh_pairs
+from linker.services.refresh import RefreshPlan, apply_refresh, apply_refreshes, refresh_pairs
 from linker.store.exchanges import record_exchange
 from linker.store.models import BackfillProgress as ProgressRow
 from linker.store.models import Customer, Integration, Link, PulledData
@@ -84,13 +85,18 @@ MAX_RESULTS = 1000
 TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
 """Outcomes listed first when there are more attempts than ``max_results``."""
 MAX_PG_WRITERS = 8
-WRITE_BATCH = 64
+WRITE_BATCH = 128
 """Most attempts' writes sharing one transaction."""
+WRITE_LINGER_S = 0.02
+"""How long a write waits for others to share its transaction (unless the batch is full):
+a transaction's cost is mostly per statement, so fuller batches cost less per attempt."""
 HEAL_BATCH = 64
 """Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
 _PG_CHUNK_LOCK = 0x4C6B4368  # "LkCh": serialises the end of chunks of one integration
 T = TypeVar("T")
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -235,22 +241,41 @@ def _batches(items: Sequence[str], size: int) -> list[Sequence[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+@dataclass(frozen=True)
+class _WriteStep(Generic[P, R]):
+    """A write the batcher runs for the items waiting together (``many``, one call in one
+    transaction) or, when that transaction fails, for each alone (``one``)."""
+
+    many: Callable[[Session, list[P]], list[R]]
+    one: Callable[[Session, P], R]
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """The write steps of one run."""
+
+    record: _WriteStep[tuple[Attempt, Exchange | None],
+                       tuple[AutolinkResult, RefreshPlan | None]]
+    refresh: _WriteStep[tuple[RefreshPlan, Exchange | None], str | None]
+
+
 class _WriteBatcher:
-    """Runs write steps (``fn(session)``) from many tasks, those waiting together in one
-    transaction on the writer pool; at most ``drains`` transactions at a time."""
+    """Runs write steps for many tasks: the items waiting together go to one transaction on the
+    writer pool, each step called once for all of its items; at most ``drains`` transactions
+    at a time."""
 
     def __init__(self, ctx: ServiceContext, in_db: Callable[..., Any], drains: int) -> None:
         self.ctx = ctx
         self.in_db = in_db
         self.drains = drains
         self.running = 0
-        self.queue: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
+        self.queue: list[tuple[_WriteStep[Any, Any], Any, asyncio.Future[Any]]] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
-        """The result of ``fn(session)`` once its transaction has committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self.queue.append((fn, future))
+    async def run(self, step: _WriteStep[P, R], item: P) -> R:
+        """The result of ``step`` for ``item`` once its transaction has committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.queue.append((step, item, future))
         if self.running < self.drains:
             self.running += 1
             task = asyncio.ensure_future(self._drain())
@@ -261,12 +286,15 @@ class _WriteBatcher:
     async def _drain(self) -> None:
         try:
             while self.queue:
+                if len(self.queue) < WRITE_BATCH:
+                    await asyncio.sleep(WRITE_LINGER_S)
                 items, self.queue = self.queue[:WRITE_BATCH], self.queue[WRITE_BATCH:]
                 try:
-                    outcomes = await self.in_db(self._execute, [fn for fn, _ in items])
+                    outcomes = await self.in_db(self._execute,
+                                                [(step, item) for step, item, _ in items])
                 except BaseException as exc:  # the pool is gone (shutdown): fail the waiters
                     outcomes = [(False, exc)] * len(items)
-                for (_, future), (ok, value) in zip(items, outcomes, strict=True):
+                for (_, _, future), (ok, value) in zip(items, outcomes, strict=True):
                     if future.done():
                         continue
                     if ok:
@@ -276,20 +304,27 @@ class _WriteBatcher:
         finally:
             self.running -= 1
 
-    def _execute(self, fns: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]]:
+    def _execute(self, items: list[tuple[_WriteStep[Any, Any], Any]]
+                 ) -> list[tuple[bool, Any]]:
         """All in one transaction; if it fails, each in its own (writer thread)."""
+        groups: dict[int, tuple[_WriteStep[Any, Any], list[int]]] = {}
+        for k, (step, _) in enumerate(items):
+            groups.setdefault(id(step), (step, []))[1].append(k)
         try:
+            results: list[Any] = [None] * len(items)
             with self.ctx.db.session() as session:
-                results = [fn(session) for fn in fns]
+                for step, ks in groups.values():
+                    done = step.many(session, [items[k][1] for k in ks])
+                    for k, result in zip(ks, done, strict=True):
+                        results[k] = result
             return [(True, r) for r in results]
-        except Exception as exc:  # retried one by one below, which reports the culprit
-            if len(fns) == 1:
-                return [(False, exc)]
+        except Exception:  # retried one by one below, which reports the culprit
+            pass
         outcomes: list[tuple[bool, Any]] = []
-        for fn in fns:
+        for step, item in items:
             try:
                 with self.ctx.db.session() as session:
-                    outcomes.append((True, fn(session)))
+                    outcomes.append((True, step.one(session, item)))
             except Exception as exc:
                 outcomes.append((False, exc))
         return outcomes
@@ -512,6 +547,7 @@ class BackfillService:
 
             slots = asyncio.Semaphore(state.concurrency)
             writes = _WriteBatcher(self.ctx, in_db, writers)
+            steps = self._steps(state)
             async with self.ctx.client.http_client() as http:
                 for batch in _batches(pending, size):
                     if (cancel is not None and cancel.is_set()) or lease_lost.is_set():
@@ -519,7 +555,7 @@ class BackfillService:
                         break
                     attempts = await in_db(self._plan, state, batch)
                     results = await asyncio.gather(*(
-                        self._attempt(state, attempt, http, slots, in_db, writes)
+                        self._attempt(state, attempt, http, slots, in_db, writes, steps)
                         for attempt in attempts))
                     if not state.dry_run:
                         await in_db(self._mark_done, state.key, batch)
@@ -542,7 +578,7 @@ class BackfillService:
 
     async def _attempt(self, state: _Run, attempt: Attempt, http: httpx.AsyncClient,
                        slots: asyncio.Semaphore, in_db: Callable[..., Any],
-                       writes: _WriteBatcher) -> AutolinkResult:
+                       writes: _WriteBatcher, steps: _Steps) -> AutolinkResult:
         """One attempt: send, record (or simulate), then refresh a new link."""
         exchange: Exchange | None = None
         target = attempt.integration.target
@@ -556,8 +592,7 @@ class BackfillService:
             return dry
         result: AutolinkResult
         plan: RefreshPlan | None
-        result, plan = await writes.run(
-            lambda session: self._record(session, state, attempt, exchange))
+        result, plan = await writes.run(steps.record, (attempt, exchange))
         if plan is None:
             return result
         detailed: Exchange | None = None
@@ -566,8 +601,7 @@ class BackfillService:
                 detailed = await self.ctx.client.lookup(
                     plan.target, plan.request, kind=RequestKind.DETAILED,
                     trigger=Trigger.DETAILED, client=http)
-        error: str | None = await writes.run(
-            lambda session: self._apply_refresh(session, state, plan, detailed))
+        error = await writes.run(steps.refresh, (plan, detailed))
         return replace(result, refresh_error=error) if error else result
 
     # -- database steps (writer threads) --------------------------------------------------
@@ -576,19 +610,37 @@ class BackfillService:
         with self.ctx.db.session(readonly=True) as session:
             return plan_attempts(session, batch, state.integrations)
 
+    def _steps(self, state: _Run) -> _Steps:
+        """The run's two write steps: record an attempt, apply a DETAILED answer."""
+        return _Steps(
+            record=_WriteStep(lambda session, items: self._record_many(session, state, items),
+                              lambda session, item: self._record(session, state, *item)),
+            refresh=_WriteStep(lambda session, items: self._apply_many(session, state, items),
+                               lambda session, item: self._apply_refresh(session, state,
+                                                                         *item)))
+
     def _record(self, session: Session, state: _Run, attempt: Attempt,
                 exchange: Exchange | None) -> tuple[AutolinkResult, RefreshPlan | None]:
         result = record_attempt(session, state.actor, attempt, exchange,
                                 trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
-        plan = None
-        if result.link_id is not None and result.external_customer_id is not None:
-            plan = _plan_for_new_link(attempt, result.external_customer_id)
-        return result, plan
+        return result, _refresh_plan(attempt, result)
+
+    def _record_many(self, session: Session, state: _Run,
+                     items: list[tuple[Attempt, Exchange | None]]
+                     ) -> list[tuple[AutolinkResult, RefreshPlan | None]]:
+        results = record_attempts(session, state.actor, items,
+                                  trigger=AutolinkTrigger.BACKFILL, now=self.ctx.now())
+        return [(result, _refresh_plan(attempt, result))
+                for (attempt, _), result in zip(items, results, strict=True)]
 
     def _apply_refresh(self, session: Session, state: _Run, plan: RefreshPlan,
                        exchange: Exchange | None) -> str | None:
         outcome = apply_refresh(self.ctx, session, state.actor, plan, exchange)
         return outcome.error
+
+    def _apply_many(self, session: Session, state: _Run,
+                    items: list[tuple[RefreshPlan, Exchange | None]]) -> list[str | None]:
+        return [o.error for o in apply_refreshes(self.ctx, session, state.actor, items)]
 
     def _simulate(self, state: _Run, attempt: Attempt, exchange: Exchange | None
                   ) -> AutolinkResult:
@@ -679,6 +731,13 @@ def _would_conflict(session: Session, attempt: Attempt, decision: AutolinkDecisi
         f"{attempt.integration.name} record {decision.external_customer_id} matched the "
         f"profile but is already linked to profile {holder.customer_id}; it would not be "
         "linked."))
+
+
+def _refresh_plan(attempt: Attempt, result: AutolinkResult) -> RefreshPlan | None:
+    """The DETAILED lookup to make after the attempt, if it made a link."""
+    if result.link_id is None or result.external_customer_id is None:
+        return None
+    return _plan_for_new_link(attempt, result.external_customer_id)
 
 
 def _plan_for_new_link(attempt: Attempt, external_customer_id: str) -> RefreshPlan:

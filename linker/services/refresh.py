@@ -16,19 +16,21 @@ the adaptor call). Inactive integrations never get a lookup.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linker.contract import LookupRequest, RequestKind, detailed_request
+from linker.contract import CustomerProfile, LookupRequest, RequestKind, detailed_request
 from linker.core.identity import PhoneType, parse_phone_type
 from linker.core.merge import (
     DroppedContact,
     MergeResult,
+    NewEmail,
+    NewPhone,
     ProfilePhone,
     ProfileValues,
     contact_keys,
@@ -39,11 +41,11 @@ from linker.core.permissions import Actor, Permission
 from linker.lookup.exchange import Exchange, Trigger
 from linker.lookup.fanout import lookup_many_sync
 from linker.lookup.target import AdaptorTarget, InvalidTarget
-from linker.services.audit import record_audit
+from linker.services.audit import audit_row, insert_audit_rows, record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.targets import target_for
-from linker.store.exchanges import record_exchange
+from linker.store.exchanges import exchange_row, insert_exchanges, record_exchange
 from linker.store.models import (
     Customer,
     CustomerEmail,
@@ -51,6 +53,7 @@ from linker.store.models import (
     Integration,
     Link,
     PulledData,
+    table_of,
 )
 
 REFRESHED = "refreshed"
@@ -400,6 +403,338 @@ def refresh_stale_links(ctx: ServiceContext, actor: Actor, customer_id: str
         pairs = [(link.customer_id, link.integration_id) for link, pulled in rows
                  if is_stale(pulled, now, ttl)]
     return refresh_pairs(ctx, actor, pairs) if pairs else []
+
+
+# ------------------------------------------------------------------------------ many at once
+
+
+@dataclass
+class _Profile:
+    """A profile's values while a batch of refreshes is applied (updated as they apply)."""
+
+    name: str
+    address: str
+    emails: set[str]
+    phones: list[ProfilePhone]
+    next_email: int
+    next_phone: int
+
+
+_PULLED_COLUMNS = ("name", "address", "custom_attributes", "transactions", "dropped",
+                   "fetched_at", "last_attempt_at", "last_error", "exchange_id")
+
+
+class _Batch:
+    """What ``apply_refreshes`` reads once for all its plans, and the writes it collects."""
+
+    def __init__(self, session: Session, plans: Sequence[RefreshPlan]) -> None:
+        self.session = session
+        pairs = sorted({(p.customer_id, p.integration_id) for p in plans})
+        # FOR UPDATE: refreshes of one pair (and an unlink) apply one after the other
+        self.links = dict(((c, i), x) for c, i, x in session.connection().execute(
+            select(Link.customer_id, Link.integration_id, Link.external_customer_id)
+            .where(tuple_(Link.customer_id, Link.integration_id).in_(pairs))
+            .order_by(Link.customer_id, Link.integration_id).with_for_update()))
+        self.pulled: dict[tuple[str, int], dict[str, Any]] = {}
+        self.new_pulled: set[tuple[str, int]] = set()
+        self.changed_pulled: set[tuple[str, int]] = set()
+        columns = [getattr(PulledData, c) for c in _PULLED_COLUMNS]
+        query = (select(PulledData.customer_id, PulledData.integration_id, *columns)
+                 .where(tuple_(PulledData.customer_id, PulledData.integration_id).in_(pairs)))
+        for row in session.connection().execute(query):
+            self.pulled[(row[0], row[1])] = dict(zip(_PULLED_COLUMNS, row[2:], strict=True))
+        self.profiles: dict[str, _Profile] = {}
+        self.integrations: dict[int, tuple[str, bool]] = {}
+        self.holders: dict[str, str] = {}
+        """Normalised email / MOBILE E.164 → the id of the profile holding it."""
+        self.names: dict[str, str] = {}
+        self.audits: list[dict[str, Any]] = []
+        self.changed_profiles: set[str] = set()
+
+    def read_profiles(self, plans: Sequence[RefreshPlan], results: Sequence[CustomerProfile]
+                      ) -> None:
+        """Read the profiles, integrations and holders of the contacts the results carry."""
+        session = self.session
+        ids = sorted({p.customer_id for p in plans})
+        for cid, name, address in session.connection().execute(
+                select(Customer.id, Customer.name, Customer.address)
+                .where(Customer.id.in_(ids))):
+            self.profiles[cid] = _Profile(name or "", address or "", set(), [], 0, 0)
+            self.names[cid] = name or ""
+        for cid, normalized, position in session.connection().execute(
+                select(CustomerEmail.customer_id, CustomerEmail.normalized,
+                       CustomerEmail.position).where(CustomerEmail.customer_id.in_(ids))):
+            profile = self.profiles[cid]
+            profile.emails.add(normalized)
+            profile.next_email = max(profile.next_email, position + 1)
+        for cid, e164, kind, position in session.connection().execute(
+                select(CustomerPhone.customer_id, CustomerPhone.e164, CustomerPhone.type,
+                       CustomerPhone.position).where(CustomerPhone.customer_id.in_(ids))
+                .order_by(CustomerPhone.customer_id, CustomerPhone.position)):
+            profile = self.profiles[cid]
+            profile.phones.append(ProfilePhone(e164, _phone_type(kind)))
+            profile.next_phone = max(profile.next_phone, position + 1)
+        for iid, name, overwrite in session.connection().execute(
+                select(Integration.id, Integration.name, Integration.overwrite_existing)
+                .where(Integration.id.in_(sorted({p.integration_id for p in plans})))):
+            self.integrations[iid] = (name, overwrite)
+        emails: set[str] = set()
+        mobiles: set[str] = set()
+        for result in results:
+            keys = contact_keys(result)
+            emails |= keys.emails
+            mobiles |= keys.mobiles
+        if emails:
+            for value, name, cid in session.connection().execute(
+                    select(CustomerEmail.normalized, Customer.name, Customer.id)
+                    .join(Customer, Customer.id == CustomerEmail.customer_id)
+                    .where(CustomerEmail.normalized.in_(sorted(emails)))):
+                self.holders[value] = cid
+                self.names.setdefault(cid, name or "")
+        if mobiles:
+            for key, name, cid in session.connection().execute(
+                    select(CustomerPhone.mobile_key, Customer.name, Customer.id)
+                    .join(Customer, Customer.id == CustomerPhone.customer_id)
+                    .where(CustomerPhone.mobile_key.in_(sorted(mobiles)))):
+                if key is not None:
+                    self.holders[key] = cid
+                    self.names.setdefault(cid, name or "")
+
+    def held_elsewhere(self, customer_id: str, values: frozenset[str]) -> dict[str, str]:
+        """Which of ``values`` another profile holds, and a description of it."""
+        return {v: describe_profile(self.names.get(self.holders[v], ""), self.holders[v])
+                for v in values if v in self.holders and self.holders[v] != customer_id}
+
+    def pulled_row(self, pair: tuple[str, int]) -> dict[str, Any]:
+        """The pair's pulled data (a new, empty one when it has none), marked as changed."""
+        row = self.pulled.get(pair)
+        if row is None:
+            row = dict(name=None, address=None, custom_attributes={}, transactions=[],
+                       dropped=[], fetched_at=None, last_attempt_at=None, last_error="",
+                       exchange_id=None)
+            self.pulled[pair] = row
+            self.new_pulled.add(pair)
+        self.changed_pulled.add(pair)
+        return row
+
+    def write(self) -> None:
+        """Insert and update everything collected, a few multi-row statements in all."""
+        session = self.session
+        if self.changed_profiles:  # bulk UPDATE by primary key (updated_at set by onupdate)
+            customers = table_of(Customer)
+            session.connection().execute(
+                update(customers).where(customers.c.id == bindparam("b_id"))
+                .values(name=bindparam("b_name"), address=bindparam("b_address")),
+                [{"b_id": cid, "b_name": self.profiles[cid].name,
+                  "b_address": self.profiles[cid].address}
+                 for cid in sorted(self.changed_profiles)])
+        new = [{"customer_id": c, "integration_id": i, **self.pulled[(c, i)]}
+               for c, i in sorted(self.new_pulled)]
+        if new:
+            session.connection().execute(insert(table_of(PulledData)), new)
+        changed = [{"b_customer_id": c, "b_integration_id": i,
+                    **{f"b_{k}": v for k, v in self.pulled[(c, i)].items()}}
+                   for c, i in sorted(self.changed_pulled - self.new_pulled)]
+        if changed:
+            pulled = table_of(PulledData)
+            session.connection().execute(
+                update(pulled).where(pulled.c.customer_id == bindparam("b_customer_id"),
+                                     pulled.c.integration_id == bindparam("b_integration_id"))
+                .values({c: bindparam(f"b_{c}") for c in _PULLED_COLUMNS}), changed)
+        insert_audit_rows(session, self.audits)
+
+
+def _insert_contacts(session: Session, table: type[CustomerEmail] | type[CustomerPhone],
+                     rows: list[dict[str, Any]]) -> list[bool]:
+    """Insert contact rows in one savepoint; if one collides (another profile took it since it
+    was read), each again in its own. Whether each row was added."""
+    if not rows:
+        return []
+    try:
+        with session.begin_nested():
+            session.connection().execute(insert(table_of(table)), rows)
+        return [True] * len(rows)
+    except IntegrityError:
+        pass
+    added = []
+    lost: dict[str, int] = {}  # rows of a profile not added: later ones move up
+    for row in rows:
+        row = {**row, "position": row["position"] - lost.get(row["customer_id"], 0)}
+        try:
+            with session.begin_nested():
+                session.connection().execute(insert(table_of(table)), [row])
+            added.append(True)
+        except IntegrityError:
+            added.append(False)
+            lost[row["customer_id"]] = lost.get(row["customer_id"], 0) + 1
+    return added
+
+
+def apply_refreshes(ctx: ServiceContext, session: Session, actor: Actor,
+                    items: Sequence[tuple[RefreshPlan, Exchange | None]]
+                    ) -> list[RefreshOutcome]:
+    """``apply_refresh`` for many plans in ``session``: the same rows and outcomes as applying
+    them one after the other, read with a few set-wise queries and written with multi-row
+    statements (for hot paths: the backfill)."""
+    rows = [exchange_row(x, integration_id=p.integration_id, customer_id=p.customer_id,
+                         actor=actor.username) for p, x in items if x is not None]
+    stored = iter(insert_exchanges(session, rows))
+    exchange_ids = [next(stored) if x is not None else None for _, x in items]
+    batch = _Batch(session, [p for p, _ in items])
+    outcomes: list[RefreshOutcome | None] = [None] * len(items)
+    good: list[int] = []
+    for k, ((plan, exchange), exchange_id) in enumerate(zip(items, exchange_ids, strict=True)):
+        pair = (plan.customer_id, plan.integration_id)
+        if batch.links.get(pair) != plan.external_customer_id:
+            outcomes[k] = _outcome(plan, SKIPPED, exchange_id=exchange_id, message=(
+                "the link changed during the lookup; its answer was not applied"))
+            continue
+        kind, message = _failure(exchange, plan)
+        if kind is None and exchange is not None and exchange_id is not None:
+            good.append(k)
+    batch.read_profiles([items[k][0] for k in good],
+                        [x.results[0] for k in good if (x := items[k][1]) is not None])
+    pending: list[tuple[int, _Applied]] = []
+    for k, ((plan, exchange), exchange_id) in enumerate(zip(items, exchange_ids, strict=True)):
+        if outcomes[k] is not None:
+            continue
+        pair = (plan.customer_id, plan.integration_id)
+        if k in good and exchange is not None and exchange_id is not None:
+            applied = _apply_one(ctx, batch, plan, exchange, exchange_id)
+            if isinstance(applied, RefreshOutcome):
+                outcomes[k] = applied
+            else:
+                pending.append((k, applied))
+            continue
+        kind, message = _failure(exchange, plan)
+        pulled = batch.pulled_row(pair)
+        pulled["last_error"] = message
+        pulled["last_attempt_at"] = ctx.now()
+        outcomes[k] = _outcome(plan, FAILED, message=message, error_kind=kind,
+                               exchange_id=exchange_id, fetched_at=pulled["fetched_at"])
+    _add_contacts(batch, actor, pending)
+    for k, applied in pending:
+        outcomes[k] = applied.outcome()
+    batch.write()
+    return [o for o in outcomes if o is not None]
+
+
+@dataclass
+class _Applied:
+    """A successful refresh whose new contacts are still to be inserted."""
+
+    plan: RefreshPlan
+    exchange_id: int
+    integration_name: str
+    before: dict[str, object]
+    after: dict[str, object]
+    """The changed own fields' values after this refresh."""
+    merge: MergeResult
+    fetched_at: datetime
+    emails: list[tuple[NewEmail, dict[str, Any]]] = field(default_factory=list)
+    phones: list[tuple[NewPhone, dict[str, Any]]] = field(default_factory=list)
+    emails_added: list[str] = field(default_factory=list)
+    phones_added: list[str] = field(default_factory=list)
+    dropped: list[DroppedContact] = field(default_factory=list)
+
+    def outcome(self) -> RefreshOutcome:
+        """The refresh's outcome once its contacts are inserted."""
+        return _outcome(self.plan, REFRESHED, exchange_id=self.exchange_id,
+                        fetched_at=self.fetched_at, changed=tuple(self.after),
+                        emails_added=tuple(self.emails_added),
+                        phones_added=tuple(self.phones_added), dropped=tuple(self.dropped),
+                        custom_attribute_count=len(self.merge.custom_attributes),
+                        transaction_count=len(self.merge.transactions))
+
+
+def _apply_one(ctx: ServiceContext, batch: _Batch, plan: RefreshPlan, exchange: Exchange,
+               exchange_id: int) -> RefreshOutcome | _Applied:
+    """Merge one answer into the batch's state (the in-memory ``_apply_success``)."""
+    profile = batch.profiles.get(plan.customer_id)
+    integration = batch.integrations.get(plan.integration_id)
+    if profile is None or integration is None:  # deleted during the lookup
+        return _outcome(plan, SKIPPED, message="the profile or integration no longer exists",
+                        exchange_id=exchange_id)
+    integration_name, overwrite = integration
+    result = exchange.results[0]
+    pair = (plan.customer_id, plan.integration_id)
+    pulled = batch.pulled_row(pair)
+    keys = contact_keys(result)
+    merge = merge_detailed(
+        ProfileValues(profile.name, profile.address, frozenset(profile.emails),
+                      tuple(profile.phones)),
+        dict(pulled["custom_attributes"] or {}), result, overwrite_existing=overwrite,
+        emails_held_elsewhere=batch.held_elsewhere(plan.customer_id, keys.emails),
+        mobiles_held_elsewhere=batch.held_elsewhere(plan.customer_id, keys.mobiles))
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    if merge.name is not None:
+        before["name"], after["name"] = profile.name, merge.name
+        profile.name = batch.names[plan.customer_id] = merge.name
+    if merge.address is not None:
+        before["address"], after["address"] = profile.address, merge.address
+        profile.address = merge.address
+    if after:
+        batch.changed_profiles.add(plan.customer_id)
+    applied = _Applied(plan, exchange_id, integration_name, before, after, merge, ctx.now(),
+                       dropped=list(merge.dropped))
+    for email in merge.add_emails:  # held by this profile from now on (later plans see it)
+        profile.emails.add(email.normalized)
+        batch.holders[email.normalized] = plan.customer_id
+        applied.emails.append((email, dict(
+            customer_id=plan.customer_id, original=email.original,
+            normalized=email.normalized, source=integration_name)))
+    for phone in merge.add_phones:
+        profile.phones.append(ProfilePhone(phone.e164, phone.type))
+        mobile_key = phone.e164 if phone.type is PhoneType.MOBILE else None
+        if mobile_key is not None:
+            batch.holders[mobile_key] = plan.customer_id
+        applied.phones.append((phone, dict(
+            customer_id=plan.customer_id, original=phone.original, e164=phone.e164,
+            type=phone.type.value, mobile_key=mobile_key, source=integration_name)))
+    pulled.update(name=merge.pulled_name, address=merge.pulled_address,
+                  custom_attributes=merge.custom_attributes, transactions=merge.transactions,
+                  fetched_at=applied.fetched_at, last_attempt_at=applied.fetched_at,
+                  last_error="", exchange_id=exchange_id)
+    return applied
+
+
+def _add_contacts(batch: _Batch, actor: Actor, pending: Sequence[tuple[int, _Applied]]) -> None:
+    """Insert the new emails and phones of the applied refreshes (positions after the profile's
+    last, in order), record what was dropped, the pulled ``dropped`` list and the audit events."""
+    taken = "another profile took this value at the same time; it was not added"
+    email_rows = [row for _, a in pending for _, row in a.emails]
+    phone_rows = [row for _, a in pending for _, row in a.phones]
+    for row in email_rows:
+        profile = batch.profiles[row["customer_id"]]
+        row["position"] = profile.next_email
+        profile.next_email += 1
+    for row in phone_rows:
+        profile = batch.profiles[row["customer_id"]]
+        row["position"] = profile.next_phone
+        profile.next_phone += 1
+    emails_ok = iter(_insert_contacts(batch.session, CustomerEmail, email_rows))
+    phones_ok = iter(_insert_contacts(batch.session, CustomerPhone, phone_rows))
+    for _, applied in pending:
+        for email, _row in applied.emails:
+            if next(emails_ok):
+                applied.emails_added.append(email.original)
+            else:
+                applied.dropped.append(DroppedContact(email.original, "email", taken))
+        for phone, _row in applied.phones:
+            if next(phones_ok):
+                applied.phones_added.append(phone.e164)
+            else:
+                applied.dropped.append(DroppedContact(phone.original, "phone", taken))
+        batch.pulled_row((applied.plan.customer_id, applied.plan.integration_id))[
+            "dropped"] = [d.as_dict() for d in applied.dropped]
+        if applied.after or applied.emails_added or applied.phones_added:
+            after = dict(applied.after)
+            after.update(integration=applied.integration_name,
+                         emails_added=applied.emails_added, phones_added=applied.phones_added)
+            batch.audits.append(audit_row(actor, "customer.refreshed", "customer",
+                                          applied.plan.customer_id, dict(applied.before),
+                                          after))
 
 
 class RefreshService:
