@@ -8,7 +8,7 @@ How it works:
 - *Concurrency*: profiles go in batches; within a batch the auto-link requests (and the
   DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
   flight over one connection pool; the database work runs in writer threads (one on SQLite,
-  whose writes serialise anyway; several on PostgreSQL). The writes of the attempts waiting
+  whose writes serialise anyway; two on PostgreSQL). The writes of the attempts waiting
   at a moment (record, then the DETAILED apply) share one transaction (``_WriteBatcher``, at
   most ``WRITE_BATCH`` of them); if that transaction fails, each is retried in its own, so
   one bad attempt never takes others down.
@@ -84,7 +84,9 @@ MAX_RESULTS = 1000
 """Default bound of the per-attempt results a summary lists."""
 TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
 """Outcomes listed first when there are more attempts than ``max_results``."""
-MAX_PG_WRITERS = 8
+MAX_PG_WRITERS = 2
+"""Writer threads on PostgreSQL: batches are set-wise, so a second one only overlaps a
+transaction's round trips with the other's Python work; more would split the batches."""
 WRITE_BATCH = 128
 """Most attempts' writes sharing one transaction."""
 WRITE_LINGER_S = 0.02
@@ -288,6 +290,8 @@ class _WriteBatcher:
             while self.queue:
                 if len(self.queue) < WRITE_BATCH:
                     await asyncio.sleep(WRITE_LINGER_S)
+                    if not self.queue:  # another drain took them meanwhile
+                        break
                 items, self.queue = self.queue[:WRITE_BATCH], self.queue[WRITE_BATCH:]
                 try:
                     outcomes = await self.in_db(self._execute,
