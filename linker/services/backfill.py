@@ -9,9 +9,11 @@ How it works:
   DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
   flight over one connection pool; the database work runs in writer threads (one on SQLite,
   whose writes serialise anyway; two on PostgreSQL). The writes of the attempts waiting
-  at a moment (record, then the DETAILED apply) share one transaction (``_WriteBatcher``, at
-  most ``WRITE_BATCH`` of them); if that transaction fails, each is retried in its own, so
-  one bad attempt never takes others down.
+  at a moment (record, then the DETAILED apply; a write lingers ``WRITE_LINGER_S`` for
+  others) share one transaction (``_WriteBatcher``, at most ``WRITE_BATCH`` of them), written
+  set-wise with a few multi-row statements (``record_attempts``, ``apply_refreshes``); if that
+  transaction fails, each is retried in its own with the one-at-a-time functions, so one bad
+  attempt never takes others down.
 - *Resume*: after each batch its profiles are recorded in ``backfill_progress`` under a run key
   derived from the integration set and the shard. A run that stops early (cancelled, Ctrl-C,
   crash) leaves those rows, and the next run with the same integrations and shard skips the
