@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from linker.config import Settings
+from linker.core.permissions import SYSTEM
 from linker.lookup import Trigger
 from linker.services.autolinking import (
     AutolinkResult,
@@ -34,7 +35,6 @@ from linker.services.autolinking import (
     snapshot_integration,
 )
 from linker.services.context import ServiceContext
-from linker.services.permissions import SYSTEM
 from linker.services.refresh import RefreshOutcome, apply_refresh, apply_refreshes, plan_refresh
 from linker.store.database import Database
 from linker.store.models import (
@@ -65,7 +65,7 @@ def twin(db_url: str, tmp_path: Path) -> Iterator[World]:
         yield other
 
 
-class _world:  # noqa: N801 - used like a function returning a context manager
+class _world:
     def __init__(self, url: str, home: Path) -> None:
         self.db = Database(url)
         settings = Settings(home=home, database_url=url, secret_key=generate_key())
