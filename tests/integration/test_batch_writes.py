@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,19 +66,17 @@ def twin(db_url: str, tmp_path: Path) -> Iterator[World]:
         yield other
 
 
-class _world:
-    def __init__(self, url: str, home: Path) -> None:
-        self.db = Database(url)
-        settings = Settings(home=home, database_url=url, secret_key=generate_key())
-        self.db.upgrade()
-        self.ctx = ServiceContext(settings=settings, db=self.db,
-                                  secrets=SecretBox.from_settings(settings))
-
-    def __enter__(self) -> World:
-        return new_world(self.ctx)
-
-    def __exit__(self, *exc: object) -> None:
-        self.db.dispose()
+@contextmanager
+def _world(url: str, home: Path) -> Iterator[World]:
+    """A world on the fresh database at ``url``."""
+    db = Database(url)
+    db.upgrade()
+    settings = Settings(home=home, database_url=url, secret_key=generate_key())
+    try:
+        yield new_world(ServiceContext(settings=settings, db=db,
+                                       secrets=SecretBox.from_settings(settings)))
+    finally:
+        db.dispose()
 
 
 def _scenario(world: World) -> None:
