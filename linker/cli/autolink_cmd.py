@@ -15,7 +15,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from linker.cli.commands import help_of
-from linker.cli.common import CLI_ACTOR, EXIT_OK, EXIT_USAGE, error, print_table, run_command
+from linker.cli.common import (
+    CLI_ACTOR,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+    print_table,
+    run_command,
+    whole_number,
+)
 from linker.core.autolink import Outcome
 from linker.services.backfill import (
     MAX_CONCURRENCY,
@@ -49,7 +57,8 @@ def register(subparsers: Any) -> None:
                           help="only this integration (repeat for several)")
     backfill.add_argument("--dry-run", action="store_true",
                           help="send the requests and report what would happen; link nothing")
-    backfill.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+    backfill.add_argument("--concurrency", type=whole_number(1, MAX_CONCURRENCY), default=8,
+                          metavar="N",
                           help=f"requests in flight at once (1..{MAX_CONCURRENCY}, default 8)")
     backfill.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                           help="only profiles with crc32(id) %% N == I, in this process "
@@ -74,26 +83,10 @@ def register(subparsers: Any) -> None:
     cancel.set_defaults(func=run_cancel)
 
 
-def _concurrency(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_CONCURRENCY}")
-    return value
-
-
 def _chunk_size(text: str) -> int:
     from linker.services.backfill_jobs import MAX_CHUNK_SIZE
 
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_CHUNK_SIZE:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_CHUNK_SIZE}")
-    return value
+    return whole_number(1, MAX_CHUNK_SIZE)(text)
 
 
 def _shard(text: str) -> tuple[int, int]:

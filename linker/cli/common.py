@@ -3,6 +3,7 @@ turning service errors into exit codes, and printing."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,20 @@ EXIT_USAGE = 2
 
 CLI_ACTOR: Actor = SYSTEM
 """Who the admin command line acts as: whoever can run it owns the data directory."""
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=``: the text as a whole number from ``low`` to ``high``, or a usage
+    error saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return value
+    return parse
 
 
 def command_group(subparsers: Any, name: str, help_text: str, **options: Any) -> Any:

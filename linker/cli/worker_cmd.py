@@ -16,7 +16,7 @@ import socket
 from typing import Any
 
 from linker.cli.commands import help_of
-from linker.cli.common import EXIT_OK, error, run_command
+from linker.cli.common import EXIT_OK, error, run_command, whole_number
 from linker.services.context import ServiceContext
 
 DEFAULT_CONCURRENCY = 2
@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
                     "like, on any machine that reaches the database. Stop with Ctrl-C or "
                     "SIGTERM: running jobs stop after their batch and are retried by another "
                     "worker.")
-    worker.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY,
+    worker.add_argument("--concurrency", type=whole_number(1, MAX_CONCURRENCY),
+                        default=DEFAULT_CONCURRENCY,
                         metavar="N", help="jobs this worker runs at once (1..64, default 2)")
     worker.add_argument("--queues", default="", metavar="Q1,Q2",
                         help="only these queues (backfill, maintenance; default: all)")
@@ -44,16 +45,6 @@ def register(subparsers: Any) -> None:
                         help="on stop, let running jobs finish this long before asking them "
                              "to stop after their batch (default 10)")
     worker.set_defaults(func=run_worker)
-
-
-def _concurrency(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_CONCURRENCY}")
-    return value
 
 
 def queue_names(text: str) -> list[str] | None:

@@ -24,9 +24,7 @@ def record_audit(
 
     ``before``/``after`` must never contain secrets: callers pass display views.
     """
-    event = AuditEvent(at=utcnow(), actor=actor.username, role=actor.role.value, action=action,
-                       entity_type=entity_type, entity_id=str(entity_id), before=before,
-                       after=after)
+    event = AuditEvent(**audit_row(actor, action, entity_type, entity_id, before, after))
     session.add(event)
     return event
 
