@@ -6,43 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
 
 from linker.core.permissions import Actor, Permission
 from linker.csvexport import csv_text
 from linker.services.context import ServiceContext
 from linker.services.reports import AuditEntry
-from linker.store.models import AuditEvent, Integration
+from linker.store import audit as audit_store
+from linker.store.audit import AuditCursor, AuditFilter
 
 PAGE_SIZE_MAX = 500
 EXPORT_MAX = 100_000
 AUDIT_COLUMNS = ("id", "at", "actor", "role", "action", "entity_type", "entity_id", "before",
                  "after")
-
-
-AuditCursor = tuple[datetime, int]
-"""A keyset position: an event's time and id (events are ordered by time, then id)."""
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """Which events to show; every field left empty matches everything.
-
-    ``integration_id`` matches events on the integration itself and events whose before or
-    after names it (links, suppressions, refreshes); ``customer_id`` matches events on that
-    profile; ``since`` is inclusive, ``until`` exclusive.
-    """
-
-    actor: str | None = None
-    action: str | None = None
-    integration_id: int | None = None
-    customer_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+EVERY_EVENT = AuditFilter()
+"""The empty filter: every event."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +46,14 @@ class AuditLogService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    def page(self, actor: Actor, filters: AuditFilter = AuditFilter(), *,
+    def page(self, actor: Actor, filters: AuditFilter = EVERY_EVENT, *,
              before: AuditCursor | None = None, limit: int = 50) -> AuditPage:
         """Up to ``limit`` events matching ``filters``, newest first (by time, then id),
         after the cursor ``before``."""
         actor.require(Permission.VIEW_AUDIT, "view the audit log")
         limit = max(1, min(limit, PAGE_SIZE_MAX))
         with self.ctx.db.session(readonly=True) as s:
-            query = self._filtered(s, filters)
-            if before is not None:
-                at, event_id = before
-                query = query.where(or_(AuditEvent.at < at,
-                                        and_(AuditEvent.at == at, AuditEvent.id < event_id)))
-            events = s.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-                               .limit(limit + 1)).all()
+            events = audit_store.events_page(s, filters, before, limit + 1)
             entries = [AuditEntry(e.id, e.at, e.actor, e.role, e.action, e.entity_type,
                                   e.entity_id, e.before, e.after) for e in events[:limit]]
         more = len(events) > limit
@@ -92,12 +64,9 @@ class AuditLogService:
         """Every actor and action in the log, sorted."""
         actor.require(Permission.VIEW_AUDIT, "view the audit log")
         with self.ctx.db.session(readonly=True) as s:
-            actors = s.scalars(select(AuditEvent.actor).distinct().order_by(AuditEvent.actor))
-            actions = s.scalars(select(AuditEvent.action).distinct()
-                                .order_by(AuditEvent.action))
-            return AuditChoices([str(a) for a in actors], [str(a) for a in actions])
+            return AuditChoices(audit_store.actors(s), audit_store.actions(s))
 
-    def export_csv(self, actor: Actor, filters: AuditFilter = AuditFilter()) -> str:
+    def export_csv(self, actor: Actor, filters: AuditFilter = EVERY_EVENT) -> str:
         """The filtered log (newest first, up to ``EXPORT_MAX`` events) as CSV, before/after as
         JSON, formula cells neutralised."""
         return csv_text(AUDIT_COLUMNS, self._rows(actor, filters))
@@ -114,34 +83,10 @@ class AuditLogService:
                 return
             before = page.next_before
 
-    @staticmethod
-    def _filtered(s: Session, f: AuditFilter) -> Any:
-        query = select(AuditEvent)
-        if f.actor:
-            query = query.where(AuditEvent.actor == f.actor)
-        if f.action:
-            query = query.where(AuditEvent.action == f.action)
-        if f.customer_id:
-            query = query.where(AuditEvent.entity_type == "customer",
-                                AuditEvent.entity_id == f.customer_id)
-        if f.integration_id is not None:
-            name = s.scalar(select(Integration.name).where(Integration.id == f.integration_id))
-            mentions = [
-                and_(AuditEvent.entity_type == "integration",
-                     AuditEvent.entity_id == str(f.integration_id)),
-                AuditEvent.after["integration_id"].as_integer() == f.integration_id,
-                AuditEvent.before["integration_id"].as_integer() == f.integration_id,
-            ]
-            if name:
-                mentions += [AuditEvent.after["integration"].as_string() == name,
-                             AuditEvent.before["integration"].as_string() == name]
-            query = query.where(or_(*mentions))
-        if f.since:
-            query = query.where(AuditEvent.at >= f.since)
-        if f.until:
-            query = query.where(AuditEvent.at < f.until)
-        return query
-
 
 def _json(value: dict[str, Any] | None) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+__all__ = ["AUDIT_COLUMNS", "EVERY_EVENT", "EXPORT_MAX", "PAGE_SIZE_MAX", "AuditChoices",
+           "AuditCursor", "AuditFilter", "AuditLogService", "AuditPage"]

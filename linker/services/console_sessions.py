@@ -16,12 +16,10 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import update
-
 from linker.core.permissions import Actor
 from linker.services.context import ServiceContext
 from linker.services.users import UserService
-from linker.store.models import ConsoleSession
+from linker.store import console_sessions as sessions_store
 
 SESSION_TTL = timedelta(hours=8)
 """How long a sign-in survives reloads (a working day); then the user signs in again."""
@@ -42,8 +40,8 @@ class ConsoleSessionService:
         token = secrets.token_urlsafe(32)
         now = self.ctx.now()
         with self.ctx.db.session() as s:
-            s.add(ConsoleSession(token_hash=_digest(token), username=actor.username,
-                                 created_at=now, expires_at=now + SESSION_TTL))
+            sessions_store.add_session(s, _digest(token), actor.username, now,
+                                       now + SESSION_TTL)
         return token
 
     def resolve(self, token: str) -> Actor | None:
@@ -52,7 +50,7 @@ class ConsoleSessionService:
         if not token or len(token) > 200:
             return None
         with self.ctx.db.session(readonly=True) as s:
-            found = s.get(ConsoleSession, _digest(token))
+            found = sessions_store.session_of(s, _digest(token))
             if found is None or found.revoked_at is not None or found.expires_at <= self.ctx.now():
                 return None
             username = found.username
@@ -63,7 +61,4 @@ class ConsoleSessionService:
         if not token:
             return
         with self.ctx.db.session() as s:
-            s.execute(update(ConsoleSession)
-                      .where(ConsoleSession.token_hash == _digest(token),
-                             ConsoleSession.revoked_at.is_(None))
-                      .values(revoked_at=self.ctx.now()))
+            sessions_store.revoke_session(s, _digest(token), self.ctx.now())
