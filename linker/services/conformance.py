@@ -12,8 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from linker.conformance import (
     CHECK_TITLES,
     CheckStatus,
@@ -26,6 +24,7 @@ from linker.lookup import InvalidTarget
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.targets import target_for
+from linker.store import conformance as conformance_store
 from linker.store import integrations as integrations_store
 from linker.store.exchanges import record_exchange
 from linker.store.models import ConformanceRun
@@ -126,27 +125,21 @@ class ConformanceService:
                 if report.exchanges else "", url=report.url, actor=actor.username,
                 started_at=report.started_at, elapsed_ms=report.elapsed_ms,
                 passed=report.passed, checks=rows)
-            s.add(run)
-            s.flush()
-            return _card(run)
+            return _card(conformance_store.add_run(s, run))
 
     def runs(self, actor: Actor, integration_id: int, *, limit: int = DEFAULT_RUNS_LISTED
              ) -> list[ConformanceCard]:
         """The integration's stored report cards, newest first."""
         actor.require(Permission.RUN_CONFORMANCE, "see conformance report cards")
         with self.ctx.db.session(readonly=True) as s:
-            found = s.scalars(select(ConformanceRun)
-                              .where(ConformanceRun.integration_id == integration_id)
-                              .order_by(ConformanceRun.started_at.desc(),
-                                        ConformanceRun.id.desc())
-                              .limit(max(1, limit))).all()
+            found = conformance_store.runs_of(s, integration_id, max(1, limit))
             return [_card(run) for run in found]
 
     def get(self, actor: Actor, run_id: int) -> ConformanceCard:
         """One stored report card; NotFound when it does not exist."""
         actor.require(Permission.RUN_CONFORMANCE, "see conformance report cards")
         with self.ctx.db.session(readonly=True) as s:
-            run = s.get(ConformanceRun, run_id)
+            run = conformance_store.run_of(s, run_id)
             if run is None:
                 raise NotFound(f"conformance run {run_id} does not exist")
             return _card(run)

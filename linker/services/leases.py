@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from sqlalchemy import delete, select, text, update
-
 from linker.services.errors import Conflict
+from linker.store import leases as leases_store
 from linker.store.database import Database
-from linker.store.models import BackfillLease
 
 _LOG = logging.getLogger(__name__)
 LEASE_TTL_S = 60.0
 """A lease not renewed for this long is free to take."""
-_PG_LEASE_LOCK = 0x4C6B4266  # "LkBf": serialises lease takers on PostgreSQL
 
 
 class BackfillBusy(Conflict):
@@ -116,37 +113,31 @@ def acquire(db: Database, integrations: Sequence[tuple[int, str]], holder: str,
     expires = now + timedelta(seconds=ttl_s)
     with db.session() as session:
         if not db.is_sqlite:  # SQLite write transactions are exclusive already
-            session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LEASE_LOCK})
+            leases_store.lock_lease_takers(session)
         for integration_id, name in sorted(integrations):
-            session.execute(delete(BackfillLease).where(
-                BackfillLease.integration_id == integration_id, BackfillLease.expires_at <= now))
-            for row in session.scalars(select(BackfillLease).where(
-                    BackfillLease.integration_id == integration_id)):
+            leases_store.delete_expired(session, integration_id, now)
+            for row in leases_store.leases_of(session, integration_id):
                 if not _overlaps(row.shard, spec):
                     continue
                 if holder_is_dead(row.holder):
-                    session.delete(row)
-                    session.flush()
+                    leases_store.delete_lease_row(session, row)
                     continue
                 raise BackfillBusy(name, row.holder, row.acquired_at, row.expires_at)
-            session.add(BackfillLease(integration_id=integration_id, shard=spec, token=token,
-                                      holder=holder, acquired_at=now, expires_at=expires))
+            leases_store.add_lease(session, integration_id, spec, token, holder, now, expires)
     return Lease(token, tuple(sorted(i for i, _ in integrations)), holder)
 
 
 def renew(db: Database, lease: Lease, now: datetime, ttl_s: float = LEASE_TTL_S) -> bool:
     """Push the lease's expiry to ``now + ttl_s``; False when it was lost (taken over)."""
     with db.session() as session:
-        renewed = session.execute(update(BackfillLease).where(
-            BackfillLease.token == lease.token).values(
-            expires_at=now + timedelta(seconds=ttl_s)).returning(BackfillLease.integration_id))
-        return len(renewed.all()) == len(lease.integration_ids)
+        held = leases_store.renew_token(session, lease.token, now + timedelta(seconds=ttl_s))
+        return held == len(lease.integration_ids)
 
 
 def release(db: Database, lease: Lease) -> None:
     """Give the lease up (only rows this run still holds)."""
     with db.session() as session:
-        session.execute(delete(BackfillLease).where(BackfillLease.token == lease.token))
+        leases_store.delete_token(session, lease.token)
 
 
 class LeaseKeeper:

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from linker.services.errors import ServiceError
+from linker.store import signin_throttle as throttle_store
 from linker.store.models import AuditEvent, SignInThrottle
 
 
@@ -75,21 +73,10 @@ def _retry_after(row: SignInThrottle | None, now: datetime) -> int:
     return max(1, math.ceil((row.locked_until - now).total_seconds()))
 
 
-def _locked_row(session: Session, key: str, now: datetime) -> SignInThrottle:
-    """The key's row, created when missing, locked for this transaction (FOR UPDATE on
-    PostgreSQL; SQLite write transactions are exclusive anyway)."""
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    session.execute(insert(SignInThrottle).values(
-        key=key, failures=0, last_failure_at=now, locked_until=None).on_conflict_do_nothing())
-    return session.execute(select(SignInThrottle).where(SignInThrottle.key == key)
-                           .with_for_update().execution_options(populate_existing=True)
-                           ).scalar_one()
-
-
 def count_attempt(session: Session, keys: dict[str, ThrottleRule], now: datetime) -> None:
     """Refuse (TooManyAttempts) when a key is locked, else count the attempt on every key
     and lock those that reached their limit. Run it in its own short write transaction."""
-    rows = {key: _locked_row(session, key, now) for key in sorted(keys)}
+    rows = {key: throttle_store.locked_row(session, key, now) for key in sorted(keys)}
     wait = max(_retry_after(row, now) for row in rows.values())
     if wait:
         raise TooManyAttempts(wait)
@@ -106,17 +93,17 @@ def count_attempt(session: Session, keys: dict[str, ThrottleRule], now: datetime
 
 def locked_now(session: Session, key: str, now: datetime) -> bool:
     """True when ``key`` is locked at ``now``."""
-    return _retry_after(session.get(SignInThrottle, key), now) > 0
+    return _retry_after(throttle_store.row_of(session, key), now) > 0
 
 
 def forgive(session: Session, account: str, client: str | None) -> None:
     """After a successful sign-in: clear the account's count, take one attempt back from the
     client's (its lock, if any, stays until it runs out)."""
-    row = session.get(SignInThrottle, account)
+    row = throttle_store.row_of(session, account)
     if row is not None:
-        session.delete(row)
+        throttle_store.delete_row(session, row)
     if client is not None:
-        row = session.get(SignInThrottle, client)
+        row = throttle_store.row_of(session, client)
         if row is not None and row.failures > 0:
             row.failures -= 1
 
