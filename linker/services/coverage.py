@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from linker.core.permissions import Actor, Permission
@@ -17,15 +16,9 @@ from linker.csvexport import csv_text
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
 from linker.services.reports import Coverage, ReportService
+from linker.store import coverage as coverage_store
 from linker.store import integrations as integrations_store
-from linker.store.models import (
-    AutolinkOutcome,
-    Customer,
-    CustomerEmail,
-    Integration,
-    Link,
-    Suppression,
-)
+from linker.store.models import Integration
 
 REASONS: dict[str, str] = {
     "never_tried": "Never tried",
@@ -107,15 +100,11 @@ class CoverageService:
         first = today - timedelta(days=days - 1)
         start = datetime(first.year, first.month, first.day, tzinfo=self.ctx.now().tzinfo)
         with self.ctx.db.session(readonly=True) as s:
-            customers_before = s.scalar(select(func.count()).select_from(Customer)
-                                        .where(Customer.created_at < start)) or 0
-            created = self._per_day(s, select(Customer.created_at.label("at")), start)
-            first_links = select(func.min(Link.created_at).label("at")).group_by(
-                Link.customer_id).subquery()
-            linked_before = s.scalar(select(func.count()).select_from(first_links)
-                                     .where(first_links.c.at < start)) or 0
-            linked = self._per_day(s, select(first_links.c.at), start)
-        points, customers, linked_total = [], int(customers_before), int(linked_before)
+            customers = coverage_store.customers_created_before(s, start)
+            created = coverage_store.customers_created_per_day(s, start)
+            linked_total = coverage_store.first_linked_before(s, start)
+            linked = coverage_store.first_linked_per_day(s, start)
+        points: list[SharePoint] = []
         for offset in range(days):
             day = first + timedelta(days=offset)
             customers += created.get(day.isoformat(), 0)
@@ -123,22 +112,14 @@ class CoverageService:
             points.append(SharePoint(day, customers, linked_total))
         return points
 
-    @staticmethod
-    def _per_day(s: Session, times: Any, start: datetime) -> dict[str, int]:
-        sub = times.subquery()
-        day = func.date(sub.c.at)
-        return {str(d): int(n) for d, n in s.execute(
-            select(day, func.count()).where(sub.c.at >= start).group_by(day)).all()}
-
     def reason_counts(self, actor: Actor, integration_id: int) -> dict[str, int]:
         """Profiles not linked to the integration, per reason (every reason, zeros included)."""
         actor.require(Permission.VIEW_COVERAGE, "view coverage worklists")
         with self.ctx.db.session(readonly=True) as s:
             self._integration(s, integration_id)
-            sub = self._unlinked(integration_id)[0].subquery()
-            rows = s.execute(select(sub.c.reason, func.count()).group_by(sub.c.reason)).all()
+            found = coverage_store.unlinked_reason_counts(s, integration_id)
         counts = dict.fromkeys(REASONS, 0)
-        counts.update({str(r): int(n) for r, n in rows})
+        counts.update(found)
         return counts
 
     def worklist(self, actor: Actor, integration_id: int, reason: str | None = None, *,
@@ -152,12 +133,7 @@ class CoverageService:
         limit = max(1, min(limit, PAGE_SIZE_MAX))
         with self.ctx.db.session(readonly=True) as s:
             self._integration(s, integration_id)
-            query, reason_col = self._unlinked(integration_id)
-            if reason is not None:
-                query = query.where(reason_col == reason)
-            if after is not None:
-                query = query.where(Customer.id > after)
-            rows = s.execute(query.order_by(Customer.id).limit(limit + 1)).all()
+            rows = coverage_store.unlinked_page(s, integration_id, reason, after, limit + 1)
         page = [WorklistRow(str(r.customer_id), str(r.name or ""), str(r.email or ""),
                             str(r.reason), str(r.detail or ""), r.attempted_at,
                             int(r.exchange_id) if r.exchange_id is not None else None)
@@ -190,31 +166,3 @@ class CoverageService:
         if integration is None:
             raise NotFound(f"integration {integration_id} does not exist; pick one from the list")
         return integration
-
-    @staticmethod
-    def _unlinked(integration_id: int) -> tuple[Any, Any]:
-        """Customers without a link to the integration, their reason and latest attempt."""
-        latest = (select(AutolinkOutcome.customer_id.label("cid"),
-                         func.max(AutolinkOutcome.id).label("oid"))
-                  .where(AutolinkOutcome.integration_id == integration_id)
-                  .group_by(AutolinkOutcome.customer_id).subquery())
-        reason = case((Suppression.customer_id.is_not(None), "suppressed"),
-                      (AutolinkOutcome.id.is_(None), "never_tried"),
-                      else_=AutolinkOutcome.outcome).label("reason")
-        query = (
-            select(Customer.id.label("customer_id"), Customer.name.label("name"),
-                   CustomerEmail.original.label("email"), reason,
-                   AutolinkOutcome.reason.label("detail"),
-                   AutolinkOutcome.created_at.label("attempted_at"),
-                   AutolinkOutcome.exchange_id.label("exchange_id"))
-            .outerjoin(Link, and_(Link.customer_id == Customer.id,
-                                  Link.integration_id == integration_id))
-            .outerjoin(Suppression, and_(Suppression.customer_id == Customer.id,
-                                         Suppression.integration_id == integration_id))
-            .outerjoin(latest, latest.c.cid == Customer.id)
-            .outerjoin(AutolinkOutcome, AutolinkOutcome.id == latest.c.oid)
-            .outerjoin(CustomerEmail, and_(CustomerEmail.customer_id == Customer.id,
-                                           CustomerEmail.position == 0))
-            .where(Link.id.is_(None))
-        )
-        return query, reason

@@ -1,0 +1,95 @@
+"""Coverage reads in the database: profile and first-link counts per day, and the profiles
+not linked to an integration with their reason (keyset on the customer id)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from linker.store.models import AutolinkOutcome, Customer, CustomerEmail, Link, Suppression
+
+
+def customers_created_before(s: Session, start: datetime) -> int:
+    """How many profiles were created before ``start``."""
+    return int(s.scalar(select(func.count()).select_from(Customer)
+                        .where(Customer.created_at < start)) or 0)
+
+
+def customers_created_per_day(s: Session, start: datetime) -> dict[str, int]:
+    """Profiles created per day (ISO date) from ``start`` on."""
+    return _per_day(s, select(Customer.created_at.label("at")), start)
+
+
+def first_linked_before(s: Session, start: datetime) -> int:
+    """How many profiles (that still have a link) got their first link before ``start``."""
+    first_links = _first_links()
+    return int(s.scalar(select(func.count()).select_from(first_links)
+                        .where(first_links.c.at < start)) or 0)
+
+
+def first_linked_per_day(s: Session, start: datetime) -> dict[str, int]:
+    """Profiles per day (ISO date) of their first (still existing) link, from ``start`` on."""
+    return _per_day(s, select(_first_links().c.at), start)
+
+
+def unlinked_reason_counts(s: Session, integration_id: int) -> dict[str, int]:
+    """Profiles not linked to the integration, per reason (only reasons that occur)."""
+    sub = _unlinked(integration_id)[0].subquery()
+    rows = s.execute(select(sub.c.reason, func.count()).group_by(sub.c.reason)).all()
+    return {str(r): int(n) for r, n in rows}
+
+
+def unlinked_page(s: Session, integration_id: int, reason: str | None, after: str | None,
+                  limit: int) -> Sequence[Row[Any]]:
+    """Up to ``limit`` profiles not linked to the integration (with ``reason``: only those),
+    by customer id after ``after``: customer_id, name, email, reason, detail, attempted_at,
+    exchange_id."""
+    query, reason_col = _unlinked(integration_id)
+    if reason is not None:
+        query = query.where(reason_col == reason)
+    if after is not None:
+        query = query.where(Customer.id > after)
+    return s.execute(query.order_by(Customer.id).limit(limit)).all()
+
+
+def _first_links() -> Any:
+    return select(func.min(Link.created_at).label("at")).group_by(Link.customer_id).subquery()
+
+
+def _per_day(s: Session, times: Any, start: datetime) -> dict[str, int]:
+    sub = times.subquery()
+    day = func.date(sub.c.at)
+    return {str(d): int(n) for d, n in s.execute(
+        select(day, func.count()).where(sub.c.at >= start).group_by(day)).all()}
+
+
+def _unlinked(integration_id: int) -> tuple[Any, Any]:
+    """Customers without a link to the integration, their reason and latest attempt."""
+    latest = (select(AutolinkOutcome.customer_id.label("cid"),
+                     func.max(AutolinkOutcome.id).label("oid"))
+              .where(AutolinkOutcome.integration_id == integration_id)
+              .group_by(AutolinkOutcome.customer_id).subquery())
+    reason = case((Suppression.customer_id.is_not(None), "suppressed"),
+                  (AutolinkOutcome.id.is_(None), "never_tried"),
+                  else_=AutolinkOutcome.outcome).label("reason")
+    query = (
+        select(Customer.id.label("customer_id"), Customer.name.label("name"),
+               CustomerEmail.original.label("email"), reason,
+               AutolinkOutcome.reason.label("detail"),
+               AutolinkOutcome.created_at.label("attempted_at"),
+               AutolinkOutcome.exchange_id.label("exchange_id"))
+        .outerjoin(Link, and_(Link.customer_id == Customer.id,
+                              Link.integration_id == integration_id))
+        .outerjoin(Suppression, and_(Suppression.customer_id == Customer.id,
+                                     Suppression.integration_id == integration_id))
+        .outerjoin(latest, latest.c.cid == Customer.id)
+        .outerjoin(AutolinkOutcome, AutolinkOutcome.id == latest.c.oid)
+        .outerjoin(CustomerEmail, and_(CustomerEmail.customer_id == Customer.id,
+                                       CustomerEmail.position == 0))
+        .where(Link.id.is_(None))
+    )
+    return query, reason
