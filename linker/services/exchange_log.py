@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
-
 from linker.contract import RequestKind
 from linker.core.permissions import Actor, Permission
 from linker.curl import CurlCommand, curl_command
@@ -30,10 +28,10 @@ from linker.lookup.exchange import ErrorKind, Trigger
 from linker.redaction import Redactor, basic_credential, mask_json
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.exchanges import ExchangeFilter, apply_filter
+from linker.store import exchange_log as log_store
 from linker.store import integrations as integrations_store
+from linker.store.exchange_log import ExchangeFilter
 from linker.store.exchanges import StoredExchange, load_exchange, stored_exchange
-from linker.store.models import ExchangeRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -106,22 +104,8 @@ class ExchangePage:
     next_cursor: Cursor | None
 
 
-_ROW_COLUMNS: tuple[Any, ...] = (
-    ExchangeRecord.id, ExchangeRecord.started_at, ExchangeRecord.integration_id,
-    ExchangeRecord.integration_name, ExchangeRecord.kind, ExchangeRecord.trigger,
-    ExchangeRecord.actor, ExchangeRecord.customer_id, ExchangeRecord.correlation_id,
-    ExchangeRecord.response_status, ExchangeRecord.error_kind, ExchangeRecord.elapsed_ms,
-    ExchangeRecord.result_count, ExchangeRecord.replay_of,
-)
-_NEWEST_FIRST = (ExchangeRecord.started_at.desc(), ExchangeRecord.id.desc())
-
-
-def _before(cursor: Cursor) -> Any:
-    """Rows strictly after ``cursor`` in newest-first order (older, or same time, lower id)."""
-    # The redundant ``started_at <= t`` gives both planners an index range bound to seek to.
-    return and_(ExchangeRecord.started_at <= cursor.started_at,
-                or_(ExchangeRecord.started_at < cursor.started_at,
-                    ExchangeRecord.id < cursor.id))
+def _keyset(cursor: Cursor | None) -> log_store.KeysetCursor | None:
+    return None if cursor is None else (cursor.started_at, cursor.id)
 
 
 def _row(values: Any) -> ExchangeRow:
@@ -166,13 +150,9 @@ class ExchangeLogService:
         _check_filter(f)
         cursor = Cursor.parse(after) if isinstance(after, str) else after
         size = max(1, min(int(limit), MAX_PAGE_SIZE))
-        columns: Select[Any] = select(*_ROW_COLUMNS)
-        query = apply_filter(columns, f)
-        if cursor is not None:
-            query = query.where(_before(cursor))
         with self.ctx.db.session(readonly=True) as s:
             found = [_row(values) for values in
-                     s.execute(query.order_by(*_NEWEST_FIRST).limit(size + 1)).all()]
+                     log_store.row_values_before(s, f, _keyset(cursor), size + 1)]
         rows = tuple(found[:size])
         more = len(found) > size
         return ExchangePage(rows, rows[-1].cursor if more and rows else None)
@@ -214,12 +194,9 @@ class ExchangeLogService:
         redactor = self._all_secrets()
         cursor: Cursor | None = None
         while True:
-            query = apply_filter(select(ExchangeRecord), f)
-            if cursor is not None:
-                query = query.where(_before(cursor))
             with self.ctx.db.session(readonly=True) as s:
                 batch = [stored_exchange(r) for r in
-                         s.scalars(query.order_by(*_NEWEST_FIRST).limit(EXPORT_BATCH)).all()]
+                         log_store.records_before(s, f, _keyset(cursor), EXPORT_BATCH)]
             for exchange in batch:
                 yield json.dumps(mask_json(exchange.as_dict(), redactor.text), ensure_ascii=False,
                                  sort_keys=True)

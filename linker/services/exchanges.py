@@ -4,67 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Select, func, select
 
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
+from linker.store import exchange_log as log_store
 from linker.store import integrations as integrations_store
+from linker.store.exchange_log import ExchangeFilter, apply_filter
 from linker.store.exchanges import StoredExchange, stored_exchange
-from linker.store.models import ExchangeRecord
 
 EXPORT_BATCH = 500
-
-
-@dataclass(frozen=True)
-class ExchangeFilter:
-    """Which exchanges to show; every field is optional."""
-
-    integration_id: int | None = None
-    integration_name: str | None = None
-    trigger: str | None = None
-    kind: str | None = None
-    error_kind: str | None = None
-    """An ErrorKind value, ``"ok"`` for successes, or ``"failed"`` for any failure."""
-    status: int | None = None
-    customer_id: str | None = None
-    correlation_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def apply_filter(query: Select[Any], f: ExchangeFilter) -> Select[Any]:
-    """``query`` restricted to the exchanges ``f`` selects."""
-    conditions = []
-    if f.integration_id is not None:
-        conditions.append(ExchangeRecord.integration_id == f.integration_id)
-    if f.integration_name:
-        conditions.append(func.lower(ExchangeRecord.integration_name) == f.integration_name.lower())
-    if f.trigger:
-        conditions.append(ExchangeRecord.trigger == f.trigger)
-    if f.kind:
-        conditions.append(ExchangeRecord.kind == f.kind)
-    if f.error_kind == "ok":
-        conditions.append(ExchangeRecord.error_kind.is_(None))
-    elif f.error_kind == "failed":
-        conditions.append(ExchangeRecord.error_kind.is_not(None))
-    elif f.error_kind:
-        conditions.append(ExchangeRecord.error_kind == f.error_kind)
-    if f.status is not None:
-        conditions.append(ExchangeRecord.response_status == f.status)
-    if f.customer_id:
-        conditions.append(ExchangeRecord.customer_id == f.customer_id)
-    if f.correlation_id:
-        conditions.append(ExchangeRecord.correlation_id == f.correlation_id.strip())
-    if f.since:
-        conditions.append(ExchangeRecord.started_at >= f.since)
-    if f.until:
-        conditions.append(ExchangeRecord.started_at < f.until)
-    return query.where(*conditions)
 
 
 class ExchangeService:
@@ -79,25 +28,21 @@ class ExchangeService:
     ) -> list[StoredExchange]:
         """Exchanges matching ``filters``, newest first."""
         actor.require(Permission.VIEW_EXCHANGES, "view the exchange log")
-        query = apply_filter(select(ExchangeRecord), filters or ExchangeFilter())
         with self.ctx.db.session() as s:
-            records = s.scalars(
-                query.order_by(ExchangeRecord.id.desc()).limit(limit).offset(offset)
-            ).all()
+            records = log_store.records_page(s, filters or ExchangeFilter(), limit, offset)
             return [stored_exchange(r) for r in records]
 
     def count(self, actor: Actor, filters: ExchangeFilter | None = None) -> int:
         """How many exchanges match ``filters``."""
         actor.require(Permission.VIEW_EXCHANGES, "view the exchange log")
-        query = apply_filter(select(ExchangeRecord), filters or ExchangeFilter())
         with self.ctx.db.session() as s:
-            return s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            return log_store.count(s, filters or ExchangeFilter())
 
     def get(self, actor: Actor, exchange_id: int) -> StoredExchange:
         """One exchange; NotFound when it does not exist (or was pruned)."""
         actor.require(Permission.VIEW_EXCHANGES, "view the exchange log")
         with self.ctx.db.session() as s:
-            record = s.get(ExchangeRecord, exchange_id)
+            record = log_store.record_of(s, exchange_id)
             if record is None:
                 raise NotFound(f"exchange {exchange_id} does not exist (it may have been pruned)")
             return stored_exchange(record)
@@ -110,10 +55,9 @@ class ExchangeService:
             self._require_integration(f.integration_name)
         last_id = 0
         while True:
-            query = apply_filter(select(ExchangeRecord), f).where(ExchangeRecord.id > last_id)
             with self.ctx.db.session() as s:
-                batch = [stored_exchange(r) for r in s.scalars(
-                    query.order_by(ExchangeRecord.id).limit(EXPORT_BATCH)).all()]
+                batch = [stored_exchange(r) for r in
+                         log_store.records_after_id(s, f, last_id, EXPORT_BATCH)]
             if not batch:
                 return
             for exchange in batch:
@@ -125,3 +69,6 @@ class ExchangeService:
             found = integrations_store.id_named(s, name)
         if found is None:
             raise NotFound(f"no integration named {name!r}; `linker integrations list` shows them")
+
+
+__all__ = ["EXPORT_BATCH", "ExchangeFilter", "ExchangeService", "apply_filter"]
