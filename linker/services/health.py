@@ -14,14 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, func, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
-
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
-from linker.store.models import ExchangeRecord, Integration
+from linker.store import health as health_store
 
 HEALTHY_SUCCESS_RATE = 0.95
 """At or above this success rate (and p95 within ``SLOW_P95_MS``) an integration is healthy."""
@@ -143,47 +138,6 @@ class HealthOverview:
         return {t.integration_id: t.name for t in self.tiles}
 
 
-# -- SQL helpers ------------------------------------------------------------------------------
-
-
-class bucket_index(FunctionElement[int]):
-    """``floor((epoch(column) - start) / width)``: the time bucket of a row, per dialect
-    (SQLite through ``julianday``, which is about twice as fast as ``strftime('%s')``)."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(bucket_index, "sqlite")
-def _bucket_sqlite(element: bucket_index, compiler: Any, **kw: Any) -> str:
-    column, start, width = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"CAST(((julianday({column}) - 2440587.5) * 86400.0 - {start}) / {width} "
-            "AS INTEGER)")
-
-
-@compiles(bucket_index)
-def _bucket_default(element: bucket_index, compiler: Any, **kw: Any) -> str:
-    column, start, width = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(FLOOR((EXTRACT(EPOCH FROM {column}) - {start}) / {width}) AS INTEGER)"
-
-
-class whole_ms(FunctionElement[int]):
-    """A latency rounded down to a whole millisecond: the bins of the latency histograms."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(whole_ms, "sqlite")
-def _whole_ms_sqlite(element: whole_ms, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
-
-
-@compiles(whole_ms)
-def _whole_ms_default(element: whole_ms, compiler: Any, **kw: Any) -> str:
-    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
-
-
 def nearest_rank(histogram: dict[int, int], p: float) -> float | None:
     """The nearest-rank ``p`` percentile of a histogram ``{value: count}``: the smallest value
     whose cumulative count reaches ``p`` × total (None when it is empty)."""
@@ -214,41 +168,11 @@ class HealthService:
         start_epoch = (int(until.timestamp()) - int(chosen.span.total_seconds())) // width * width
         since = datetime.fromtimestamp(start_epoch, tz=until.tzinfo)
         with self.ctx.db.session(readonly=True) as s:
-            integrations = s.execute(select(Integration.id, Integration.name,
-                                            Integration.active).order_by(Integration.name)).all()
-            cells = self._cells(s, since, start_epoch, width)
-            last = self._last_errors(s, since)
+            integrations = health_store.integrations_by_name(s)
+            cells = health_store.cells(s, since, start_epoch, width)
+            last = {iid: HealthError(*error)
+                    for iid, error in health_store.last_errors(s, since).items()}
         return _assemble(chosen, since, until, width, integrations, cells, last)
-
-    @staticmethod
-    def _cells(s: Session, since: datetime, start_epoch: int, width: int
-               ) -> list[tuple[int, int, str | None, int, int]]:
-        """Calls per (integration, bucket, error kind or None, whole ms) in one grouped scan
-        of the covering index ``ix_exchanges_health``. ``integration_id + 0`` keeps SQLite
-        from walking ``ix_exchanges_integration_time`` for the GROUP BY instead of reading
-        only the window's range."""
-        iid = (ExchangeRecord.integration_id + 0).label("iid")
-        bucket = bucket_index(ExchangeRecord.started_at, start_epoch, width).label("b")
-        ms = whole_ms(ExchangeRecord.elapsed_ms).label("ms")
-        rows = s.execute(
-            select(iid, bucket, ExchangeRecord.error_kind, ms, func.count())
-            .where(ExchangeRecord.started_at >= since)
-            .group_by(iid, bucket, ExchangeRecord.error_kind, ms)).all()
-        return [(int(i), int(b), None if k is None else str(k), int(m), int(n))
-                for i, b, k, m, n in rows if i is not None]
-
-    @staticmethod
-    def _last_errors(s: Session, since: datetime) -> dict[int, HealthError]:
-        newest = (select(func.max(ExchangeRecord.id).label("id"))
-                  .where(ExchangeRecord.started_at >= since,
-                         ExchangeRecord.error_kind.is_not(None))
-                  .group_by(ExchangeRecord.integration_id + 0).subquery())
-        rows = s.execute(
-            select(ExchangeRecord.integration_id, ExchangeRecord.id, ExchangeRecord.started_at,
-                   ExchangeRecord.error_kind, ExchangeRecord.error_message)
-            .join(newest, newest.c.id == ExchangeRecord.id)).all()
-        return {int(i): HealthError(int(x), at, str(k), str(m or ""))
-                for i, x, at, k, m in rows if i is not None}
 
 
 def _assemble(window: HealthWindow, since: datetime, until: datetime, width: int,
