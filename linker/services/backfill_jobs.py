@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from linker.core.autolink import Outcome
 from linker.core.permissions import Actor, Permission, Role
 from linker.services.audit import record_audit
@@ -42,9 +40,9 @@ from linker.services.backfill import (
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput
 from linker.services.leases import acquire, holder_name, release
+from linker.store import backfill_runs as runs_store
+from linker.store import integrations as integrations_store
 from linker.store import jobqueue
-from linker.store.models import AutolinkOutcome, Customer, Integration, Link
-from linker.store.models import BackfillProgress as ProgressRow
 
 CHUNK_TASK = "linker.backfill_chunk"
 BACKFILL_QUEUE = "backfill"
@@ -217,8 +215,7 @@ class BackfillJobs:
     def _refuse_if_busy(self, actor: Actor, integration_ids: list[int]) -> None:
         with self.ctx.db.session(readonly=True) as session:
             active = jobqueue.active_jobs_of_integrations(session, CHUNK_TASK, integration_ids)
-            names = dict(session.execute(select(Integration.id, Integration.name).where(
-                Integration.id.in_(integration_ids))).all())
+            names = integrations_store.names_of(session, integration_ids)
         if active:
             first = Chunk.from_args(active[0].args)
             raise Conflict(
@@ -291,15 +288,8 @@ def _pending_ids(session: Any, integration_id: int, first: str | None = None,
                  last: str | None = None) -> list[str]:
     """Profiles not linked to the integration and not done under its progress key, in id
     order (only ``first``..``last`` when given)."""
-    key = run_key([integration_id], None)
-    query = select(Customer.id).where(
-        ~select(Link.id).where(Link.customer_id == Customer.id,
-                               Link.integration_id == integration_id).exists(),
-        ~select(ProgressRow.customer_id).where(ProgressRow.customer_id == Customer.id,
-                                               ProgressRow.run_key == key).exists())
-    if first is not None and last is not None:
-        query = query.where(Customer.id >= first, Customer.id <= last)
-    return list(session.scalars(query.order_by(Customer.id)))
+    return runs_store.pending_ids(session, integration_id, run_key([integration_id], None),
+                                  first, last)
 
 
 def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> RunStatus:
@@ -317,19 +307,12 @@ def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> Run
         if status == "succeeded":
             done += chunk.size
         elif status != "todo" or attempts:
-            done += min(chunk.size, int(session.scalar(
-                select(func.count()).select_from(ProgressRow).where(
-                    ProgressRow.run_key == run_key([chunk.integration_id], None),
-                    ProgressRow.customer_id >= chunk.first,
-                    ProgressRow.customer_id <= chunk.last,
-                    ProgressRow.done_at >= started)) or 0))
+            done += min(chunk.size, runs_store.progress_done(
+                session, run_key([chunk.integration_id], None), chunk.first, chunk.last,
+                started))
     counts = {o.value: 0 for o in Outcome}
-    counts.update({str(k): int(v) for k, v in session.execute(
-        select(AutolinkOutcome.outcome, func.count()).where(
-            AutolinkOutcome.integration_id.in_(ids),
-            AutolinkOutcome.trigger == AutolinkTrigger.BACKFILL.value,
-            AutolinkOutcome.created_at >= started).group_by(AutolinkOutcome.outcome)).all()})
-    names = dict(session.execute(select(Integration.id, Integration.name).where(
-        Integration.id.in_(ids))).all())
+    counts.update(runs_store.outcome_counts(session, ids, AutolinkTrigger.BACKFILL.value,
+                                            started))
+    names = integrations_store.names_of(session, ids)
     return RunStatus(run, tuple(names.get(i, str(i)) for i in ids), started, per_status,
                      sum(c.size for _, _, c in chunks), done, counts)

@@ -65,6 +65,12 @@ def ids_named(s: Session, names: Sequence[str]) -> dict[str, int]:
     return {str(key): int(i) for key, i in rows}
 
 
+def names_of(s: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Id → name of the integrations among ``ids`` (missing ids are left out)."""
+    rows = s.execute(select(Integration.id, Integration.name).where(Integration.id.in_(ids)))
+    return {int(i): str(name) for i, name in rows}
+
+
 def all_by_name(s: Session) -> list[Integration]:
     """Every integration, ordered by name."""
     return list(s.scalars(select(Integration).order_by(Integration.name_key)))
