@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from linker.core.permissions import Actor
-from linker.store.models import AuditEvent, table_of, utcnow
+from linker.store import audit as audit_store
+from linker.store.models import AuditEvent, utcnow
 
 
 def record_audit(
@@ -24,9 +24,8 @@ def record_audit(
 
     ``before``/``after`` must never contain secrets: callers pass display views.
     """
-    event = AuditEvent(**audit_row(actor, action, entity_type, entity_id, before, after))
-    session.add(event)
-    return event
+    return audit_store.add_event(session, **audit_row(actor, action, entity_type, entity_id,
+                                                      before, after))
 
 
 def audit_row(
@@ -44,6 +43,5 @@ def audit_row(
 
 
 def insert_audit_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert many ``audit_row`` rows with one multi-row Core INSERT (nothing when empty)."""
-    if rows:
-        session.connection().execute(insert(table_of(AuditEvent)), rows)
+    """Insert many ``audit_row`` rows with one multi-row INSERT (nothing when empty)."""
+    audit_store.insert_rows(session, rows)

@@ -30,7 +30,7 @@ from linker.core.contact import (
     check_contact,
 )
 from linker.core.csv_rows import CSV_COLUMNS, CandidateRow, RejectedRow
-from linker.core.identity import InvalidContact, PhoneType, normalize_email, normalize_phone
+from linker.core.identity import InvalidContact, normalize_email, normalize_phone
 from linker.core.permissions import Actor, Permission
 from linker.services.audit import record_audit
 from linker.services.autolinking import AutolinkResult, ProfileSnapshot, autolink_customer
@@ -38,11 +38,7 @@ from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput
 from linker.store import customers as store
 from linker.store import links as links_store
-from linker.store.models import (
-    Customer,
-    CustomerEmail,
-    CustomerPhone,
-)
+from linker.store.models import Customer
 
 MAX_FIND_LIMIT = 500
 
@@ -376,19 +372,7 @@ class CustomerService:
     # -- helpers ---------------------------------------------------------------------------
 
     def _insert(self, s: Session, data: ContactData) -> Customer:
-        now = self.ctx.now()
-        customer = Customer(id=new_customer_id(), name=data.name, address=data.address,
-                            custom_attributes={}, created_at=now, updated_at=now)
-        customer.emails = [
-            CustomerEmail(original=raw, normalized=norm, position=i, source="")
-            for i, (raw, norm) in enumerate(data.emails)]
-        customer.phones = [
-            CustomerPhone(original=raw, e164=e164, type=kind.value,
-                          mobile_key=e164 if kind is PhoneType.MOBILE else None, position=i,
-                          source="")
-            for i, (raw, e164, kind) in enumerate(data.phones)]
-        s.add(customer)
-        return customer
+        return store.add_one(s, new_customer_id(), data, self.ctx.now())
 
     def _race_conflict(self, data: ContactData) -> Conflict:
         with self.ctx.db.session(readonly=True) as s:

@@ -213,8 +213,7 @@ def create_link(session: Session, *, customer_id: str, integration_id: int,
                 external_customer_id=external_customer_id, method=method,
                 created_by=actor.username, created_at=utcnow())
     try:
-        with session.begin_nested():
-            session.add(link)
+        links_store.add_link(session, link)
     except IntegrityError:
         raise _conflict_error(session, customer_id, integration_id,
                                 external_customer_id) from None
@@ -519,7 +518,7 @@ class LinkingService:
                 raise NotFound(f"auto-linking is not suppressed for this profile and "
                                f"{integration.name}")
             before = _suppression_audit(suppression, integration)
-            session.delete(suppression)
+            links_store.delete_suppression(session, suppression)
             record_audit(session, actor, "suppression.cleared", "customer", customer_id,
                          before, None)
 

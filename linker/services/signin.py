@@ -24,8 +24,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from linker.services.errors import ServiceError
+from linker.store import audit as audit_store
 from linker.store import signin_throttle as throttle_store
-from linker.store.models import AuditEvent, SignInThrottle
+from linker.store.models import SignInThrottle
 
 
 class TooManyAttempts(ServiceError):
@@ -113,7 +114,7 @@ def record_sign_in_event(session: Session, at: datetime, username: str, role: st
     """An audit event about signing in or out (``user.signed_in``, ``user.sign_in_failed``,
     ``user.locked_out``, ``user.signed_out``); never carries the password."""
     name = username.strip().lower()[:100]
-    session.add(AuditEvent(at=at, actor=name or "(empty)",
-                           role=role[:20] or "none", action=action, entity_type="user",
-                           entity_id=name or "(empty)", before=None, after=details or None))
+    audit_store.add_event(session, at=at, actor=name or "(empty)", role=role[:20] or "none",
+                          action=action, entity_type="user", entity_id=name or "(empty)",
+                          before=None, after=details or None)
 

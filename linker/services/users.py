@@ -118,8 +118,7 @@ class UserService:
                     raise Conflict(f"a user named {name} already exists; pick another name")
                 user = User(username=name, role=new_role.value, password_hash=password_hash,
                             disabled=False, created_at=self.ctx.now())
-                s.add(user)
-                s.flush()
+                users_store.add_user(s, user)
                 view = _view(user)
                 record_audit(s, actor, "user.created", "user", name, None, view.display())
         except IntegrityError:

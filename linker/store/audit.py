@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
-from linker.store.models import AuditEvent, Integration
+from linker.store.models import AuditEvent, Integration, table_of
 
 AuditCursor = tuple[datetime, int]
 """A keyset position: an event's time and id (events are ordered by time, then id)."""
@@ -30,6 +30,23 @@ class AuditFilter:
     customer_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def add_event(s: Session, *, at: datetime, actor: str, role: str, action: str,
+              entity_type: str, entity_id: str, before: dict[str, Any] | None,
+              after: dict[str, Any] | None) -> AuditEvent:
+    """Add an audit event to the session (committed with the change it describes)."""
+    event = AuditEvent(at=at, actor=actor, role=role, action=action, entity_type=entity_type,
+                       entity_id=entity_id, before=before, after=after)
+    s.add(event)
+    return event
+
+
+def insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many audit rows (column values) with one multi-row Core INSERT; nothing when
+    ``rows`` is empty."""
+    if rows:
+        s.connection().execute(insert(table_of(AuditEvent)), rows)
 
 
 def events_page(s: Session, f: AuditFilter, before: AuditCursor | None, limit: int

@@ -109,6 +109,22 @@ def summary_parts(s: Session, ids: Sequence[str]) -> SummaryParts:
     return parts
 
 
+def add_one(s: Session, customer_id: str, data: ContactData, now: datetime) -> Customer:
+    """Add a profile with its emails and phones to the session; the new Customer."""
+    customer = Customer(id=customer_id, name=data.name, address=data.address,
+                        custom_attributes={}, created_at=now, updated_at=now)
+    customer.emails = [
+        CustomerEmail(original=raw, normalized=norm, position=i, source="")
+        for i, (raw, norm) in enumerate(data.emails)]
+    customer.phones = [
+        CustomerPhone(original=raw, e164=e164, type=kind.value,
+                      mobile_key=e164 if kind is PhoneType.MOBILE else None, position=i,
+                      source="")
+        for i, (raw, e164, kind) in enumerate(data.phones)]
+    s.add(customer)
+    return customer
+
+
 def insert_many(s: Session, ids: Sequence[str], contacts: Sequence[ContactData],
                 now: datetime) -> None:
     """Insert profiles ``ids`` with their emails and phones in three statements."""

@@ -89,6 +89,13 @@ def systems(s: Session) -> list[tuple[int, str, bool]]:
     return [(int(i), str(n), bool(a)) for i, n, a in rows]
 
 
+def add_link(s: Session, link: Link) -> None:
+    """Insert ``link`` in a savepoint, so a lost race (IntegrityError, raised to the caller)
+    leaves the outer transaction usable."""
+    with s.begin_nested():
+        s.add(link)
+
+
 def delete_link(s: Session, link: Link) -> bool:
     """Delete the link and its pulled data; False when another transaction removed it first
     (RETURNING tells, so a lost race is no ORM "expected to delete 1 row" warning)."""
@@ -110,3 +117,7 @@ def add_suppression(s: Session, customer_id: str, integration_id: int, created_b
         created_at=created_at).on_conflict_do_nothing().returning(Suppression.customer_id))
     return added.first() is not None
 
+
+def delete_suppression(s: Session, suppression: Suppression) -> None:
+    """Remove the suppression (auto-linking may run again for its pair)."""
+    s.delete(suppression)

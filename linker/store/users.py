@@ -34,3 +34,10 @@ def other_enabled_admins(s: Session, role: str, user_id: int) -> int:
     """How many enabled accounts other than ``user_id`` hold ``role`` (the admin role)."""
     return int(s.scalar(select(func.count()).select_from(User).where(
         User.role == role, User.disabled.is_(False), User.id != user_id)) or 0)
+
+
+def add_user(s: Session, user: User) -> User:
+    """Add the account (flushed, so a taken username raises IntegrityError here)."""
+    s.add(user)
+    s.flush()
+    return user

@@ -74,3 +74,65 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert "streamlit" in names and "linker.store.database" in names
     assert violations("linker.core", ("linker.store",), tmp_path) == [
         "linker.core.probe imports linker.store", "linker.core.probe imports linker.store.database"]
+
+
+# Services hold no queries: from SQLAlchemy they may name the Session type (for hints) and its
+# exceptions, nothing else. Queries live in ``linker/store/<aggregate>.py`` (issue 7).
+SERVICE_SQLALCHEMY_ALLOWED = {"sqlalchemy.orm.Session", "sqlalchemy.exc"}
+SERVICES_STILL_WITH_SQL = {  # being moved (issue 7; some are still being written on other branches)
+    "linker.services.autolinking",
+    "linker.services.backfill",
+    "linker.services.integrations",
+    "linker.services.lookalikes",
+    "linker.services.profile",
+    "linker.services.refresh",
+    "linker.services.reports",
+}
+
+
+def sqlalchemy_imports(path: Path) -> list[str]:
+    """What ``path`` imports from SQLAlchemy beyond ``Session`` and ``sqlalchemy.exc``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [name for name in names
+                  if (name == "sqlalchemy" or name.startswith("sqlalchemy."))
+                  and name not in SERVICE_SQLALCHEMY_ALLOWED
+                  and not name.startswith("sqlalchemy.exc.")]
+    return found
+
+
+def query_imports_in_services(root: Path = ROOT) -> list[str]:
+    """``module imports name`` for each SQLAlchemy query import under linker/services, except
+    in the modules of ``SERVICES_STILL_WITH_SQL``."""
+    found = []
+    for path in sorted((root / "linker" / "services").rglob("*.py")):
+        module = module_name(path, root)
+        if module not in SERVICES_STILL_WITH_SQL:
+            found += [f"{module} imports {name}" for name in sqlalchemy_imports(path)]
+    return found
+
+
+def test_services_import_no_query_building_from_sqlalchemy() -> None:
+    assert query_imports_in_services() == []
+
+
+def test_the_checker_sees_a_query_import_in_a_service(tmp_path: Path) -> None:
+    services = tmp_path / "linker" / "services"
+    services.mkdir(parents=True)
+    (services / "fine.py").write_text(
+        "from sqlalchemy.orm import Session\nfrom sqlalchemy.exc import IntegrityError\n"
+        "import sqlalchemy.exc\n", encoding="utf-8")
+    (services / "probe.py").write_text(
+        "from sqlalchemy import select\nfrom sqlalchemy.orm import Session, selectinload\n"
+        "import sqlalchemy\n", encoding="utf-8")
+    assert query_imports_in_services(tmp_path) == [
+        "linker.services.probe imports sqlalchemy.select",
+        "linker.services.probe imports sqlalchemy.orm.selectinload",
+        "linker.services.probe imports sqlalchemy"]
