@@ -4,12 +4,16 @@ Every run: page config → who is signed in (session, OIDC ``st.user``, or the d
 a password session is re-checked against its account, see ``password_session_actor``) →
 the navigation of that role's pages only (a page missing from the navigation cannot be opened,
 not even by URL) → the sidebar with the user, role and Sign out → flash messages → the page.
-Signed-out sessions see only the sign-in page. See ``dashboard/auth.py`` for the session keys.
+Signed-out sessions see only the sign-in form, but at every page's address: a bookmarked
+``/debugger?exchange=5`` shows the form there, and signing in reruns the same page (a page's
+identity is its ``url_path``), so the user lands where the bookmark pointed, query included,
+when the role may open it. See ``dashboard/auth.py`` for the session keys.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth, state  # noqa: E402
+from dashboard import auth, present, state  # noqa: E402
 from linker.core.permissions import Actor  # noqa: E402
 from linker.services.console_sessions import SESSION_TTL  # noqa: E402
 from linker.services.passwords import HashingBusy  # noqa: E402
@@ -32,6 +36,8 @@ _ACCOUNT_NOTICE = "_app_account_notice"
 _TOKEN = "_app_session_token"
 _SET_COOKIE = "_app_set_cookie"
 _CLEAR_COOKIE = "_app_clear_cookie"
+_REQUESTED_PAGE = "_app_requested_page"
+SIGN_IN_PATH = "sign-in"
 SESSION_COOKIE = "linker_session"
 """The browser cookie holding the console session token (see linker.services.console_sessions:
 the database keeps only its hash)."""
@@ -150,14 +156,44 @@ def password_session_actor(signed_in: Actor) -> Actor | None:
     return current
 
 
-def sign_in_page() -> None:
-    """The sign-in form, centred on the wide page."""
+def sign_in_page(requested: auth.PageSpec | None = None) -> None:
+    """The sign-in form, centred on the wide page; ``requested``: the page whose address the
+    visitor opened (signing in opens it)."""
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
-        sign_in_form()
+        sign_in_form(requested)
 
 
-def sign_in_form() -> None:
+def sign_in_at(spec: auth.PageSpec) -> Callable[[], None]:
+    """The signed-out stand-in for ``spec``'s page: the sign-in form at its address."""
+    def render() -> None:
+        sign_in_page(spec)
+
+    render.__name__ = f"sign_in_{spec.key}"
+    return render
+
+
+def signed_out_pages() -> list[Any]:
+    """The navigation of a signed-out session: the sign-in page (default) plus every page's
+    address showing the sign-in form, never the page itself."""
+    return [st.Page(sign_in_page, title="Sign in", icon=":material/login:",
+                    url_path=SIGN_IN_PATH, default=True)] + [
+        st.Page(sign_in_at(spec), title="Sign in", icon=":material/login:", url_path=spec.key)
+        for spec in auth.PAGES]
+
+
+def requested_page_notice(actor: Actor) -> None:
+    """After a sign-in at a page's address the role may not open: say so (the frame then shows
+    the role's landing page)."""
+    key = st.session_state.pop(_REQUESTED_PAGE, None)
+    spec = auth.PAGES_BY_KEY.get(str(key)) if key else None
+    if spec is not None and spec not in auth.pages_for(actor.role):
+        role = actor.role.value.replace("_", " ")
+        state.flash(f"{present.text(actor.username)} ({role}) may not open {spec.title}, "
+                    "the page you asked for; ask an admin for a role that allows it.", "warning")
+
+
+def sign_in_form(requested: auth.PageSpec | None = None) -> None:
     """Username and password of a built-in account; OIDC buttons when ``[auth]`` is set."""
     st.title(":material/link: Linker")
     refusal = st.session_state.get(_OIDC_REFUSAL)
@@ -171,6 +207,8 @@ def sign_in_form() -> None:
     if st.session_state.get(_DEV_NOTICE):
         st.warning(st.session_state[_DEV_NOTICE])
     st.subheader("Sign in")
+    if requested is not None:
+        st.caption(f"Sign in to open {requested.title}.")
     with st.form("sign_in", border=True):
         username = st.text_input("Username", key="sign_in.username", autocomplete="username")
         password = st.text_input("Password", type="password", key="sign_in.password",
@@ -190,7 +228,9 @@ def sign_in_form() -> None:
         else:
             auth.sign_in(actor, auth.SOURCE_PASSWORD)
             remember_sign_in(actor)
-            st.rerun()
+            if requested is not None:
+                st.session_state[_REQUESTED_PAGE] = requested.key
+            st.rerun()  # same page address and query: the requested page opens
     oidc = auth.oidc_config(secrets())
     if oidc is not None:
         st.divider()
@@ -223,8 +263,7 @@ def main() -> None:
     if actor is None:
         if st.session_state.pop(_CLEAR_COOKIE, False):
             write_cookie("", 0)
-        st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:",
-                               url_path="sign-in", default=True)], position="hidden").run()
+        st.navigation(signed_out_pages(), position="hidden").run()
         return
     if st.session_state.pop(_SET_COOKIE, False):
         write_cookie(str(st.session_state.get(_TOKEN, "")),
@@ -233,6 +272,7 @@ def main() -> None:
                                url_path=spec.key, default=index == 0)
              for index, spec in enumerate(auth.pages_for(actor.role))}
     navigation = st.navigation(list(pages.values()), position="sidebar")
+    requested_page_notice(actor)
     sidebar(actor)
     state.show_flashes()
     navigation.run()

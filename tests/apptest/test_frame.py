@@ -151,6 +151,57 @@ def test_disabled_account_cannot_sign_in(services: Services) -> None:
     assert texts(at.error) == ["Wrong username or password."]
 
 
+def bookmarked(page: str, **query: str) -> AppTest:
+    """A signed-out visit to a page's address (``/debugger?exchange=5``): before the first run
+    AppTest addresses a page by its file name, which is the page's ``url_path``."""
+    at = new_app()
+    at.switch_page(f"../pages/{page}")
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def test_a_bookmarked_page_shows_the_sign_in_form_not_the_page(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = bookmarked("debugger.py", exchange="5")
+    assert not at.exception
+    assert "Sign in" in texts(at.subheader)
+    assert "Sign in to open Adaptor debugger." in texts(at.caption)
+    assert "Adaptor debugger" not in texts(at.title)
+    assert not at.sidebar.button
+
+
+def test_signing_in_at_a_bookmarked_page_opens_it_with_its_query(services: Services) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = sign_in_form(bookmarked("debugger.py", exchange="5"), "ada", PASSWORD)
+    assert not at.exception, at.exception
+    assert "Lookup Adaptor Debugger" in texts(at.title)
+    assert at.query_params["exchange"] == "5"
+    assert "Signed in as **ada**" in sidebar_text(at)
+
+
+@pytest.mark.parametrize(("page", "title"), [("integrations.py", "Integrations"),
+                                           ("audit.py", "Audit log"),
+                                           ("workbench.py", "Link workbench")])
+def test_signing_in_at_other_bookmarked_pages_opens_them(services: Services, page: str,
+                                                         title: str) -> None:
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = sign_in_form(bookmarked(page), "ada", PASSWORD)
+    assert not at.exception, at.exception
+    assert texts(at.title) == [title]
+
+
+def test_a_bookmarked_page_the_role_may_not_open_lands_on_health_and_says_so(
+        services: Services) -> None:
+    services.users.create(SYSTEM, "ann", "agent", password=PASSWORD)
+    at = sign_in_form(bookmarked("debugger.py", exchange="5"), "ann", PASSWORD)
+    assert not at.exception, at.exception
+    assert "Health" in texts(at.title)
+    assert any("may not open Adaptor debugger" in w for w in texts(at.warning))
+    at.run()  # said once
+    assert not any("may not open Adaptor debugger" in w for w in texts(at.warning))
+
+
 def test_sign_out_returns_to_the_sign_in_page(app_as: Callable[..., AppTest]) -> None:
     at = app_as("agent")
     at.switch_page("../pages/workbench.py").run()
