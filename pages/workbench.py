@@ -140,6 +140,9 @@ def show_what_happened(done: OpenedProfile | CreatedCustomer) -> None:
             widgets.autolink_table(done.autolink, key="wb.autolink_outcomes")
     if not done.refreshes and not done.autolink:
         widgets.caption("Opened: linked data is fresh and no auto-link attempt was needed.")
+    else:
+        widgets.caption(f"Done by the system because you opened the profile; the audit log "
+                        f"and the exchange log record it as \"{done.acted_as}\".")
 
 
 # -- find and create -----------------------------------------------------------------------------

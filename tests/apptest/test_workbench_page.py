@@ -152,6 +152,18 @@ def test_support_lead_sees_no_edit_controls(workbench: Callable[[str], AppTest],
     assert "Auto-linking to Loyalty is off for this profile" in all_text(at)
 
 
+def test_opening_a_profile_says_the_system_did_the_work_and_records_it_so(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    # Grace is not linked to Shop (her email is on two Shop records): opening her profile
+    # makes an auto-link attempt, the system's act on the lead's opening.
+    at = find(workbench("support_lead"), "Email", GRACE.emails[0])
+    acted_as = "system, on open by support-lead-user"
+    assert f'record it as "{acted_as}"' in all_text(at)
+    opened = [o.actor for o in seeded.autolink.recent_outcomes(SYSTEM)
+              if o.trigger == "profile_opened"]
+    assert opened and set(opened) == {acted_as}
+
+
 # -- agent and admin: the main actions ------------------------------------------------------------
 
 
