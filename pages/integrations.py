@@ -5,7 +5,8 @@ Widget keys (for tests): ``integrations.selected`` (0 = new), form fields
 ``integ.<id|new>.<field>`` (name, url, username, password.value / password.action, realm,
 signing_key.value / signing_key.action, headers, query_attrs, result_attrs, autolink_enabled,
 autolink_fields, overwrite, timeout, max_concurrent, max_rps, active, save),
-``integ.test.<id>.email|phone|run``,
+``integ.test.<id>.email|phone|run``, the add form's Test connection
+``integ.new.test.email|phone|run``,
 ``integ.<id>.deactivate|reactivate|delete`` (dialog buttons ``….yes`` / ``….no``).
 """
 
@@ -39,6 +40,7 @@ from dashboard.widgets import (
 from linker.core.permissions import Actor, Permission
 from linker.services.errors import InvalidInput, ServiceError
 from linker.services.integrations import (
+    DEFAULT_SEARCH_QUERY_ATTRIBUTES,
     DEFAULT_TIMEOUT_S,
     MAX_CONCURRENT_CAP,
     MAX_RATE_CAP,
@@ -228,7 +230,7 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
         with q:
             query_attributes = attributes_editor(
                 "Search query attributes", prefix + "query_attrs",
-                view.search_query_attributes if view else (),
+                view.search_query_attributes if view else DEFAULT_SEARCH_QUERY_ATTRIBUTES,
                 "Each becomes a search field for agents and the key sent in a Basic search, "
                 "e.g. email / Email, orderNumber / Order Number")
             slot("search_query_attributes")
@@ -267,21 +269,34 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
             slot("timeout_s")
         max_concurrent, max_rps = rate_cap_inputs(prefix, view, slot)
         general = st.empty()
-        save = st.button("Save changes" if view else "Add integration", type="primary",
-                         key=prefix + "save")
+        trial = None
+        if view is None and actor.can(Permission.TEST_INTEGRATIONS):
+            trial = unsaved_test_fields(prefix)
+        buttons = st.container(horizontal=True)
+        with buttons:
+            save = st.button("Save changes" if view else "Add integration", type="primary",
+                             key=prefix + "save")
+            test = trial is not None and st.button(
+                "Test connection", key=prefix + "test.run", icon=":material/network_check:",
+                help="Sends one Basic search with these settings, before saving; nothing is "
+                "stored")
+        spec = IntegrationSpec(
+            name=name, url=url, username=username, password=password, realm=realm,
+            signing_key=signing_key, headers=tuple(headers),
+            search_query_attributes=tuple(query_attributes),
+            search_results_attributes=tuple(result_attributes),
+            autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
+            overwrite_existing=overwrite, timeout_s=float(timeout),
+            active=active if view is None else view.active,
+            max_concurrent_requests=max_concurrent, max_requests_per_second=max_rps)
+        if test and trial is not None:
+            run_unsaved_test(actor, spec, trial, form=form, general=general,
+                             result_key=prefix + "test.result")
+        unsaved_test_result(prefix + "test.result", name)
 
     if save:
         svc = state.services()
         try:
-            spec = IntegrationSpec(
-                name=name, url=url, username=username, password=password, realm=realm,
-                signing_key=signing_key, headers=tuple(headers),
-                search_query_attributes=tuple(query_attributes),
-                search_results_attributes=tuple(result_attributes),
-                autolink_enabled=autolink_enabled, autolink_fields=tuple(autolink_fields),
-                overwrite_existing=overwrite, timeout_s=float(timeout),
-                active=active if view is None else view.active,
-                max_concurrent_requests=max_concurrent, max_requests_per_second=max_rps)
             if view is None:
                 created = svc.integrations.create(actor, spec)
                 message = f"Added {created.name}."
@@ -315,6 +330,53 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
     elif errors:
         with general.container():
             show_error(InvalidInput(errors))
+
+
+def unsaved_test_fields(prefix: str) -> tuple[str, str]:
+    """The test email and phone of Test connection on the add form."""
+    st.markdown("**Test before saving**", help="Test connection sends one Basic search with "
+                "the settings above (the test email and/or phone, else a test email) and shows "
+                "the request and the answer; nothing is stored until you add the integration.")
+    a, b = st.columns(2)
+    email = a.text_input("Test email", key=prefix + "test.email",
+                         placeholder="linker.connection.test@example.com")
+    phone = b.text_input("Test phone", key=prefix + "test.phone", placeholder="+14155550100")
+    return email, phone
+
+
+def run_unsaved_test(actor: Actor, spec: IntegrationSpec, trial: tuple[str, str], *,
+                     form: str, general: DeltaGenerator, result_key: str) -> None:
+    """Send the add form's test; bad settings show beside their fields, as on save."""
+    email, phone = trial
+    try:
+        exchange = state.services().integrations.test_unsaved(
+            actor, spec, email=email or None, phone=phone or None)
+    except InvalidInput as exc:
+        st.session_state.pop(result_key, None)
+        remember_errors(form, exc)
+    except ServiceError as exc:
+        st.session_state.pop(result_key, None)
+        remember_errors(form, None)
+        with general.container():
+            show_error(exc)
+    else:
+        remember_errors(form, None)
+        st.session_state[result_key] = exchange
+
+
+def unsaved_test_result(result_key: str, name: str) -> None:
+    """The last test of the add form: a one-line verdict and the (unstored) exchange."""
+    result = st.session_state.get(result_key)
+    if result is None:
+        return
+    shown = name.strip() or "The adaptor"
+    if result.ok:
+        success(f"{shown} answered in {millis(result.elapsed_ms)} with {len(result.results)} "
+                "result(s). Nothing is saved yet: add the integration to keep it.")
+    else:
+        error(f"The test failed ({result.error.kind.value}); see the exchange. Nothing was "
+              "saved.")
+    exchange_viewer(result, key=result_key + ".exchange")
 
 
 def readonly_settings(view: IntegrationView) -> None:

@@ -200,6 +200,11 @@ class AttributeSpec:
     label: str = ""
 
 
+DEFAULT_SEARCH_QUERY_ATTRIBUTES = (AttributeSpec("email", "Email"), AttributeSpec("phone", "Phone"))
+"""What a new integration's add form starts with: the contract's usual search keys, so the
+workbench's searches send the profile's email and phone instead of silently skipping it."""
+
+
 @dataclass(frozen=True)
 class HeaderSpec:
     """An extra HTTP header. For a secret header in an update, ``value=None`` keeps the stored

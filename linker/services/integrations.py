@@ -17,8 +17,9 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linker.contract import RequestKind, search_request
+from linker.contract import LookupRequest, RequestKind, search_request
 from linker.core.integration_config import (
+    DEFAULT_SEARCH_QUERY_ATTRIBUTES,
     DEFAULT_TIMEOUT_S,
     MAX_CONCURRENT_CAP,
     MAX_RATE_CAP,
@@ -41,8 +42,8 @@ from linker.core.integration_config import (
     validate_config,
 )
 from linker.core.permissions import Actor, Permission
-from linker.lookup.exchange import Trigger
-from linker.lookup.target import InvalidTarget
+from linker.lookup.exchange import Exchange, Trigger
+from linker.lookup.target import AdaptorTarget, InvalidTarget
 from linker.lookup.urls import url_problem
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
@@ -55,10 +56,11 @@ from linker.store.models import Integration
 from linker.store.secretbox import SecretBox
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "MAX_CONCURRENT_CAP", "MAX_RATE_CAP", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S",
-    "NO_AUTOLINK_FIELD", "TEST_EMAIL", "ApplyResult", "AttributeSpec", "AttributeView",
-    "HeaderSpec", "HeaderView", "Impact", "IntegrationChanges", "IntegrationService",
-    "IntegrationSpec", "IntegrationView", "SecretChange", "caps_text", "is_loopback_host",
+    "DEFAULT_SEARCH_QUERY_ATTRIBUTES", "DEFAULT_TIMEOUT_S", "MAX_CONCURRENT_CAP", "MAX_RATE_CAP",
+    "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "NO_AUTOLINK_FIELD", "TEST_EMAIL", "ApplyResult",
+    "AttributeSpec", "AttributeView", "HeaderSpec", "HeaderView", "Impact", "IntegrationChanges",
+    "IntegrationService", "IntegrationSpec", "IntegrationView", "SecretChange", "caps_text",
+    "is_loopback_host", "probe_request",
 ]
 
 TEST_EMAIL = "linker.connection.test@example.com"
@@ -383,23 +385,27 @@ class IntegrationService:
         actor.require(Permission.TEST_INTEGRATIONS, "test integrations")
         with self.ctx.db.session(readonly=True) as s:
             config = self.store.config_of(self.store.load(s, integration_id), self.ctx.secrets)
-        try:
-            target = target_of(config, integration_id)
-        except InvalidTarget as exc:
-            raise InvalidInput({"settings": str(exc)}) from None
-        keys = {a.attribute for a in config.search_query_attributes}
-        query: dict[str, str] = {}
-        if email and email.strip():
-            query["emails" if "emails" in keys and "email" not in keys else "email"] = email
-        if phone and phone.strip():
-            query["phones" if "phones" in keys and "phone" not in keys else "phone"] = phone
-        request = search_request(None, query or {"email": TEST_EMAIL})
-        exchange = self.ctx.client.lookup_sync(target, request, kind=RequestKind.SEARCH,
-                                               trigger=Trigger.TEST)
+        exchange = self.ctx.client.lookup_sync(
+            _probe_target(config, integration_id), probe_request(config, email, phone),
+            kind=RequestKind.SEARCH, trigger=Trigger.TEST)
         with self.ctx.db.session() as s:
             record = record_exchange(s, exchange, integration_id=integration_id,
                                      customer_id=None, actor=actor.username)
             return stored_exchange(record)
+
+    def test_unsaved(self, actor: Actor, spec: IntegrationSpec, email: str | None = None,
+                     phone: str | None = None) -> Exchange:
+        """Test connection before save: ``spec`` validated as ``create`` validates it
+        (InvalidInput per field), then one BASIC probe search sent with those settings.
+        Nothing is stored, neither the integration nor the exchange (the exchange comes back
+        masked, as the client records every exchange). Not being stored, it has no rate-cap
+        budget yet: the caps in ``spec`` are validated but not applied to this one request."""
+        actor.require(Permission.MANAGE_INTEGRATIONS, "test an integration before saving it")
+        actor.require(Permission.TEST_INTEGRATIONS, "test integrations")
+        config = _validated(IntegrationConfig.of_spec(spec))
+        return self.ctx.client.lookup_sync(
+            _probe_target(config, None), probe_request(config, email, phone),
+            kind=RequestKind.SEARCH, trigger=Trigger.TEST)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -444,6 +450,29 @@ class IntegrationService:
                          else "integration.deactivated", "integration", integration.id,
                          {"active": not active}, after)
             return _view(integration)
+
+
+def probe_request(config: IntegrationConfig, email: str | None, phone: str | None
+                  ) -> LookupRequest:
+    """The BASIC search of Test connection: the email and/or phone given (under ``emails`` /
+    ``phones`` when ``config``'s query attributes name only those), else the test email."""
+    keys = {a.attribute for a in config.search_query_attributes}
+    query: dict[str, str] = {}
+    if email and email.strip():
+        only_plural = "emails" in keys and "email" not in keys
+        query["emails" if only_plural else "email"] = email
+    if phone and phone.strip():
+        only_plural = "phones" in keys and "phone" not in keys
+        query["phones" if only_plural else "phone"] = phone
+    return search_request(None, query or {"email": TEST_EMAIL})
+
+
+def _probe_target(config: IntegrationConfig, integration_id: int | None) -> AdaptorTarget:
+    """The target a connection test sends to; settings that cannot work are bad input."""
+    try:
+        return target_of(config, integration_id)
+    except InvalidTarget as exc:
+        raise InvalidInput({"settings": str(exc)}) from None
 
 
 def _name_taken(name: str) -> str:

@@ -3,6 +3,7 @@ agent and support lead cannot reach it."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
 from linker.services.integrations import HeaderSpec
-from linker.store.models import Integration
+from linker.store.models import ExchangeRecord, Integration
 from tests.apptest.conftest import make_integration, shop_person, shown, table, texts
 
 PAGE = "integrations.py"
@@ -131,8 +132,10 @@ def test_admin_adds_an_integration_with_every_setting(
     at.text_input(key=p + "signing_key.value").input(SIGNING_KEY)
     editor(at, p + "headers", [{"name": "X-Api-Key", "value": HEADER_SECRET, "secret": True},
                                {"name": "X-Tenant", "value": "acme", "secret": False}])
-    editor(at, p + "query_attrs", [{"attribute": "email", "label": "Email"},
-                                   {"attribute": "orderNumber", "label": "Order Number"}])
+    # The form starts with email / Email and phone / Phone: keep the first, edit the second.
+    at.session_state[p + "query_attrs"] = {
+        "edited_rows": {1: {"attribute": "orderNumber", "label": "Order Number"}},
+        "added_rows": [], "deleted_rows": []}
     editor(at, p + "result_attrs", [{"attribute": "name", "label": "Name"}])
     at.toggle(key=p + "autolink_enabled").set_value(True)
     at.multiselect(key=p + "autolink_fields").set_value(["email", "mobile"])
@@ -183,6 +186,88 @@ def test_validation_error_shows_beside_the_field_and_keeps_what_was_typed(
     at.button(key=p + "save").click().run()
     assert "Added Remote Shop." in texts(at.success)
     assert not at.error
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def exchanges_stored(services: Services) -> int:
+    with services.ctx.db.session(readonly=True) as s:
+        return len(s.scalars(select(ExchangeRecord.id)).all())
+
+
+def test_a_new_integration_starts_with_email_and_phone_query_attributes(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    at = app_as("admin", page=PAGE)
+    at.text_input(key="integ.new.name").input("Shop")
+    at.text_input(key="integ.new.url").input(shop_url)
+    at.button(key="integ.new.save").click().run()
+    assert "Added Shop." in texts(at.success)
+    view = services.integrations.get_by_name(SYSTEM, "Shop")
+    assert [(a.attribute, a.label) for a in view.search_query_attributes] == [
+        ("email", "Email"), ("phone", "Phone")]
+
+
+def test_the_add_form_tests_the_unsaved_settings_and_stores_nothing(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    at = app_as("admin", page=PAGE)
+    p = "integ.new."
+    person = shop_person("unique")
+    at.text_input(key=p + "name").input("Shop")
+    at.text_input(key=p + "url").input(shop_url)
+    at.text_input(key=p + "signing_key.value").input(SIGNING_KEY)
+    editor(at, p + "headers", [{"name": "X-Api-Key", "value": HEADER_SECRET, "secret": True}])
+    at.text_input(key=p + "test.email").input(person.email)
+    at.button(key=p + "test.run").click().run()
+    assert not at.exception, at.exception
+    assert any("Shop answered in" in m and "1 result(s). Nothing is saved yet" in m
+               for m in texts(at.success)), texts(at.success)
+    assert any(m.startswith("**Exchange (not stored)**") for m in texts(at.markdown))
+    assert any(f'"{person.external_id}"' in c for c in texts(at.code))
+    shown_text = "\n".join(texts(at.markdown) + texts(at.code) + texts(at.caption)
+                           + [str(d.value) for d in at.dataframe])
+    assert SIGNING_KEY not in shown_text and HEADER_SECRET not in shown_text
+    assert services.integrations.list(SYSTEM) == [] and exchanges_stored(services) == 0
+    # What was typed is still there; Add keeps it, and the test panel goes.
+    assert at.text_input(key=p + "name").value == "Shop"
+    at.button(key=p + "save").click().run()
+    assert "Added Shop." in texts(at.success)
+    assert not any("Nothing is saved yet" in m for m in texts(at.success))
+    assert services.integrations.get_by_name(SYSTEM, "Shop").signing_key_set
+
+
+def test_testing_unsaved_settings_that_fail_says_so_and_a_passing_test_replaces_it(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    at = app_as("admin", page=PAGE)
+    p = "integ.new."
+    at.text_input(key=p + "name").input("Shop")
+    at.text_input(key=p + "url").input(f"http://127.0.0.1:{closed_port()}/lookup")
+    at.button(key=p + "test.run").click().run()
+    assert not at.exception, at.exception
+    assert any(e.startswith("The test failed (") for e in texts(at.error)), texts(at.error)
+    at.text_input(key=p + "url").input(shop_url)
+    at.button(key=p + "test.run").click().run()
+    assert not any(e.startswith("The test failed (") for e in texts(at.error))
+    assert any("Shop answered in" in m for m in texts(at.success))
+    assert exchanges_stored(services) == 0
+
+
+def test_testing_bad_unsaved_settings_shows_the_error_beside_the_field(
+        app_as: Callable[..., AppTest], services: Services) -> None:
+    at = app_as("admin", page=PAGE)
+    p = "integ.new."
+    at.text_input(key=p + "name").input("Remote Shop")
+    at.text_input(key=p + "url").input("http://adaptor.example.com/lookup")
+    at.button(key=p + "test.run").click().run()
+    assert not at.exception, at.exception
+    url_errors = texts(column_with(at, p + "url").error)
+    assert len(url_errors) == 1 and "use https" in url_errors[0]
+    assert not any("Exchange (not stored)" in m for m in texts(at.markdown))
+    assert exchanges_stored(services) == 0
 
 
 def test_duplicate_name_is_shown_beside_the_name(app_as: Callable[..., AppTest],

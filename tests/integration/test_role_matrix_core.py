@@ -78,6 +78,8 @@ MATRIX: dict[str, tuple[Call, frozenset[Role]]] = {
         a, w.integration_id, True, ["email"]), frozenset({A})),
     "integrations.test_connection": (lambda w, a: w.integrations.test_connection(
         a, w.integration_id), frozenset({A, D})),
+    "integrations.test_unsaved": (lambda w, a: w.integrations.test_unsaved(
+        a, w.spec("Unsaved")), frozenset({A})),
     "users.create": (lambda w, a: w.users.create(a, f"u-{w.tag}", Role.AGENT, PASSWORD),
                      frozenset({A})),
     "users.ensure_user": (lambda w, a: w.users.ensure_user(a, f"u-{w.tag}", Role.AGENT),
