@@ -11,7 +11,6 @@ from linker.services.errors import NotFound
 from linker.services.refresh import RefreshOutcome, refresh_stale_links
 from linker.store import customers as customers_store
 
-
 ACTOR_NAME_MAX = 100
 """The longest actor name the audit, exchange and outcome tables keep."""
 

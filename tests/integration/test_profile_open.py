@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from linker.services.linking import LinkingService
 from linker.core.permissions import Actor, Role
+from linker.services.linking import LinkingService
 from linker.services.profile import ACTOR_NAME_MAX, ProfileService, on_open_actor
 from linker.store.models import AuditEvent, AutolinkOutcome, ExchangeRecord
 from tests.integration.world import AGENT, World, dataset, record
