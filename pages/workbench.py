@@ -9,7 +9,9 @@ Widget keys (the AppTest and e2e tests use them):
 - find: ``wb.find.by`` (Email / Phone / Name), ``wb.find.query``, ``wb.find.submit``, then
   ``wb.open.<customer id>`` per result (a single match opens at once);
 - create: ``wb.create.name``, ``wb.create.email``, ``wb.create.phone``,
-  ``wb.create.phone_type``, ``wb.create.submit``;
+  ``wb.create.phone_type``, ``wb.create.submit``; when the new profile looks like existing
+  customers: ``wb.create.lookalike.open.<customer id>``, ``wb.create.lookalike.confirm``
+  (create another anyway) and ``wb.create.lookalike.cancel``;
 - the open profile: ``wb.card.allow.<integration id>`` (allow auto-linking again),
   ``wb.refresh.<integration id>``, ``wb.unlink.<integration id>`` and ``wb.unlink_all`` (each
   opens a dialog whose confirm button is ``<key>.yes``), ``wb.why.<integration id>``;
@@ -23,6 +25,7 @@ so a reload or a link from another page opens it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -43,6 +46,7 @@ from linker.services.customers import (
 from linker.services.errors import InvalidInput, NotFound, ServiceError
 from linker.services.facade import Services
 from linker.services.linking import SearchOutcome, SearchRow, SystemChoice, SystemHit
+from linker.services.lookalikes import LookAlike, find_lookalikes
 from linker.services.profile import OpenedProfile
 from linker.services.refresh import RefreshOutcome
 
@@ -55,6 +59,8 @@ CUSTOMER = "wb.customer_id"
 OPENED = "wb.opened"
 """What opening (or creating) the current profile did: ``OpenedProfile | CreatedCustomer``."""
 FOUND = "wb.found"
+PENDING = "wb.lookalike_pending"
+"""A create held back as it looks like existing profiles: ``(NewCustomer, [LookAlike])``."""
 SEARCHED = "wb.searched"
 """``(customer id, Search In choice, SearchOutcome)`` of the last search: shown only while
 the same profile and the same Search In choice are open."""
@@ -201,28 +207,82 @@ def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
             st.rerun()
 
 
+@dataclass(frozen=True)
+class NewCustomer:
+    """What the create form holds."""
+
+    name: str
+    email: str
+    phone: str
+    phone_type: str
+
+
 def create_section(svc: Services, actor: Actor) -> None:
-    """Create a customer (name, email, phone with type); auto-linking runs at once."""
+    """Create a profile (name, email, phone with type); auto-linking runs at once. When it
+    looks like an existing customer, say which (with Open) and ask before creating another."""
     errors = widgets.field_errors("wb.create")
-    with st.expander("Create a customer", expanded=bool(errors), key="wb.create.open"), \
-            st.form("wb.create", border=False):
-        name = st.text_input("Name", key="wb.create.name")
-        widgets.field_error(errors, "name")
-        email = st.text_input("Email", key="wb.create.email")
-        widgets.field_error(errors, "emails")
-        number_col, type_col = st.columns([3, 1])
-        phone = number_col.text_input("Phone", key="wb.create.phone",
-                                      placeholder="+1 415 555 0134")
-        phone_type = type_col.selectbox("Type", PHONE_TYPES, key="wb.create.phone_type")
-        widgets.field_error(errors, "phones", "address")
-        submitted = st.form_submit_button("Create and auto-link", key="wb.create.submit",
-                                          type="primary")
-    if not submitted:
-        return
+    pending: tuple[NewCustomer, list[LookAlike]] | None = st.session_state.get(PENDING)
+    with st.expander("New profile", expanded=bool(errors or pending), key="wb.create.open"):
+        with st.form("wb.create", border=False):
+            name = st.text_input("Name", key="wb.create.name")
+            widgets.field_error(errors, "name")
+            email = st.text_input("Email", key="wb.create.email")
+            widgets.field_error(errors, "emails")
+            number_col, type_col = st.columns([3, 1])
+            phone = number_col.text_input("Phone", key="wb.create.phone",
+                                          placeholder="+1 415 555 0134")
+            phone_type = type_col.selectbox("Type", PHONE_TYPES, key="wb.create.phone_type")
+            widgets.field_error(errors, "phones", "address")
+            submitted = st.form_submit_button("Create and auto-link", key="wb.create.submit",
+                                              type="primary")
+        if submitted:
+            draft = NewCustomer(name, email, phone, str(phone_type))
+            try:
+                alikes = find_lookalikes(svc.customers, actor, name,
+                                         [email] if email.strip() else [],
+                                         [phone] if phone.strip() else [])
+            except ServiceError as exc:
+                widgets.show_error(exc)
+                return
+            if not alikes:
+                create_customer(svc, actor, draft)
+                return
+            st.session_state[PENDING] = pending = (draft, alikes)
+        if pending is not None:
+            confirm_lookalike(svc, actor, *pending)
+
+
+def confirm_lookalike(svc: Services, actor: Actor, draft: NewCustomer,
+                      alikes: Sequence[LookAlike]) -> None:
+    """"Looks like an existing customer": each one with why and Open; then Create another
+    anyway or Cancel."""
+    with st.container(border=True, key="wb.create.lookalike"):
+        for alike in alikes:
+            contact = " · ".join(v for v in (alike.customer.main_email, *alike.customer.phones[:1])
+                                 if v)
+            widgets.warning(f"Looks like an existing customer: {alike.customer.name or '(no name)'}"
+                            f" ({alike.reason}" + (f"; {contact}" if contact else "") + ").")
+            if st.button(f"Open {present.text(alike.customer.name or alike.customer.id)}",
+                         key=f"wb.create.lookalike.open.{alike.customer.id}", type="tertiary",
+                         icon=":material/open_in_new:"):
+                st.session_state.pop(PENDING, None)
+                open_profile(svc, actor, alike.customer.id)
+                st.rerun()
+        again, cancel = st.columns(2)
+        if again.button("Create another profile anyway", key="wb.create.lookalike.confirm"):
+            st.session_state.pop(PENDING, None)
+            create_customer(svc, actor, draft)
+        if cancel.button("Cancel", key="wb.create.lookalike.cancel"):
+            st.session_state.pop(PENDING, None)
+            st.rerun()
+
+
+def create_customer(svc: Services, actor: Actor, draft: NewCustomer) -> None:
+    """Create the profile, open it and say what auto-linking did (errors beside the fields)."""
     try:
         created = svc.customers.create(
-            actor, name, [email] if email.strip() else [],
-            [PhoneInput(phone, str(phone_type))] if phone.strip() else [])
+            actor, draft.name, [draft.email] if draft.email.strip() else [],
+            [PhoneInput(draft.phone, draft.phone_type)] if draft.phone.strip() else [])
     except InvalidInput as exc:
         widgets.remember_errors("wb.create", exc)
         st.rerun()
@@ -272,7 +332,7 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
         show_what_happened(done)
     linked_systems(svc, actor, view, can_link)
     if can_link:
-        with st.container(key="wb.link_section"):
+        with st.container(key="wb.link_section", border=True):
             link_section(svc, actor, view, known)
     why_section(actor, view, known)
 
@@ -392,7 +452,9 @@ def pulled_data(iid: int, pulled: PulledDataView | None) -> None:
 def link_section(svc: Services, actor: Actor, view: CustomerView,
                  known: Sequence[SystemChoice]) -> None:
     """Search In one or all unlinked systems, the prefilled fields, Search, results, Link."""
-    st.subheader("Link to external customer")
+    st.subheader("Link to external systems")
+    widgets.caption("Search the external systems for this profile's record and link it by "
+                    "hand; nothing is created here.")
     linked = {link.integration_id for link in view.links}
     active = [i for i in known if i.active]
     options = [ALL_UNLINKED] + [i.name for i in active]
@@ -585,8 +647,11 @@ def main() -> None:
         find_col, create_col = st.columns([3, 2])
         with find_col:
             find_section(svc, actor)
-        with create_col:
-            st.subheader("New customer")
+        with create_col, st.container(border=True, key="wb.create_box"):
+            st.subheader("Create a profile")
+            widgets.caption("A new Linker customer; auto-linking runs at once. To connect an "
+                            "existing profile to an external system, open it and use Link to "
+                            "external systems.")
             create_section(svc, actor)
     else:
         find_section(svc, actor)

@@ -147,7 +147,8 @@ def test_support_lead_sees_no_edit_controls(workbench: Callable[[str], AppTest],
     assert not keys & set(EDIT_KEYS), keys
     assert not [k for k in keys if k.startswith(EDIT_PREFIXES)], keys
     assert "Read-only" in all_text(at)
-    assert "Link to external customer" not in all_text(at)
+    assert "Link to external systems" not in all_text(at)
+    assert "Create a profile" not in all_text(at)
     # The suppression is shown, without the action.
     assert "Auto-linking to Loyalty is off for this profile" in all_text(at)
 
@@ -165,6 +166,55 @@ def test_opening_a_profile_says_the_system_did_the_work_and_records_it_so(
 
 
 # -- agent and admin: the main actions ------------------------------------------------------------
+
+
+def test_create_and_link_are_visibly_separate(workbench: Callable[[str], AppTest],
+                                              seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", JUN.emails[0])
+    headings = texts(at.subheader)
+    assert "Create a profile" in headings and "Link to external systems" in headings
+    assert any("nothing is created here" in c for c in texts(at.caption))
+    assert at.get_by_key("wb.create_box") is not None  # each in its own bordered container
+    assert at.get_by_key("wb.link_section") is not None
+
+
+def fill_create(at: AppTest, name: str, email: str = "", phone: str = "",
+                phone_type: str = "MOBILE") -> AppTest:
+    at.text_input(key="wb.create.name").input(name)
+    at.text_input(key="wb.create.email").input(email)
+    at.text_input(key="wb.create.phone").input(phone)
+    at.selectbox(key="wb.create.phone_type").select(phone_type)
+    return ok(at.button(key="wb.create.submit").click().run())
+
+
+def test_a_new_profile_like_an_existing_customer_asks_first_then_creates_another(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    # Jun's mobile phone, typed as a HOME number (HOME numbers need not be unique).
+    at = fill_create(workbench("agent"), "J. Martin", phone=JUN.phones[0][0],
+                     phone_type="HOME")
+    warnings = texts(at.warning)
+    assert any(w.startswith("Looks like an existing customer: Jun Martin (same phone")
+               for w in warnings), warnings
+    assert not seeded.customers.find(SYSTEM, name="J. Martin")  # nothing created yet
+    at = ok(at.button(key="wb.create.lookalike.confirm").click().run())
+    assert any(s.startswith("Created J. Martin.") for s in texts(at.success)), texts(at.success)
+    assert len(seeded.customers.find(SYSTEM, phone=JUN.phones[0][0])) == 2
+
+
+def test_a_look_alike_opens_from_the_prompt_and_cancel_creates_nothing(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = fill_create(workbench("agent"), "Grace Evans")  # same name, no contact data
+    assert any("Looks like an existing customer: Grace Evans (same name" in w
+               for w in texts(at.warning)), texts(at.warning)
+    grace = customer_id(seeded, GRACE.emails[0])
+    at = ok(at.button(key=f"wb.create.lookalike.open.{grace}").click().run())
+    assert "Customer: Grace Evans" in all_text(at)
+    assert at.query_params["customer"] == grace
+    assert not any("Looks like an existing customer" in w for w in texts(at.warning))
+    at = fill_create(at, "Grace Evans")
+    at = ok(at.button(key="wb.create.lookalike.cancel").click().run())
+    assert not any("Looks like an existing customer" in w for w in texts(at.warning))
+    assert len(seeded.customers.find(SYSTEM, name="Grace Evans")) == 1
 
 
 @pytest.mark.parametrize("role", ["agent", "admin"])
