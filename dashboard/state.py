@@ -40,7 +40,7 @@ from linker.services.facade import Services
 from linker.services.health import HealthOverview
 from linker.services.integrations import IntegrationView
 from linker.services.linking import SystemChoice
-from linker.services.reports import Coverage, IntegrationHealth
+from linker.services.reports import Coverage
 from linker.services.why import Explanation
 from linker.store.exchanges import StoredExchange
 
@@ -112,12 +112,6 @@ def reader(read: Callable[Concatenate[Services, Actor, P], T]
 def integration_list(svc: Services, actor: Actor) -> list[IntegrationView]:
     """Every integration (no secrets)."""
     return svc.integrations.list(actor)
-
-
-@reader
-def integration_health(svc: Services, actor: Actor) -> list[IntegrationHealth]:
-    """Health of every integration over the last 24 h."""
-    return svc.reports.health(actor)
 
 
 @reader

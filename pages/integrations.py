@@ -39,6 +39,7 @@ from dashboard.widgets import (
 )
 from linker.core.permissions import Actor, Permission
 from linker.services.errors import InvalidInput, ServiceError
+from linker.services.health import HealthTile, health_status
 from linker.services.integrations import (
     DEFAULT_SEARCH_QUERY_ATTRIBUTES,
     DEFAULT_TIMEOUT_S,
@@ -52,7 +53,6 @@ from linker.services.integrations import (
     IntegrationView,
     SecretChange,
 )
-from linker.services.reports import IntegrationHealth
 
 NEW = 0
 SELECTED = "integrations.selected"
@@ -62,15 +62,17 @@ FIELDS = ("name", "url", "username", "password", "realm", "signing_key", "header
           "autolink_fields", "overwrite_existing", "timeout_s", "active",
           "max_concurrent_requests", "max_requests_per_second")
 KEEP, REPLACE, REMOVE = "Keep", "Replace", "Remove"
+HEALTH_WINDOW = "24h"
+"""The health window of the table's status column (a key of linker.services.health.WINDOWS)."""
 
 
 
 # -- the table --------------------------------------------------------------------------------
 
 
-def integrations_table(views: Sequence[IntegrationView],
-                       health: dict[int, IntegrationHealth]) -> None:
-    """One row per integration: settings summary and the last 24 h of health."""
+def integrations_table(views: Sequence[IntegrationView], health: dict[int, HealthTile]) -> None:
+    """One row per integration: settings summary and the last 24 h of health (the Health
+    page's tiles: a new integration without traffic is "untested")."""
     rows = []
     for view in views:
         report = health.get(view.id)
@@ -83,8 +85,7 @@ def integrations_table(views: Sequence[IntegrationView],
                                              for f in view.autolink_fields)
                           if view.autolink_enabled else "off"),
             "Rate cap": view.rate_caps_text,
-            "Status (24 h)": badge_label(report.status if report else
-                                         ("healthy" if view.active else "inactive")),
+            "Status (24 h)": badge_label(tile_status(view, report)),
             "Calls": report.exchanges if report else 0,
             "Success": percent(report.success_rate if report else None),
             "p95": millis(report.p95_ms if report else None),
@@ -99,6 +100,14 @@ def integrations_table(views: Sequence[IntegrationView],
                          "Exchange", help="Id of the last failed exchange (open it below)",
                          format="%d"),
                  })
+
+
+def tile_status(view: IntegrationView, tile: HealthTile | None) -> str:
+    """The tile's status; an integration saved after the overview was read has no tile yet
+    (untested, or inactive)."""
+    if tile is not None:
+        return tile.status
+    return health_status(active=view.active, exchanges=0, success_rate=None, p95_ms=None)
 
 
 # -- form pieces ------------------------------------------------------------------------------
@@ -447,7 +456,7 @@ def test_connection(actor: Actor, view: IntegrationView) -> None:
             exchange_viewer(result, key=key + ".exchange")
 
 
-def last_error(actor: Actor, view: IntegrationView, report: IntegrationHealth | None) -> None:
+def last_error(actor: Actor, view: IntegrationView, report: HealthTile | None) -> None:
     """The last failed exchange of the last 24 h, openable in the exchange viewer."""
     if report is None or report.last_error is None:
         return
@@ -528,8 +537,7 @@ def main() -> None:
     st.caption("The external systems Linker links profiles to, each behind one lookup adaptor.")
 
     views = state.integration_list(actor)
-    health = ({h.integration_id: h for h in state.integration_health(actor)}
-              if actor.can(Permission.VIEW_REPORTS) else {})
+    health = {t.integration_id: t for t in state.health_overview(actor, HEALTH_WINDOW).tiles}
     if views:
         integrations_table(views, health)
     else:
@@ -570,13 +578,13 @@ def choose_integration(by_id: dict[int, IntegrationView], can_edit: bool) -> int
 
 
 def integration_detail(actor: Actor, view: IntegrationView,
-                       report: IntegrationHealth | None) -> None:
+                       report: HealthTile | None) -> None:
     """One integration: its name and status, last error, Test connection, the status actions
     and the edit form (read-only settings for roles that may not edit)."""
     header = st.container(horizontal=True, vertical_alignment="center")
     with header:
         st.markdown(f"### {text(view.name)}")
-        status_badge(report.status if report else ("healthy" if view.active else "inactive"))
+        status_badge(tile_status(view, report))
     last_error(actor, view, report)
     if actor.can(Permission.TEST_INTEGRATIONS):
         test_connection(actor, view)

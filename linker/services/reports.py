@@ -1,8 +1,9 @@
-"""Coverage, health and audit reports, each computed in SQL (no table is loaded into memory)."""
+"""Coverage and audit reports, each computed in SQL (no table is loaded into memory). The
+per-integration health is ``linker.services.health`` (the Health page's tiles)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,19 +16,12 @@ from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,
     Customer,
-    ExchangeRecord,
     Integration,
     Link,
 )
 
 OUTCOMES = ("linked", "no_match", "ambiguous", "no_field_match", "conflict", "suppressed",
             "skipped", "error")
-
-# Health thresholds: healthy needs >= 95 % success and p95 under the contract's 5 s guidance.
-HEALTHY_SUCCESS_RATE = 0.95
-FAILING_SUCCESS_RATE = 0.5
-SLOW_P95_MS = 5000.0
-
 
 @dataclass(frozen=True)
 class IntegrationCoverage:
@@ -64,45 +58,6 @@ class Coverage:
                               "manual": i.manual} for i in self.integrations],
             "outcomes": dict(self.outcomes),
         }
-
-
-@dataclass(frozen=True)
-class LastError:
-    """The newest failed exchange of an integration."""
-
-    exchange_id: int
-    at: datetime
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class IntegrationHealth:
-    """An integration's calls over a window: volume, success, latency and status."""
-
-    integration_id: int
-    name: str
-    active: bool
-    exchanges: int
-    failures: int
-    success_rate: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    error_kinds: dict[str, int] = field(default_factory=dict)
-    last_error: LastError | None = None
-
-    @property
-    def status(self) -> str:
-        """healthy, degraded, failing or inactive (no calls counts as healthy)."""
-        if not self.active:
-            return "inactive"
-        if self.success_rate is None:
-            return "healthy"
-        if self.success_rate < FAILING_SUCCESS_RATE:
-            return "failing"
-        if self.success_rate < HEALTHY_SUCCESS_RATE or (self.p95_ms or 0.0) > SLOW_P95_MS:
-            return "degraded"
-        return "healthy"
 
 
 @dataclass(frozen=True)
@@ -187,92 +142,6 @@ class ReportService:
                 .order_by(day)
             ).all()
         return [DailyCount(str(d), int(c)) for d, c in rows]
-
-    def health(
-        self, actor: Actor, window: timedelta = timedelta(hours=24)
-    ) -> list[IntegrationHealth]:
-        """Per integration over a window: calls, success rate, error kinds, p50/p95, last error."""
-        actor.require(Permission.VIEW_REPORTS, "view integration health")
-        since = self.ctx.now() - window
-        in_window = ExchangeRecord.started_at >= since
-        with self.ctx.db.session() as s:
-            integrations = s.execute(
-                select(Integration.id, Integration.name, Integration.active)
-                .order_by(Integration.name)
-            ).all()
-            totals = {
-                int(i): (int(n), int(f))
-                for i, n, f in s.execute(
-                    select(ExchangeRecord.integration_id, func.count(),
-                           func.coalesce(func.sum(case(
-                               (ExchangeRecord.error_kind.is_not(None), 1), else_=0)), 0))
-                    .where(in_window, ExchangeRecord.integration_id.is_not(None))
-                    .group_by(ExchangeRecord.integration_id)
-                ).all()
-            }
-            kinds: dict[int, dict[str, int]] = {}
-            for i, kind, n in s.execute(
-                select(ExchangeRecord.integration_id, ExchangeRecord.error_kind, func.count())
-                .where(in_window, ExchangeRecord.error_kind.is_not(None))
-                .group_by(ExchangeRecord.integration_id, ExchangeRecord.error_kind)
-            ).all():
-                if i is not None:
-                    kinds.setdefault(int(i), {})[str(kind)] = int(n)
-            percentiles = self._latency_percentiles(s, since)
-            last_errors = self._last_errors(s, since)
-        report = []
-        for integration_id, name, active in integrations:
-            n, failures = totals.get(integration_id, (0, 0))
-            p50, p95 = percentiles.get(integration_id, (None, None))
-            report.append(IntegrationHealth(
-                integration_id=integration_id, name=name, active=active, exchanges=n,
-                failures=failures, success_rate=(n - failures) / n if n else None,
-                p50_ms=p50, p95_ms=p95, error_kinds=kinds.get(integration_id, {}),
-                last_error=last_errors.get(integration_id),
-            ))
-        return report
-
-    @staticmethod
-    def _latency_percentiles(s: Session, since: datetime) -> dict[int, tuple[float, float]]:
-        """Nearest-rank p50 and p95 of elapsed time per integration, via window functions."""
-        ranked = (
-            select(
-                ExchangeRecord.integration_id.label("iid"),
-                ExchangeRecord.elapsed_ms.label("ms"),
-                func.row_number().over(partition_by=ExchangeRecord.integration_id,
-                                       order_by=ExchangeRecord.elapsed_ms).label("rn"),
-                func.count().over(partition_by=ExchangeRecord.integration_id).label("n"),
-            )
-            .where(ExchangeRecord.started_at >= since, ExchangeRecord.integration_id.is_not(None))
-            .subquery()
-        )
-        result: dict[int, tuple[float, float]] = {}
-        for p in (0.50, 0.95):
-            # nearest rank: the smallest value whose rank reaches p * n
-            target = ranked.c.rn >= ranked.c.n * p
-            rows = s.execute(
-                select(ranked.c.iid, func.min(ranked.c.ms)).where(target).group_by(ranked.c.iid)
-            ).all()
-            for iid, ms in rows:
-                p50, p95 = result.get(int(iid), (0.0, 0.0))
-                result[int(iid)] = (float(ms), p95) if p == 0.50 else (p50, float(ms))
-        return result
-
-    @staticmethod
-    def _last_errors(s: Session, since: datetime) -> dict[int, LastError]:
-        newest = (
-            select(func.max(ExchangeRecord.id).label("id"))
-            .where(ExchangeRecord.error_kind.is_not(None), ExchangeRecord.started_at >= since)
-            .group_by(ExchangeRecord.integration_id)
-            .subquery()
-        )
-        rows = s.execute(
-            select(ExchangeRecord.integration_id, ExchangeRecord.id, ExchangeRecord.started_at,
-                   ExchangeRecord.error_kind, ExchangeRecord.error_message)
-            .join(newest, newest.c.id == ExchangeRecord.id)
-        ).all()
-        return {int(i): LastError(int(x), at, str(k), str(m or "")) for i, x, at, k, m in rows
-                if i is not None}
 
     def audit_log(
         self,

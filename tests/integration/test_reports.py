@@ -12,6 +12,7 @@ from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound, PermissionDenied
 from linker.services.exchanges import ExchangeFilter, ExchangeService
+from linker.services.health import HealthService
 from linker.services.reports import ReportService
 from linker.store.models import (
     AuditEvent,
@@ -101,7 +102,8 @@ def test_coverage_counts_links_and_latest_outcomes(ctx: ServiceContext,
 
 def test_health_rates_percentiles_and_status(ctx: ServiceContext,
                                              seeded: dict[str, int]) -> None:
-    health = {h.name: h for h in ReportService(ctx).health(LEAD, timedelta(hours=24))}
+    # The per-integration health is the Health page's tiles (ReportService.health went).
+    health = {t.name: t for t in HealthService(ctx).overview(LEAD, "24h").tiles}
     shop = health["Shop"]
     assert shop.exchanges == 20
     assert shop.failures == 2
@@ -142,8 +144,6 @@ def test_reports_refused_to_roles_without_permission(ctx: ServiceContext, role: 
     with pytest.raises(PermissionDenied):
         service.coverage(actor)
     with pytest.raises(PermissionDenied):
-        service.health(actor)
-    with pytest.raises(PermissionDenied):
         service.audit_log(actor)
     with pytest.raises(PermissionDenied):
         ExchangeService(ctx).list(actor)
@@ -151,7 +151,7 @@ def test_reports_refused_to_roles_without_permission(ctx: ServiceContext, role: 
 
 def test_developer_sees_health_but_not_audit(ctx: ServiceContext) -> None:
     developer = Actor("dev", Role.DEVELOPER)
-    assert ReportService(ctx).health(developer) == []
+    assert HealthService(ctx).overview(developer).tiles == []
     with pytest.raises(PermissionDenied):
         ReportService(ctx).audit_log(developer)
 

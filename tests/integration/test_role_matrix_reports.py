@@ -28,7 +28,6 @@ A, D, G, L = Role.ADMIN, Role.DEVELOPER, Role.AGENT, Role.SUPPORT_LEAD
 Call = Callable[[ServiceContext, Actor], Any]
 MATRIX: dict[str, tuple[Call, set[Role]]] = {
     "reports.coverage": (lambda c, a: ReportService(c).coverage(a), {A, D, L}),
-    "reports.health": (lambda c, a: ReportService(c).health(a), {A, D, L}),
     "reports.links_per_day": (lambda c, a: ReportService(c).links_per_day(a), {A, D, L}),
     "reports.audit_log": (lambda c, a: ReportService(c).audit_log(a), {A, L}),
     "exchanges.list": (lambda c, a: ExchangeService(c).list(a), {A, D, L}),

@@ -305,7 +305,7 @@ def _run_flows(scan: Scan, svc: Services, url: str, tmp_path: Path,
     scan.check("exchange export", "\n".join(svc.exchange_log.export_jsonl(SYSTEM)))
     scan.check("audit CSV", svc.audit_log.export_csv(SYSTEM))
     scan.check("coverage CSV", svc.coverage.export_csv(SYSTEM, echo.id))
-    seen("reports", (svc.reports.health(SYSTEM), svc.reports.audit_log(SYSTEM)))
+    seen("reports", (svc.health.overview(SYSTEM), svc.reports.audit_log(SYSTEM)))
 
     for argv in (["exchanges", "list"], ["exchanges", "show", str(newest)],
                  ["exchanges", "curl", str(newest)], ["exchanges", "export"],
