@@ -34,6 +34,7 @@ from linker.config import Settings
 from linker.core.permissions import Actor, Role
 from linker.services.audit_log import AuditChoices, AuditCursor, AuditFilter, AuditPage
 from linker.services.autolinking import OutcomeCounts, OutcomeView
+from linker.services.backfill import BackfillChoice
 from linker.services.coverage import SharePoint, WorklistPage
 from linker.services.customers import CustomerSummary, CustomerView
 from linker.services.facade import Services
@@ -112,6 +113,12 @@ def reader(read: Callable[Concatenate[Services, Actor, P], T]
 def integration_list(svc: Services, actor: Actor) -> list[IntegrationView]:
     """Every integration (no secrets)."""
     return svc.integrations.list(actor)
+
+
+@reader
+def backfill_choices(svc: Services, actor: Actor) -> list[BackfillChoice]:
+    """The integrations a backfill may run over (active, auto-linking on, with a field)."""
+    return svc.backfill.eligible(actor)
 
 
 @reader

@@ -23,7 +23,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.auth import require
-from dashboard.present import BADGE_HEX, badge_color, badge_label, bold, text, when
+from dashboard.present import BADGE_HEX, badge_color, bold, text, when
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
     autolink_rule_sentence,
@@ -34,6 +34,7 @@ from dashboard.widgets import (
     status_cells,
 )
 from linker.core.autolink import Outcome
+from linker.core.outcomes import outcome_label
 from linker.core.permissions import Actor, Permission
 from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
 from linker.services.backfill_jobs import RunStatus
@@ -101,7 +102,7 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
                                  format_func=lambda i: "All integrations" if i == 0
                                  else names.get(i, str(i)))
     outcome = b.selectbox("Outcome", ["", *(o.value for o in Outcome)], key="outcomes.outcome",
-                          format_func=lambda o: "All outcomes" if o == "" else badge_label(o))
+                          format_func=lambda o: "All outcomes" if o == "" else outcome_label(o))
     window = c.selectbox("Time", list(WINDOWS), index=2, key="outcomes.window",
                          format_func=lambda w: WINDOWS[w])
     try:
@@ -115,7 +116,7 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
         st.info("No auto-link attempt matches these filters.")
     else:
         st.dataframe(status_cells(pd.DataFrame([{
-            "Time": when(r.created_at), "Outcome": badge_label(r.outcome.value),
+            "Time": when(r.created_at), "Outcome": outcome_label(r.outcome.value),
             "Integration": r.integration_name,
             "Customer": f"{r.customer_name} ({r.customer_id})", "Reason": r.reason,
             "Exchange": r.exchange_id, "Trigger": r.trigger,
@@ -123,11 +124,11 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
             column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
                            "Reason": st.column_config.TextColumn(width="large")})
         st.caption(f"{len(rows)} newest attempt(s) shown.")
-    per_outcome = (counts.by_integration.get(names.get(integration_id, ""), {})
-                   if integration_id else counts.total)
+    per_outcome = (counts.by_integration.get(integration_id, {}) if integration_id
+                   else counts.total)
     outcome_chart(per_outcome)
     labels = {r.exchange_id: f"Exchange {r.exchange_id} · {r.customer_name} · "
-              f"{r.integration_name} · {r.outcome.value.replace('_', ' ')}"
+              f"{r.integration_name} · {outcome_label(r.outcome.value)}"
               for r in rows if r.exchange_id is not None}
     if labels:
         chosen = st.selectbox("Open the exchange of an outcome", [0, *labels],
@@ -146,7 +147,7 @@ def outcome_chart(per_outcome: dict[str, int]) -> None:
     labels = [o.value for o in Outcome]
     values = [int(per_outcome.get(label, 0)) for label in labels]
     colors = [BADGE_HEX[badge_color(label)] for label in labels]
-    figure = go.Figure(go.Bar(x=[label.replace("_", " ") for label in labels], y=values,
+    figure = go.Figure(go.Bar(x=[outcome_label(label) for label in labels], y=values,
                               marker_color=colors, text=values, textposition="auto"))
     figure.update_layout(title="Attempts per outcome", height=320,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="attempts")
@@ -200,7 +201,8 @@ def summary_view(summary: BackfillSummary) -> None:
     m[1].metric("Skipped (done before)", summary.resumed)
     m[2].metric("Time", f"{summary.elapsed_s:.1f} s")
     m[3].metric("Profiles / s", f"{summary.profiles_per_second:.1f}")
-    st.dataframe(status_cells(pd.DataFrame([{"Outcome": badge_label(k), "Attempts": v}
+    st.dataframe(status_cells(pd.DataFrame([{"Outcome": outcome_label(k, dry_run=summary.dry_run),
+                                             "Attempts": v}
                                             for k, v in counts.items()]), "Outcome"),
                  hide_index=True, key="backfill.summary_table")
     if summary.cancelled:
@@ -221,7 +223,7 @@ def results_view(summary: BackfillSummary) -> None:
     def label(value: str) -> str:
         if value == "":
             return "All outcomes"
-        return "would link" if dry and value == "linked" else badge_label(value)
+        return outcome_label(value, dry_run=dry)
 
     chosen = st.selectbox("Outcome", ["", *(o.value for o in Outcome)],
                           key="backfill.results.outcome",
@@ -321,14 +323,16 @@ def last_queued_run(status: RunStatus) -> None:
                     f"{status.counts.get('linked', 0)} linked; chunk jobs: {chunks}."))
 
 
-def backfill_section(actor: Actor, views: Sequence[IntegrationView],
-                     job: state.BackgroundJob | None, job_done: bool) -> None:
+def backfill_section(actor: Actor, job: state.BackgroundJob | None, job_done: bool) -> None:
     """Choose integrations, dry run, run, progress and summary."""
     st.subheader("Backfill")
     st.caption("Runs auto-linking over the profiles that are not linked yet. Start with a dry "
                "run: it asks the adaptors and reports what would happen, but links nothing.")
-    eligible = {v.id: v.name for v in views
-                if v.active and v.autolink_enabled and v.autolink_fields}
+    try:
+        eligible = {c.id: c.name for c in state.backfill_choices(actor)}
+    except ServiceError as exc:
+        show_error(exc)
+        return
     if not eligible:
         st.info("No active integration has auto-linking on with a field; turn it on above.")
         return
@@ -410,7 +414,7 @@ def main() -> None:
     integrations = state.integration_list(actor)
     integration_settings(actor, integrations)
     outcomes_section(actor, integrations)
-    backfill_section(actor, integrations, backfill_job, backfill_done)
+    backfill_section(actor, backfill_job, backfill_done)
 
 
 if __name__ == "__main__":

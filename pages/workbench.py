@@ -534,8 +534,8 @@ def results_frame(outcome: SearchOutcome, customer_id: str) -> pd.DataFrame:
     for row in outcome.rows:
         values = {"Systems": ", ".join(row.system_names)}
         values.update({c.label: row.values.get(c.attribute, "") for c in outcome.columns})
-        held = [f"{s.integration_name}: {s.linked_customer}" for s in row.systems
-                if s.linked_customer_id and s.linked_customer_id != customer_id]
+        held = [f"{s.integration_name}: {holder}" for s in row.systems
+                if (holder := s.held_by_another(customer_id))]
         values["Already linked to"] = "; ".join(held)
         rows.append(values)
     if any(r["Already linked to"] for r in rows):
@@ -574,8 +574,8 @@ def search_results(svc: Services, actor: Actor, view: CustomerView,
 
 def hit_label(hit: SystemHit, customer_id: str) -> str:
     """A system of a result row, as the system picker shows it."""
-    held = (f" · already linked to {hit.linked_customer}"
-            if hit.linked_customer_id and hit.linked_customer_id != customer_id else "")
+    holder = hit.held_by_another(customer_id)
+    held = f" · already linked to {holder}" if holder else ""
     return f"{hit.integration_name} · {hit.external_customer_id}{held}"
 
 

@@ -24,7 +24,7 @@ from linker.cli.common import (
     run_command,
     whole_number,
 )
-from linker.core.autolink import Outcome
+from linker.core.outcomes import outcome_label
 from linker.services.backfill import (
     MAX_CONCURRENCY,
     BackfillProgress,
@@ -114,7 +114,8 @@ class ProgressBar:
         """Draw the state after a batch."""
         rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
         filled = int(BAR_WIDTH * p.fraction)
-        shown = ", ".join(f"{_label(k, self.dry_run)} {v}" for k, v in p.counts.items() if v)
+        shown = ", ".join(f"{outcome_label(k, dry_run=self.dry_run)} {v}"
+                          for k, v in p.counts.items() if v)
         line = (f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {p.fraction:4.0%} "
                 f"{p.done}/{p.total} profiles, {rate:.1f}/s" + (f" | {shown}" if shown else ""))
         if self.tty:
@@ -132,12 +133,6 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _label(outcome: str, dry_run: bool) -> str:
-    if dry_run and outcome == Outcome.LINKED.value:
-        return "would link"
-    return outcome
 
 
 @contextmanager
@@ -166,7 +161,7 @@ def print_summary(summary: BackfillSummary) -> None:
     what = "dry run of backfill" if summary.dry_run else "backfill"
     shard = f", shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else ""
     print(f"{what}: {', '.join(summary.integrations)}{shard}")
-    rows = [(_label(k, summary.dry_run), v) for k, v in summary.counts.items()]
+    rows = [(outcome_label(k, dry_run=summary.dry_run), v) for k, v in summary.counts.items()]
     print_table(["outcome", "attempts"], [*rows, ("total", summary.attempts)])
     print(f"{summary.done} of {summary.total} profiles in {summary.elapsed_s:.1f} s "
           f"({summary.profiles_per_second:.1f} profiles/s)"

@@ -14,12 +14,12 @@ Flow of one attempt (one profile × one integration), also used by the backfill:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -35,6 +35,8 @@ from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.linking import LinkRecordView, create_link
 from linker.services.refresh import refresh_pairs
 from linker.services.targets import target_for
+from linker.store import integrations as integrations_store
+from linker.store import outcomes as outcomes_store
 from linker.store.exchanges import exchange_row, insert_exchanges, record_exchange
 from linker.store.models import (
     AutolinkOutcome,
@@ -159,20 +161,20 @@ class Attempt:
 # ------------------------------------------------------------------------------------ planning
 
 
-def autolink_integrations(session: Session, ids: Collection[int] | None = None
-                          ) -> list[Integration]:
-    """Active integrations with auto-linking on (optionally only ``ids``), by name."""
-    query = select(Integration).where(Integration.active.is_(True),
-                                      Integration.autolink_enabled.is_(True))
-    if ids is not None:
-        query = query.where(Integration.id.in_(list(ids)))
-    return list(session.scalars(query.order_by(Integration.name_key)))
+def autolink_field_set(integration: Integration) -> frozenset[str]:
+    """The integration's auto-linking fields Linker knows (email, mobile)."""
+    return frozenset(str(f) for f in integration.autolink_fields
+                     if str(f) in {f.value for f in AutolinkField})
+
+
+def has_autolink_field(integration: Integration) -> bool:
+    """True when auto-linking has something to compare: at least one known field."""
+    return bool(autolink_field_set(integration))
 
 
 def snapshot_integration(ctx: ServiceContext, integration: Integration) -> IntegrationSnapshot:
     """The integration's auto-link settings and its adaptor target."""
-    fields = frozenset(str(f) for f in integration.autolink_fields
-                       if str(f) in {f.value for f in AutolinkField})
+    fields = autolink_field_set(integration)
     try:
         return IntegrationSnapshot(integration.id, integration.name, fields,
                                    target_for(integration, ctx.secrets))
@@ -407,7 +409,8 @@ def _customer_attempts(ctx: ServiceContext, customer_id: str,
         if profile is None and session.get(Customer, customer_id) is None:
             raise NotFound(f"customer {customer_id!r} does not exist; check the id or search "
                            "by email, phone or name")
-        integrations = [snapshot_integration(ctx, i) for i in autolink_integrations(session)]
+        integrations = [snapshot_integration(ctx, i)
+                        for i in integrations_store.with_autolink_on(session)]
         known = {customer_id: profile} if profile is not None else None
         return plan_attempts(session, [customer_id], integrations, known)
 
@@ -477,8 +480,9 @@ class OutcomeCounts:
     """Auto-link attempts per outcome (every outcome present, zeros included)."""
 
     total: dict[str, int]
-    by_integration: dict[str, dict[str, int]]
-    """Integration name → outcome → attempts."""
+    by_integration: dict[int, dict[str, int]]
+    """Integration id → outcome → attempts (ids: two integrations may once have had one
+    name)."""
 
     @property
     def attempts(self) -> int:
@@ -533,15 +537,10 @@ class AutolinkService:
         """Every recorded attempt since ``since`` (all time when None), per outcome and
         integration, counted in SQL."""
         actor.require(Permission.VIEW_REPORTS, "view auto-link outcome counts")
-        query = (select(Integration.name, AutolinkOutcome.outcome, func.count())
-                 .join(Integration, Integration.id == AutolinkOutcome.integration_id)
-                 .group_by(Integration.name, AutolinkOutcome.outcome))
-        if since is not None:
-            query = query.where(AutolinkOutcome.created_at >= since)
         total = _zeros()
-        by_integration: dict[str, dict[str, int]] = {}
+        by_integration: dict[int, dict[str, int]] = {}
         with self.ctx.db.session(readonly=True) as session:
-            for name, outcome, count in session.execute(query):
+            for integration_id, outcome, count in outcomes_store.counts(session, since):
                 total[outcome] = total.get(outcome, 0) + count
-                by_integration.setdefault(name, _zeros())[outcome] = count
+                by_integration.setdefault(int(integration_id), _zeros())[outcome] = count
         return OutcomeCounts(total=total, by_integration=dict(sorted(by_integration.items())))

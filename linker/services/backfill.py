@@ -66,7 +66,7 @@ from linker.services.autolinking import (
     AutolinkResult,
     AutolinkTrigger,
     IntegrationSnapshot,
-    autolink_integrations,
+    has_autolink_field,
     judge,
     plan_attempts,
     record_attempt,
@@ -77,6 +77,7 @@ from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
 from linker.services.refresh import RefreshPlan, apply_refresh, apply_refreshes, refresh_pairs
+from linker.store import integrations as integrations_store
 from linker.store.exchanges import record_exchange
 from linker.store.models import BackfillProgress as ProgressRow
 from linker.store.models import Customer, Integration, Link, PulledData
@@ -351,6 +352,14 @@ class _Run:
     of the integration is left pending (the other chunks are done too)."""
 
 
+@dataclass(frozen=True)
+class BackfillChoice:
+    """An integration a backfill may run over."""
+
+    id: int
+    name: str
+
+
 class BackfillService:
     """Auto-links existing unlinked profiles in bulk (see the module docstring)."""
 
@@ -461,6 +470,15 @@ class BackfillService:
         InvalidInput names the unusable ones."""
         return self._integrations(ids)
 
+    def eligible(self, actor: Actor) -> list[BackfillChoice]:
+        """The integrations a backfill may run over, by name: active, auto-linking on and at
+        least one auto-linking field (what ``run`` takes when none is chosen)."""
+        actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
+        with self.ctx.db.session(readonly=True) as session:
+            return [BackfillChoice(i.id, i.name)
+                    for i in integrations_store.with_autolink_on(session)
+                    if has_autolink_field(i)]
+
     def _heal(self, state: _Run, shard: tuple[int, int] | None,
               cancel: threading.Event | None, only: tuple[str, str] | None = None
               ) -> tuple[int, int]:
@@ -494,7 +512,8 @@ class BackfillService:
 
     def _integrations(self, ids: Sequence[int] | None) -> list[IntegrationSnapshot]:
         with self.ctx.db.session(readonly=True) as session:
-            found = autolink_integrations(session, None if ids is None else set(ids))
+            found = integrations_store.with_autolink_on(
+                session, None if ids is None else set(ids))
             snapshots = [snapshot_integration(self.ctx, i) for i in found]
         if ids is None:
             usable = [s for s in snapshots if s.fields]

@@ -101,6 +101,13 @@ class SystemHit:
     linked_customer: str | None = None
     """That profile as a person reads it: ``Name (id …)``."""
 
+    def held_by_another(self, customer_id: str) -> str | None:
+        """Who holds this record when it is linked to a profile other than ``customer_id``
+        (``Name (id …)``); None when it is free or already this profile's."""
+        if self.linked_customer_id and self.linked_customer_id != customer_id:
+            return self.linked_customer or self.linked_customer_id
+        return None
+
 
 @dataclass(frozen=True)
 class SearchRow:

@@ -6,7 +6,7 @@ and a config is encrypted onto a row (``write_config``). Services call these; th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,15 @@ def names_of(s: Session, ids: Sequence[int]) -> dict[int, str]:
 def all_by_name(s: Session) -> list[Integration]:
     """Every integration, ordered by name."""
     return list(s.scalars(select(Integration).order_by(Integration.name_key)))
+
+
+def with_autolink_on(s: Session, ids: Collection[int] | None = None) -> list[Integration]:
+    """Active integrations with auto-linking on (optionally only ``ids``), by name."""
+    query = select(Integration).where(Integration.active.is_(True),
+                                      Integration.autolink_enabled.is_(True))
+    if ids is not None:
+        query = query.where(Integration.id.in_(list(ids)))
+    return list(s.scalars(query.order_by(Integration.name_key)))
 
 
 def active_ids(s: Session, ids: Sequence[int] | None = None) -> list[int]:

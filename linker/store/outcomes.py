@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linker.store.models import AutolinkOutcome
@@ -17,3 +19,13 @@ def pair_outcomes(s: Session, customer_id: str, integration_id: int, limit: int
                AutolinkOutcome.integration_id == integration_id)
         .order_by(AutolinkOutcome.created_at.desc(), AutolinkOutcome.id.desc())
         .limit(limit)))
+
+
+def counts(s: Session, since: datetime | None = None) -> list[tuple[int, str, int]]:
+    """(integration id, outcome, attempts) of every outcome recorded since ``since`` (all time
+    when None), counted in SQL."""
+    query = (select(AutolinkOutcome.integration_id, AutolinkOutcome.outcome, func.count())
+             .group_by(AutolinkOutcome.integration_id, AutolinkOutcome.outcome))
+    if since is not None:
+        query = query.where(AutolinkOutcome.created_at >= since)
+    return [(int(i), str(o), int(n)) for i, o, n in s.execute(query)]

@@ -444,7 +444,8 @@ def test_twenty_customers_matching_one_record_make_one_link(world: World) -> Non
 def test_recent_outcomes_and_counts(world: World) -> None:
     person = unique_record()
     shop = world.add_integration("Shop", "shop", autolink_fields=["email"])
-    world.add_integration("Flaky", "shop", faults=["status:500"], autolink_fields=["email"])
+    flaky = world.add_integration("Flaky", "shop", faults=["status:500"],
+                                  autolink_fields=["email"])
     linked = world.add_customer("Linked", [person.emails[0]])
     nobody = world.add_customer("Nobody", ["nobody@nowhere.example"])
     run(world, linked)
@@ -468,9 +469,9 @@ def test_recent_outcomes_and_counts(world: World) -> None:
     assert counts.attempts == 4
     assert (counts.total["linked"], counts.total["no_match"], counts.total["error"]) == (1, 1, 2)
     assert counts.total["ambiguous"] == 0
-    assert counts.by_integration["Flaky"]["error"] == 2
-    assert counts.by_integration["Shop"] == {**{o.value: 0 for o in Outcome}, "linked": 1,
-                                             "no_match": 1}
+    assert counts.by_integration[flaky]["error"] == 2  # keyed by integration id
+    assert counts.by_integration[shop] == {**{o.value: 0 for o in Outcome}, "linked": 1,
+                                           "no_match": 1}
     assert service.outcome_counts(LEAD, since=later).attempts == 0
 
     with pytest.raises(InvalidInput, match="unknown outcome"):

@@ -40,6 +40,7 @@ MATRIX: dict[str, tuple[Call, set[Role]]] = {
     "why.explain": (lambda c, a: WhyService(c).explain(a, "nobody", 1), {A, D, G, L}),
     "linking.systems": (lambda c, a: LinkingService(c).systems(a), {A, D, G, L}),
     "backfill.run": (lambda c, a: BackfillService(c).run(a, dry_run=True), {A}),
+    "backfill.eligible": (lambda c, a: BackfillService(c).eligible(a), {A}),
 }
 
 
