@@ -65,6 +65,18 @@ def error(message: object, *, icon: str | None = None) -> None:
     st.error(present.text(message), icon=icon)
 
 
+FILTER_WIDTH = 220
+"""Pixels of each control in a ``filter_bar``: equal widths, wrapping onto a new line only
+when the page is too narrow."""
+
+
+def filter_bar(key: str) -> Any:
+    """The one row of filters a list page shows above its table (Audit log, Coverage
+    worklists, auto-link outcomes): a horizontal container; give each control
+    ``width=FILTER_WIDTH``."""
+    return st.container(horizontal=True, vertical_alignment="bottom", key=key, gap="small")
+
+
 def status_badge(value: str, *, help: str | None = None) -> None:
     """A coloured badge for a health status (healthy/degraded/failing/inactive), an auto-link
     outcome (linked, no_match, …), an exchange result (ok/failed) or a check (pass/warn/fail)."""

@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import present, state
 from dashboard.auth import require
-from dashboard.widgets import dataframe_of, show_error
+from dashboard.widgets import FILTER_WIDTH, dataframe_of, filter_bar, show_error
 from linker.core.permissions import Actor, Permission
 from linker.services.audit_log import AuditCursor, AuditFilter, AuditPage
 from linker.services.errors import PermissionDenied, ServiceError
@@ -34,19 +34,22 @@ def filters(actor: Actor) -> AuditFilter:
     """The filter widgets, read into an ``AuditFilter``."""
     choices = state.audit_choices(actor)
     systems = {s.id: s.name for s in state.systems(actor)}
-    a, b, c = st.columns(3)
-    who = a.selectbox("Actor", ["", *choices.actors], key="audit.actor",
-                      format_func=lambda x: x or "Everyone", on_change=_reset_pages)
-    action = b.selectbox("Action", ["", *choices.actions], key="audit.action",
-                         format_func=lambda x: x or "Every action", on_change=_reset_pages)
-    integration = c.selectbox("Integration", [0, *systems], key="audit.integration",
-                              format_func=lambda i: "Every integration" if i == 0
-                              else systems.get(i, str(i)), on_change=_reset_pages)
-    d, e = st.columns(2)
-    customer = d.text_input("Customer id", key="audit.customer", on_change=_reset_pages,
-                            placeholder="e.g. c_1a2b3c (empty: every customer)")
-    window = e.selectbox("Time", list(WINDOWS), index=4, key="audit.window",
-                         format_func=lambda w: WINDOWS[w], on_change=_reset_pages)
+    with filter_bar("audit.filters"):
+        who = st.selectbox("Actor", ["", *choices.actors], key="audit.actor",
+                           format_func=lambda x: x or "Everyone", on_change=_reset_pages,
+                           width=FILTER_WIDTH)
+        action = st.selectbox("Action", ["", *choices.actions], key="audit.action",
+                              format_func=lambda x: x or "Every action",
+                              on_change=_reset_pages, width=FILTER_WIDTH)
+        integration = st.selectbox("Integration", [0, *systems], key="audit.integration",
+                                   format_func=lambda i: "Every integration" if i == 0
+                                   else systems.get(i, str(i)), on_change=_reset_pages,
+                                   width=FILTER_WIDTH)
+        customer = st.text_input("Customer id", key="audit.customer", on_change=_reset_pages,
+                                 placeholder="empty: every customer", width=FILTER_WIDTH)
+        window = st.selectbox("Time", list(WINDOWS), index=4, key="audit.window",
+                              format_func=lambda w: WINDOWS[w], on_change=_reset_pages,
+                              width=FILTER_WIDTH)
     return AuditFilter(actor=who or None, action=action or None,
                        integration_id=integration or None,
                        customer_id=customer.strip() or None, since=state.since(window))

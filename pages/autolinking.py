@@ -26,9 +26,11 @@ from dashboard.auth import require
 from dashboard.present import BADGE_HEX, badge_color, bold, text, when
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
+    FILTER_WIDTH,
     autolink_rule_sentence,
     exchange_link,
     exchange_viewer,
+    filter_bar,
     show_error,
     status_badge,
     status_cells,
@@ -97,14 +99,16 @@ def outcomes_section(actor: Actor, views: Sequence[IntegrationView]) -> None:
     """Filters, the outcomes table, the counts chart and the exchange of a chosen outcome."""
     st.subheader("Recent outcomes")
     names = {v.id: v.name for v in views}
-    a, b, c = st.columns(3)
-    integration_id = a.selectbox("Integration", [0, *names], key="outcomes.integration",
-                                 format_func=lambda i: "All integrations" if i == 0
-                                 else names.get(i, str(i)))
-    outcome = b.selectbox("Outcome", ["", *(o.value for o in Outcome)], key="outcomes.outcome",
-                          format_func=lambda o: "All outcomes" if o == "" else outcome_label(o))
-    window = c.selectbox("Time", list(WINDOWS), index=2, key="outcomes.window",
-                         format_func=lambda w: WINDOWS[w])
+    with filter_bar("outcomes.filters"):
+        integration_id = st.selectbox("Integration", [0, *names], key="outcomes.integration",
+                                      format_func=lambda i: "All integrations" if i == 0
+                                      else names.get(i, str(i)), width=FILTER_WIDTH)
+        outcome = st.selectbox("Outcome", ["", *(o.value for o in Outcome)],
+                               key="outcomes.outcome", width=FILTER_WIDTH,
+                               format_func=lambda o: "All outcomes" if o == ""
+                               else outcome_label(o))
+        window = st.selectbox("Time", list(WINDOWS), index=2, key="outcomes.window",
+                              format_func=lambda w: WINDOWS[w], width=FILTER_WIDTH)
     try:
         rows = state.recent_outcomes(actor, integration_id=integration_id or None,
                                      outcome=outcome or None, window=window)

@@ -19,7 +19,7 @@ import streamlit as st
 
 from dashboard import present, state
 from dashboard.auth import require
-from dashboard.widgets import caption, dataframe_of, info, show_error
+from dashboard.widgets import FILTER_WIDTH, caption, dataframe_of, filter_bar, info, show_error
 from linker.core.permissions import Actor, Permission
 from linker.services.coverage import REASONS, SharePoint, WorklistPage
 from linker.services.errors import PermissionDenied, ServiceError
@@ -80,19 +80,20 @@ def worklist_section(actor: Actor, coverage: Coverage) -> None:
     if not names:
         st.info("No integration yet: there is nothing to link to.")
         return
-    a, b = st.columns(2)
-    integration_id = a.selectbox("Integration", list(names), key="coverage.integration",
-                                 format_func=lambda i: names.get(i, str(i)),
-                                 on_change=_reset_pages)
-    try:
-        counts = state.worklist_counts(actor, integration_id)
-    except (ServiceError, PermissionDenied) as exc:
-        show_error(exc)
-        return
-    total = sum(counts.values())
-    reason = b.selectbox("Reason", ["", *REASONS], key="coverage.reason",
-                         format_func=lambda r: f"Every reason ({total})" if r == ""
-                         else f"{REASONS[r]} ({counts.get(r, 0)})", on_change=_reset_pages)
+    with filter_bar("coverage.filters"):
+        integration_id = st.selectbox("Integration", list(names), key="coverage.integration",
+                                      format_func=lambda i: names.get(i, str(i)),
+                                      on_change=_reset_pages, width=FILTER_WIDTH)
+        try:
+            counts = state.worklist_counts(actor, integration_id)
+        except (ServiceError, PermissionDenied) as exc:
+            show_error(exc)
+            return
+        total = sum(counts.values())
+        reason = st.selectbox("Reason", ["", *REASONS], key="coverage.reason",
+                              format_func=lambda r: f"Every reason ({total})" if r == ""
+                              else f"{REASONS[r]} ({counts.get(r, 0)})",
+                              on_change=_reset_pages, width=FILTER_WIDTH)
     cursors: list[str | None] = st.session_state.setdefault(CURSORS, [])
     after = cursors[-1] if cursors else None
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from streamlit.proto.Block_pb2 import Block as BlockProto
 from streamlit.testing.v1 import AppTest
 
 from linker.services.facade import Services
@@ -83,3 +85,33 @@ def test_filters(app_as: Callable[..., AppTest], seeded: dict[str, int]) -> None
     at.selectbox(key="audit.action").set_value("integration.updated").run()
     assert list(table(at, "Time", "Action")["Action"]) == ["integration.updated"]
     assert at.get("download_button")
+
+
+
+def keyed_block(node: Any, key: str) -> Any:
+    """The container whose key is ``key`` (its proto id ends with ``-<key>``), depth first."""
+    for child in getattr(node, "children", {}).values():
+        if type(child).__name__ == "Block" and str(child.proto.id).endswith(f"-{key}"):
+            return child
+        found = keyed_block(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize(("page", "bar", "controls"), [
+    ("audit.py", "audit.filters",
+     {"audit.actor", "audit.action", "audit.integration", "audit.customer", "audit.window"}),
+    ("coverage.py", "coverage.filters", {"coverage.integration", "coverage.reason"}),
+    ("autolinking.py", "outcomes.filters",
+     {"outcomes.integration", "outcomes.outcome", "outcomes.window"}),
+])
+def test_list_pages_show_their_filters_in_one_shared_bar(
+        app_as: Callable[..., AppTest], seeded: dict[str, int], page: str, bar: str,
+        controls: set[str]) -> None:
+    at = app_as("admin", page=page)
+    assert not at.exception, at.exception
+    block = keyed_block(at.main, bar)
+    assert block is not None, f"no filter bar {bar}"
+    assert block.proto.flex_container.direction == BlockProto.FlexContainer.Direction.HORIZONTAL
+    assert {w.key for w in (*block.selectbox, *block.text_input)} == controls
