@@ -521,3 +521,17 @@ def _insert_all(db: Database, rows: _Rows, report: HistoryReport) -> None:
             connection.execute(text(
                 "SELECT setval(pg_get_serial_sequence('exchanges', 'id'), "
                 "(SELECT COALESCE(MAX(id), 1) FROM exchanges))"))
+    refresh_planner_statistics(db, [table.name for name, table in _TABLES
+                                    if rows.tables.get(name)])
+
+
+def refresh_planner_statistics(db: Database, tables: Sequence[str]) -> None:
+    """On PostgreSQL, ANALYZE the tables a bulk load just filled: the demo is used at once,
+    before autovacuum has looked at them, and with the empty tables' statistics the planner
+    picks nested loops (the Coverage reason counts took 2 s instead of 50 ms). SQLite keeps
+    no statistics unless asked, and its plans are tuned without them: left alone."""
+    if not tables or db.engine.dialect.name != "postgresql":
+        return
+    with db.engine.begin() as connection:
+        for table in tables:
+            connection.execute(text(f'ANALYZE "{table}"'))
