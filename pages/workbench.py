@@ -25,8 +25,7 @@ so a reload or a link from another page opens it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -207,8 +206,7 @@ def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
             st.rerun()
 
 
-@dataclass(frozen=True)
-class NewCustomer:
+class NewCustomer(NamedTuple):
     """What the create form holds."""
 
     name: str
