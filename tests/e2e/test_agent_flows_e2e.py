@@ -84,7 +84,7 @@ def test_agent_creates_a_customer_who_is_auto_linked_and_sees_the_orders(
     email, count = record.emails[0], orders(record)
     open_workbench(page, demo_site)
     create = page.locator(key_class("wb.create.open"))
-    create.get_by_text("Create a customer").click()
+    create.get_by_text("New profile").click()
     create.get_by_role("textbox", name="Name", exact=True).fill(record.name)
     create.get_by_role("textbox", name="Email", exact=True).fill(email)
     create.get_by_role("button", name="Create and auto-link").click()
