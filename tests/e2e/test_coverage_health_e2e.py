@@ -16,11 +16,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.present import badge_label
+from linker.core.permissions import SYSTEM
 from linker.csvexport import safe_cell
 from linker.demo import DEMO_ACCOUNTS
 from linker.services.coverage import REASONS, WORKLIST_COLUMNS
 from linker.services.integrations import IntegrationService
-from linker.services.permissions import SYSTEM
 from tests.e2e.browser import (
     TIMEOUT_MS,
     demo_db,
