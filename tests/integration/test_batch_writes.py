@@ -28,7 +28,6 @@ from linker.lookup import Trigger
 from linker.services.autolinking import (
     AutolinkResult,
     AutolinkTrigger,
-    autolink_integrations,
     plan_attempts,
     record_attempt,
     record_attempts,
@@ -37,6 +36,7 @@ from linker.services.autolinking import (
 )
 from linker.services.context import ServiceContext
 from linker.services.refresh import RefreshOutcome, apply_refresh, apply_refreshes, plan_refresh
+from linker.store import integrations as integrations_store
 from linker.store.database import Database
 from linker.store.models import (
     AuditEvent,
@@ -113,7 +113,8 @@ def _play(world: World, record_step: Recorder, apply_step: Applier
     """Plan, send and record every attempt, then refresh every new link."""
     ctx = world.ctx
     with ctx.db.session(readonly=True) as session:
-        integrations = [snapshot_integration(ctx, i) for i in autolink_integrations(session)]
+        integrations = [snapshot_integration(ctx, i)
+                        for i in integrations_store.with_autolink_on(session)]
         ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
         attempts = plan_attempts(session, ids, integrations)
     exchanges = send_attempts(ctx, attempts, trigger=Trigger.BACKFILL)
