@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import streamlit as st  # noqa: E402
+from apptest_pages import print_medians, signed_in, timed  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from sqlalchemy import create_engine, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -57,7 +58,6 @@ from linker.demo_history import seed_history  # noqa: E402
 from linker.store.database import display_url  # noqa: E402
 from linker.store.models import ExchangeRecord, Integration  # noqa: E402
 
-APP = str(ROOT / "dashboard" / "app.py")
 PAGES = (("Link workbench", "workbench.py"), ("Integrations", "integrations.py"),
          ("Auto-linking", "autolinking.py"), ("Adaptor debugger", "debugger.py"),
          ("Coverage", "coverage.py"), ("Audit log", "audit.py"))
@@ -81,24 +81,6 @@ def database(url: str, home: Path) -> Iterator[str]:
         with server.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
-
-
-def signed_in(role: str) -> AppTest:
-    """A fresh AppTest with the session keys of a signed-in ``role``."""
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["auth_username"] = f"bench-{role}"
-    at.session_state["auth_role"] = role
-    return at
-
-
-def timed(action: Callable[[], AppTest]) -> tuple[float, AppTest]:
-    """Seconds ``action`` took and its app; raises when the app raised."""
-    start = time.perf_counter()
-    at = action()
-    elapsed = time.perf_counter() - start
-    if at.exception:
-        raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
-    return elapsed, at
 
 
 def page_round() -> dict[str, float]:
@@ -207,11 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         emails = [c.emails[0] for c in customers if c.kind == "duplicate_email"]
         pages = [page_round() for _ in range(args.rounds)]
         bench = [workbench_round(url, emails[n % len(emails)]) for n in range(args.rounds)]
-    print(f"\n{'first render':<34} {'median':>8} {'max':>8}")
-    for step in pages[0]:
-        values = [r[step] for r in pages]
-        print(f"{step:<34} {statistics.median(values) * 1000:>6.0f}ms "
-              f"{max(values) * 1000:>6.0f}ms")
+    print_medians("first render", pages, 34)
     print(f"\n{'workbench action':<34} {'wall':>8} {'calls':>6} {'adaptors':>9} {'added':>8}")
     for step in bench[0]:
         rows = [r[step] for r in bench if step in r]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import streamlit as st  # noqa: E402
+from apptest_pages import print_medians, signed_in, timed  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from sqlalchemy import Table, insert  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -50,7 +50,6 @@ from linker.store.models import (  # noqa: E402
 from linker.store.secretbox import generate_key  # noqa: E402
 
 BATCH = 10_000
-APP = str(ROOT / "dashboard" / "app.py")
 INTEGRATIONS = ["Shop", "Loyalty", "Travel", "Flaky Shop"]
 OUTCOMES = [("no_match", 40), ("ambiguous", 15), ("no_field_match", 10), ("conflict", 5),
             ("error", 10), ("skipped", 5)]
@@ -171,22 +170,9 @@ def generate(db: Database, profiles: int, exchanges: int, audit: int, seed: int)
 # -- timing -----------------------------------------------------------------------------------
 
 
-def signed_in(role: str) -> AppTest:
-    """A fresh AppTest with the session keys of a signed-in ``role``."""
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["auth_username"] = f"bench-{role}"
-    at.session_state["auth_role"] = role
-    return at
-
-
-def timed(action: Callable[[], AppTest]) -> float:
+def seconds(action: Callable[[], AppTest]) -> float:
     """Seconds ``action`` took; raises when the app raised."""
-    start = time.perf_counter()
-    at = action()
-    elapsed = time.perf_counter() - start
-    if at.exception:
-        raise RuntimeError(f"the page raised: {at.exception}")
-    return elapsed
+    return timed(action)[0]
 
 
 def round_once() -> dict[str, float]:
@@ -194,17 +180,17 @@ def round_once() -> dict[str, float]:
     st.cache_data.clear()
     figures: dict[str, float] = {}
     at = signed_in("support_lead")
-    figures["frame + Health first render (24 h, lands there)"] = timed(at.run)
-    figures["Health, switch to last week"] = timed(
+    figures["frame + Health first render (24 h, lands there)"] = seconds(at.run)
+    figures["Health, switch to last week"] = seconds(
         lambda: at.radio(key="health.window").set_value("7d").run())
-    figures["Coverage first render"] = timed(lambda: at.switch_page("../pages/coverage.py").run())
-    figures["Coverage worklist, next page"] = timed(
+    figures["Coverage first render"] = seconds(lambda: at.switch_page("../pages/coverage.py").run())
+    figures["Coverage worklist, next page"] = seconds(
         lambda: at.button(key="coverage.next").click().run())
-    figures["Coverage worklist, reason 'ambiguous'"] = timed(
+    figures["Coverage worklist, reason 'ambiguous'"] = seconds(
         lambda: at.selectbox(key="coverage.reason").set_value("ambiguous").run())
-    figures["Audit log first render"] = timed(lambda: at.switch_page("../pages/audit.py").run())
-    figures["Audit log, older page"] = timed(lambda: at.button(key="audit.older").click().run())
-    figures["Audit log, filter actor 'bob'"] = timed(
+    figures["Audit log first render"] = seconds(lambda: at.switch_page("../pages/audit.py").run())
+    figures["Audit log, older page"] = seconds(lambda: at.button(key="audit.older").click().run())
+    figures["Audit log, filter actor 'bob'"] = seconds(
         lambda: at.selectbox(key="audit.actor").set_value("bob").run())
     return figures
 
@@ -241,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                       LINKER_SECRET_KEY=os.environ.get("LINKER_SECRET_KEY") or generate_key())
     os.environ.pop("LINKER_DEV_ROLE", None)
     rounds = [round_once() for _ in range(args.rounds)]
-    print(f"\n{'step':<52} {'median':>9} {'max':>9}")
-    for step in rounds[0]:
-        values = [r[step] for r in rounds]
-        print(f"{step:<52} {statistics.median(values) * 1000:>7.0f}ms "
-              f"{max(values) * 1000:>7.0f}ms")
+    print_medians("step", rounds, 52)
     return 0
 
 
