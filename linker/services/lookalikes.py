@@ -37,23 +37,16 @@ def find_lookalikes(customers: CustomerService, actor: Actor, name: str,
         for summary in matches:
             found.setdefault(summary.id, LookAlike(summary, reason))
 
-    for email in (e.strip() for e in emails):
-        if email:
-            try:
-                add(customers.find(actor, email=email, limit=MAX_LOOKALIKES),
-                    f"same email {email}")
-            except InvalidInput:
-                continue
-    for phone in (p.strip() for p in phones):
-        if phone:
-            try:
-                add(customers.find(actor, phone=phone, limit=MAX_LOOKALIKES),
-                    f"same phone {phone}")
-            except InvalidInput:
-                continue
+    contacts = [(field, value.strip()) for field, values in (("email", emails), ("phone", phones))
+                for value in values if value.strip()]
+    for field, value in contacts:
+        try:
+            add(customers.find(actor, **{field: value}, limit=MAX_LOOKALIKES),
+                f"same {field} {value}")
+        except InvalidInput:
+            continue
     wanted = " ".join(name.split()).casefold()
-    if not found and wanted and not any(e.strip() for e in emails) \
-            and not any(p.strip() for p in phones):
+    if not found and wanted and not contacts:
         longest_word = max(wanted.split(), key=len)  # found whatever the spacing in between
         same_name = [s for s in customers.find(actor, name=longest_word, limit=NAME_CANDIDATES)
                      if " ".join(s.name.split()).casefold() == wanted]
