@@ -23,11 +23,12 @@ from linker.services.context import ServiceContext
 from linker.services.integrations import IntegrationService, IntegrationView
 from linker.store.models import CustomerEmail, Link
 from tests.e2e.conftest import DemoSite
-from tests.e2e.test_flows_e2e import save_screenshot
+from tests.e2e.test_flows_e2e import save_screenshot, sign_in_as
 from tests.e2e.test_workbench_e2e import TIMEOUT_MS, wait_for_app
 
-__all__ = ["TIMEOUT_MS", "adaptor_server", "demo_db", "flash", "free_records", "integration",
-           "key_class", "open_page", "refresh_screenshot", "wait_for_app"]
+__all__ = ["TIMEOUT_MS", "DemoSite", "adaptor_server", "demo_db", "flash", "free_records",
+           "integration", "key_class", "open_page", "refresh_screenshot", "sign_in_as",
+           "wait_for_app"]
 
 
 def key_class(key: str) -> str:

@@ -42,6 +42,18 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "e2e"
 """Where a failing flow's screenshot goes (gitignored)."""
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is an ``e2e`` test, skipped (with the reason) without
+    chromium; first, so that ``-m`` selection sees the mark."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+            if not CHROMIUM.exists():
+                item.add_marker(pytest.mark.skip(reason=CHROMIUM_MISSING))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Keep each phase's report on the test item, so fixtures can see whether it failed."""

@@ -17,22 +17,7 @@ from linker.adaptor import BackgroundServer, load_dataset
 from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_ACCOUNTS, DEMO_DATASET_SIZE
 from linker.services.integrations import IntegrationService
-from tests.e2e.browser import (
-    TIMEOUT_MS,
-    adaptor_server,
-    demo_db,
-    flash,
-    integration,
-    key_class,
-    open_page,
-    refresh_screenshot,
-    wait_for_app,
-)
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
-from tests.e2e.test_flows_e2e import sign_in_as
-
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
-                                                  reason=CHROMIUM_MISSING)]
+from tests.e2e import browser as e2e
 
 ADMIN = next(a for a in DEMO_ACCOUNTS if a.username == "admin")
 NEW_NAME = "Travel partner"
@@ -44,14 +29,14 @@ PROBE = next(r for r in TRAVEL.records if r.emails
 
 
 @pytest.fixture
-def fresh_adaptor(demo_site: DemoSite) -> Iterator[BackgroundServer]:
+def fresh_adaptor(demo_site: e2e.DemoSite) -> Iterator[BackgroundServer]:
     """A Travel reference adaptor (signed) no integration points at yet; the integration the
     flow adds for it is deleted afterwards, so later flows see the demo's integrations only."""
-    with adaptor_server(TRAVEL, signing_key=NEW_KEY) as server:
+    with e2e.adaptor_server(TRAVEL, signing_key=NEW_KEY) as server:
         try:
             yield server
         finally:
-            with demo_db(demo_site) as ctx:
+            with e2e.demo_db(demo_site) as ctx:
                 service = IntegrationService(ctx)
                 for view in service.list(SYSTEM):
                     if view.name == NEW_NAME:
@@ -59,68 +44,68 @@ def fresh_adaptor(demo_site: DemoSite) -> Iterator[BackgroundServer]:
 
 
 def test_admin_adds_an_integration_tests_it_and_turns_on_autolinking(
-        page: Page, demo_site: DemoSite, fresh_adaptor: BackgroundServer) -> None:
-    sign_in_as(page, demo_site, ADMIN)
-    open_page(page, "Integrations")
+        page: Page, demo_site: e2e.DemoSite, fresh_adaptor: BackgroundServer) -> None:
+    e2e.sign_in_as(page, demo_site, ADMIN)
+    e2e.open_page(page, "Integrations")
     page.get_by_role("button", name=re.compile("Add an integration$")).click()
-    form = page.locator(key_class("integ.new.container"))
+    form = page.locator(e2e.key_class("integ.new.container"))
     expect(form.get_by_role("heading", name="Add an integration")).to_be_visible(
-        timeout=TIMEOUT_MS)
-    wait_for_app(page)
+        timeout=e2e.TIMEOUT_MS)
+    e2e.wait_for_app(page)
     form.get_by_role("textbox", name="Name", exact=True).fill(NEW_NAME)
     form.get_by_role("textbox", name="Adaptor URL").fill(fresh_adaptor.url)
     form.get_by_role("textbox", name="Signing key").fill(NEW_KEY)
     form.get_by_role("button", name="Add integration").click()
-    expect(flash(page, f"Added {NEW_NAME}.")).to_be_visible(timeout=TIMEOUT_MS)
-    wait_for_app(page)
-    with demo_db(demo_site) as ctx:
-        added = integration(ctx, NEW_NAME)
+    expect(e2e.flash(page, f"Added {NEW_NAME}.")).to_be_visible(timeout=e2e.TIMEOUT_MS)
+    e2e.wait_for_app(page)
+    with e2e.demo_db(demo_site) as ctx:
+        added = e2e.integration(ctx, NEW_NAME)
     assert added.url == fresh_adaptor.url and added.signing_key_set
     assert not added.autolink_enabled
 
     # The new integration is the one shown: test its connection with a known email.
     expect(page.get_by_role("heading", name=NEW_NAME, exact=True)).to_be_visible(
-        timeout=TIMEOUT_MS)
+        timeout=e2e.TIMEOUT_MS)
     test = f"integ.test.{added.id}"
-    page.locator(key_class(f"{test}.email")).get_by_role("textbox").fill(PROBE.emails[0])
-    page.locator(key_class(f"{test}.run")).get_by_role("button").click()
+    page.locator(e2e.key_class(f"{test}.email")).get_by_role("textbox").fill(PROBE.emails[0])
+    page.locator(e2e.key_class(f"{test}.run")).get_by_role("button").click()
     expect(page.get_by_text(re.compile(
         rf"^{re.escape(NEW_NAME)} answered in .+ with 1 result\(s\)\.$"))).to_be_visible(
-        timeout=TIMEOUT_MS)
-    wait_for_app(page)
-    refresh_screenshot(page, "integrations.png")
+        timeout=e2e.TIMEOUT_MS)
+    e2e.wait_for_app(page)
+    e2e.refresh_screenshot(page, "integrations.png")
 
     # Auto-linking: choose the field, then switch it on.
-    open_page(page, "Auto-linking")
-    row = page.locator(key_class(f"autolink.row.{added.id}"))
+    e2e.open_page(page, "Auto-linking")
+    row = page.locator(e2e.key_class(f"autolink.row.{added.id}"))
     expect(row.get_by_text(f"Auto-linking to {NEW_NAME} is off")).to_be_visible(
-        timeout=TIMEOUT_MS)
-    fields = row.locator(key_class(f"autolink.fields.{added.id}")).get_by_role("combobox")
+        timeout=e2e.TIMEOUT_MS)
+    fields = row.locator(e2e.key_class(f"autolink.fields.{added.id}")).get_by_role("combobox")
     fields.click()
     fields.press_sequentially("Email")
     fields.press("Enter")
-    expect(flash(page, f"Auto-linking to {NEW_NAME} is off (Email).")).to_be_visible(
-        timeout=TIMEOUT_MS)
-    wait_for_app(page)
+    expect(e2e.flash(page, f"Auto-linking to {NEW_NAME} is off (Email).")).to_be_visible(
+        timeout=e2e.TIMEOUT_MS)
+    e2e.wait_for_app(page)
     page.keyboard.press("Escape")
     toggle = row.get_by_role("switch", name="Auto-linking")
     expect(toggle).not_to_be_checked()
     row.get_by_text("Auto-linking", exact=True).click()  # the label: the input sits under it
-    expect(flash(page, f"Auto-linking to {NEW_NAME} is on (Email).")).to_be_visible(
-        timeout=TIMEOUT_MS)
-    wait_for_app(page)
+    expect(e2e.flash(page, f"Auto-linking to {NEW_NAME} is on (Email).")).to_be_visible(
+        timeout=e2e.TIMEOUT_MS)
+    e2e.wait_for_app(page)
     expect(toggle).to_be_checked()
     expect(row.get_by_text(re.compile(
         rf"^When a profile is created, or an unlinked profile is opened, Linker asks "
         rf"{re.escape(NEW_NAME)} for that person and links the profile when exactly one record "
         r"comes back and one of its emails equals one of the profile's emails"))).to_be_visible()
-    refresh_screenshot(page, "autolinking.png")
+    e2e.refresh_screenshot(page, "autolinking.png")
 
     # It stays on: a fresh load of the page reads the stored settings.
     page.reload()
-    wait_for_app(page)
-    row = page.locator(key_class(f"autolink.row.{added.id}"))
-    expect(row.get_by_role("switch", name="Auto-linking")).to_be_checked(timeout=TIMEOUT_MS)
-    with demo_db(demo_site) as ctx:
-        stored = integration(ctx, NEW_NAME)
+    e2e.wait_for_app(page)
+    row = page.locator(e2e.key_class(f"autolink.row.{added.id}"))
+    expect(row.get_by_role("switch", name="Auto-linking")).to_be_checked(timeout=e2e.TIMEOUT_MS)
+    with e2e.demo_db(demo_site) as ctx:
+        stored = e2e.integration(ctx, NEW_NAME)
     assert stored.autolink_enabled and stored.autolink_fields == ("email",)
