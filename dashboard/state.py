@@ -10,11 +10,13 @@ Usage in a page::
     svc = state.services()                               # for writes and uncached calls
     svc.integrations.create(actor, spec)
     state.done("Saved Shop")                             # clear read caches, flash, rerun
+    state.done("Linked", scope=state.PROFILE_WRITE)      # ... but keep the settings readers
 
 Rules: reads go through a ``@reader`` below (add one for a new read model); every write is
 followed by ``changed()`` (``done`` does it), so no page shows stale data after its own
-change. Long work (a backfill) runs as a ``start_job`` background job the page polls with
-``job(name)``.
+change. A write to one profile (link, unlink, refresh, suppression, open) passes
+``scope=PROFILE_WRITE``: it drops every read model but the integration settings ones. Long work
+(a backfill) runs as a ``start_job`` background job the page polls with ``job(name)``.
 """
 
 from __future__ import annotations
@@ -84,9 +86,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_READERS: list[str] = []
+"""The name of every ``@reader`` (``changed`` drops them by name)."""
+
+
+@st.cache_resource(show_spinner=False)
+def _generations() -> dict[tuple[str, str], int]:
+    """(database URL, reader name) → generation, part of every cache key: ``changed`` with a
+    scope bumps the generations it drops, for every session of the server."""
+    return {}
+
+
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False, max_entries=1000)
 def _cached(_services: Services, _read: Callable[..., Any], reader_name: str, database_url: str,
-            username: str, role: str, args: tuple[Any, ...],
+            generation: int, username: str, role: str, args: tuple[Any, ...],
             kwargs: tuple[tuple[str, Any], ...]) -> Any:
     return _read(_services, Actor(username, Role(role)), *args, **dict(kwargs))
 
@@ -97,16 +110,23 @@ def reader(read: Callable[Concatenate[Services, Actor, P], T]
     cached for ``READ_TTL_S`` per database, reader, actor and arguments (arguments must be
     hashable: str, int, datetime, tuple), dropped at once by ``changed()``. Service errors are
     raised as usual and never cached."""
-    name = f"{read.__module__}.{read.__qualname__}"
+    name = _reader_name(read)
+    _READERS.append(name)
 
     @functools.wraps(read)
     def cached(actor: Actor, /, *args: P.args, **kwargs: P.kwargs) -> T:
         current = settings()
+        generation = _generations().get((current.database_url, name), 0)
         return cast(T, _cached(_services_for(current.database_url, current), read, name,
-                               current.database_url, actor.username, actor.role.value, args,
-                               tuple(sorted(kwargs.items()))))
+                               current.database_url, generation, actor.username,
+                               actor.role.value, args, tuple(sorted(kwargs.items()))))
 
     return cached
+
+
+def _reader_name(read: Callable[..., Any]) -> str:
+    """A reader's name: the same for the read function and its cached wrapper."""
+    return f"{read.__module__}.{read.__qualname__}"
 
 
 @reader
@@ -232,9 +252,34 @@ def audit_choices(svc: Services, actor: Actor) -> AuditChoices:
     return svc.audit_log.choices(actor)
 
 
-def changed() -> None:
-    """Call after every write: drops every cached read model so the next run reads afresh."""
-    st.cache_data.clear()
+SETTINGS_READERS = frozenset(_reader_name(f) for f in (integration_list, backfill_choices,
+                                                      systems, exchange))
+"""Read models a write to a profile cannot change: integration settings, stored exchanges."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a write may have changed: every read model but those named in ``keeps``."""
+
+    keeps: frozenset[str]
+
+
+PROFILE_WRITE = Scope(SETTINGS_READERS)
+"""A write to one profile (link, unlink, refresh, suppression, open with auto-linking)."""
+
+
+def changed(scope: Scope | None = None) -> None:
+    """Call after every write: drops the cached read models it may have changed (without a
+    scope: every one), for every session, so the next run reads them afresh. (A read that
+    started before the write and ends after it is kept under the old generation: unread.)"""
+    if scope is None:
+        st.cache_data.clear()
+        return
+    url = settings().database_url
+    generations = _generations()
+    for name in _READERS:
+        if name not in scope.keeps:
+            generations[(url, name)] = generations.get((url, name), 0) + 1
 
 
 def since(window: str) -> datetime | None:
@@ -262,9 +307,11 @@ def show_flashes() -> None:
         getattr(st, kind)(message)
 
 
-def done(message: str | None = None, kind: FlashKind = "success") -> NoReturn:
-    """After a write: clear the read caches, flash ``message``, and rerun the app."""
-    changed()
+def done(message: str | None = None, kind: FlashKind = "success",
+         scope: Scope | None = None) -> NoReturn:
+    """After a write: clear the read caches ``scope`` names (as ``changed``), flash
+    ``message``, and rerun the app."""
+    changed(scope)
     if message:
         flash(message, kind)
     st.rerun()

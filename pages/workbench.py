@@ -81,6 +81,7 @@ def open_profile(svc: Services, actor: Actor, customer_id: str) -> None:
     """Make ``customer_id`` the open profile: ``profiles.open`` refreshes stale data and
     auto-links it, and what it did is kept to be shown."""
     forget_search()
+    state.reset_widgets("wb.why.")
     st.session_state[CUSTOMER] = customer_id
     st.query_params["customer"] = customer_id
     try:
@@ -91,13 +92,14 @@ def open_profile(svc: Services, actor: Actor, customer_id: str) -> None:
     except ServiceError as exc:
         st.session_state.pop(OPENED, None)
         widgets.show_error(exc)
-    state.changed()
+    state.changed(state.PROFILE_WRITE)
 
 
 def close_profile() -> None:
-    """Forget the open profile."""
+    """Forget the open profile (and which of its "why" sections were open)."""
     for key in (CUSTOMER, OPENED):
         st.session_state.pop(key, None)
+    state.reset_widgets("wb.why.")
     st.query_params.pop("customer", None)
     forget_search()
 
@@ -295,7 +297,7 @@ def create_customer(svc: Services, actor: Actor, draft: NewCustomer) -> None:
     st.query_params["customer"] = created.customer.id
     st.session_state[OPENED] = created
     st.session_state.pop(FOUND, None)
-    state.done()
+    state.done(scope=state.PROFILE_WRITE)
 
 
 # -- the open profile ------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ def act(call: Callable[[], object], message: str, kind: state.FlashKind = "succe
     except ServiceError as exc:
         widgets.show_error(exc)
         return
-    state.done(message, kind)
+    state.done(message, kind, state.PROFILE_WRITE)
 
 
 def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bool) -> None:
@@ -372,7 +374,8 @@ def unlink_all(svc: Services, actor: Actor, customer_id: str) -> None:
     """Unlink from every system, then say how many."""
     count = svc.linking.unlink_all(actor, customer_id)
     forget_search()
-    state.done(f"Unlinked from {count} system(s); auto-linking to them is off for this profile.")
+    state.done(f"Unlinked from {count} system(s); auto-linking to them is off for this profile.",
+               scope=state.PROFILE_WRITE)
 
 
 def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
@@ -380,7 +383,7 @@ def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) ->
     svc.linking.unlink(actor, customer_id, link.integration_id)
     forget_search()
     state.done(f"Unlinked from {link.integration_name}; auto-linking to it is off for this "
-               "profile.")
+               "profile.", scope=state.PROFILE_WRITE)
 
 
 def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
@@ -392,7 +395,7 @@ def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -
         return
     failed = any(not o.ok for o in outcomes)
     state.done(" ".join(refresh_lines(outcomes)) or "Nothing to refresh.",
-               "warning" if failed else "success")
+               "warning" if failed else "success", state.PROFILE_WRITE)
 
 
 def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkView,
@@ -594,37 +597,44 @@ def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow)
     refresh = outcome.refresh
     if refresh is not None:
         message += " " + " ".join(refresh_lines([refresh]))
-    state.done(message, "success" if refresh is None or refresh.ok else "warning")
+    state.done(message, "success" if refresh is None or refresh.ok else "warning",
+               state.PROFILE_WRITE)
 
 
 # -- why (not) linked ------------------------------------------------------------------------------
 
 
 def why_section(actor: Actor, view: CustomerView, known: Sequence[SystemChoice]) -> None:
-    """Per integration, the state, the fix and the trail behind it."""
+    """Per integration, a toggle; once on: the state, the fix and the trail behind it (read
+    only then: an expander would run its body, and read every explanation, on every run)."""
     st.subheader("Why (not) linked?")
     if not known:
         widgets.caption("No integrations are configured.")
         return
     for integration in known:
-        with st.expander(present.text(integration.name)
-                         + ("" if integration.active else " (inactive)"),
-                         key=f"wb.why.{integration.id}"):
-            try:
-                why = state.explanation(actor, view.id, integration.id)
-            except ServiceError as exc:
-                widgets.show_error(exc)
-                continue
-            st.markdown(present.text(why.summary))
-            if why.fix:
-                widgets.info(why.fix, icon=":material/build:")
-            if why.trail:
-                rows = [{"When": present.when(t.at),
-                         "Step": present.badge_label(t.outcome) if t.outcome else t.entry,
-                         "What happened": t.reason, "Trigger": t.trigger, "By": t.actor,
-                         "Exchange": t.exchange_id} for t in why.trail]
-                st.dataframe(widgets.status_cells(pd.DataFrame(rows), "Step"), hide_index=True,
-                             key=f"wb.why.{integration.id}.trail")
+        label = present.text(integration.name) + ("" if integration.active else " (inactive)")
+        if st.toggle(label, key=f"wb.why.{integration.id}"):
+            with st.container(border=True, key=f"wb.why.{integration.id}.body"):
+                explain(actor, view.id, integration.id)
+
+
+def explain(actor: Actor, customer_id: str, integration_id: int) -> None:
+    """Why one profile is (not) linked to one integration."""
+    try:
+        why = state.explanation(actor, customer_id, integration_id)
+    except ServiceError as exc:
+        widgets.show_error(exc)
+        return
+    st.markdown(present.text(why.summary))
+    if why.fix:
+        widgets.info(why.fix, icon=":material/build:")
+    if why.trail:
+        rows = [{"When": present.when(t.at),
+                 "Step": present.badge_label(t.outcome) if t.outcome else t.entry,
+                 "What happened": t.reason, "Trigger": t.trigger, "By": t.actor,
+                 "Exchange": t.exchange_id} for t in why.trail]
+        st.dataframe(widgets.status_cells(pd.DataFrame(rows), "Step"), hide_index=True,
+                     key=f"wb.why.{integration_id}.trail")
 
 
 # -- the page --------------------------------------------------------------------------------------

@@ -125,10 +125,12 @@ def test_each_allowed_role_renders_the_page_and_opens_a_profile(
     assert any(m.startswith("**Order #") for m in texts(at.markdown))
     assert any(e.label == "4 Orders" for e in at.expander)
     assert "Fetched " in text
-    # "Why (not) linked?" for every integration.
-    assert {e.label for e in at.expander if e.label in {"Shop", "Loyalty", "Broken shop"}} == {
-        "Shop", "Loyalty", "Broken shop"}
-    assert "Linked to Shop record shop-00121 (automatically" in text
+    # "Why (not) linked?": a toggle per integration, read only once it is turned on.
+    why = {t.label: t for t in at.toggle if t.key and t.key.startswith("wb.why.")}
+    assert set(why) == {"Shop", "Loyalty", "Broken shop"}
+    assert "Linked to Shop record shop-00121 (automatically" not in text
+    at = ok(why["Shop"].set_value(True).run())
+    assert "Linked to Shop record shop-00121 (automatically" in all_text(at)
 
 
 def test_developer_cannot_reach_the_page(app_as: Callable[..., AppTest], seeded: Services
