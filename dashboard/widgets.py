@@ -370,6 +370,23 @@ def field_error(errors: Mapping[str, str], *names: str) -> None:
             error(errors[name], icon=":material/error:")
 
 
+def keyset_pager(cursors: list[Any], next_cursor: Any, *, shown: str, first: tuple[str, str],
+                 following: tuple[str, str], on_next: Callable[[], None] | None = None) -> None:
+    """``Page N · shown`` and two buttons over keyset pages: ``first`` (label, key) back to
+    the first page, ``following`` (label, key) to the page after ``next_cursor`` (disabled
+    when None). ``cursors`` is the session's list of the cursors of the pages before."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(f"Page {len(cursors) + 1} · {shown}")
+        if st.button(first[0], key=first[1], disabled=not cursors):
+            cursors.clear()
+            st.rerun()
+        if st.button(following[0], key=following[1], disabled=next_cursor is None):
+            cursors.append(next_cursor)
+            if on_next is not None:
+                on_next()
+            st.rerun()
+
+
 def status_cells(frame: pd.DataFrame, *columns: str) -> Any:
     """``frame`` with the ``badge_label`` cells of ``columns`` in their badge colour (a pandas
     Styler, which ``st.dataframe`` renders; the values stay plain words)."""

@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import present, state
 from dashboard.auth import require
-from dashboard.widgets import FILTER_WIDTH, dataframe_of, filter_bar, show_error
+from dashboard.widgets import FILTER_WIDTH, dataframe_of, filter_bar, keyset_pager, show_error
 from linker.core.permissions import Actor, Permission
 from linker.services.audit_log import AuditCursor, AuditFilter, AuditPage
 from linker.services.errors import PermissionDenied, ServiceError
@@ -68,19 +68,6 @@ def events_table(page: AuditPage) -> None:
                  column_config={"Before → after": st.column_config.TextColumn(width="large")})
 
 
-def pager(page: AuditPage, cursors: list[AuditCursor | None]) -> None:
-    """Newest / Older buttons over the keyset cursors."""
-    bar = st.container(horizontal=True, vertical_alignment="center")
-    with bar:
-        st.caption(f"Page {len(cursors) + 1} · {len(page.entries)} event(s), newest first")
-        if st.button("Newest", key="audit.newest", disabled=not cursors):
-            _reset_pages()
-            st.rerun()
-        if st.button("Older", key="audit.older", disabled=page.next_before is None):
-            cursors.append(page.next_before)
-            st.rerun()
-
-
 def main() -> None:
     """The page: filters, one page of events, paging, export."""
     actor = require(Permission.VIEW_AUDIT, page="audit")
@@ -95,7 +82,9 @@ def main() -> None:
         show_error(exc)
         return
     events_table(page)
-    pager(page, cursors)
+    keyset_pager(cursors, page.next_before,
+                 shown=f"{len(page.entries)} event(s), newest first",
+                 first=("Newest", "audit.newest"), following=("Older", "audit.older"))
     st.download_button("Download the filtered log as CSV", key="audit.export", mime="text/csv",
                        icon=":material/download:", file_name="audit-log.csv",
                        data=lambda: state.services().audit_log.export_csv(actor, chosen))

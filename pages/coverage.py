@@ -19,7 +19,15 @@ import streamlit as st
 
 from dashboard import present, state
 from dashboard.auth import require
-from dashboard.widgets import FILTER_WIDTH, caption, dataframe_of, filter_bar, info, show_error
+from dashboard.widgets import (
+    FILTER_WIDTH,
+    caption,
+    dataframe_of,
+    filter_bar,
+    info,
+    keyset_pager,
+    show_error,
+)
 from linker.core.permissions import Actor, Permission
 from linker.services.coverage import REASONS, SharePoint, WorklistPage
 from linker.services.errors import PermissionDenied, ServiceError
@@ -102,7 +110,10 @@ def worklist_section(actor: Actor, coverage: Coverage) -> None:
         show_error(exc)
         return
     worklist_table(page)
-    pager(page, cursors)
+    keyset_pager(cursors, page.next_after, shown=f"{len(page.rows)} profile(s)",
+                 first=("First page", "coverage.first"),
+                 following=("Next page", "coverage.next"),
+                 on_next=lambda: st.session_state.pop("coverage.why", None))
     why_section(actor, page)
     st.download_button(
         "Download this worklist as CSV", key="coverage.export", mime="text/csv",
@@ -127,20 +138,6 @@ def worklist_table(page: WorklistPage) -> None:
                      "Exchange": st.column_config.NumberColumn(format="%d"),
                      "Open": st.column_config.LinkColumn("Open", display_text="workbench"),
                      "What happened": st.column_config.TextColumn(width="large")})
-
-
-def pager(page: WorklistPage, cursors: list[str | None]) -> None:
-    """First page / Next page buttons over the keyset cursors."""
-    bar = st.container(horizontal=True, vertical_alignment="center")
-    with bar:
-        st.caption(f"Page {len(cursors) + 1} · {len(page.rows)} profile(s)")
-        if st.button("First page", key="coverage.first", disabled=not cursors):
-            _reset_pages()
-            st.rerun()
-        if st.button("Next page", key="coverage.next", disabled=page.next_after is None):
-            cursors.append(page.next_after)
-            st.session_state.pop("coverage.why", None)
-            st.rerun()
 
 
 def why_section(actor: Actor, page: WorklistPage) -> None:
