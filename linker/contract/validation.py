@@ -10,6 +10,7 @@ without ``externalCustomerId``: errors, result dropped).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -146,40 +147,34 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _emails(c: _Checker, raw: Any, path: str) -> tuple[Email, ...]:
-    emails = []
-    for i, item in enumerate(c.items(raw, path, "emails")):
+def _contacts(c: _Checker, raw: Any, path: str, kind: str, bare: tuple[type, ...],
+              bare_note: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(path, object, original) of each item of ``raw[kind + "s"]``: a bare value of a
+    ``bare`` type is read as the original (``bare_note`` warns); an item that is no object, or
+    has no original, is reported and skipped."""
+    for i, item in enumerate(c.items(raw, path, f"{kind}s")):
         here = f"{path}[{i}]"
-        if isinstance(item, str):
-            c.warn(here, 'email should be an object {"original": ...}; read the string as original')
-            item = {"original": item}
+        if isinstance(item, bare) and not isinstance(item, bool):
+            c.warn(here, f"{kind} should be an object {bare_note} as original")
+            item = {"original": str(item)}
         if not isinstance(item, dict):
-            c.error(here, f"email should be an object, got {_kind(item)}; ignored")
+            c.error(here, f"{kind} should be an object, got {_kind(item)}; ignored")
             continue
-        original = c.required(item.get("original"), f"{here}.original", "email original",
-                              "email ignored")
-        if original is None:
-            continue
-        emails.append(Email(original=original))
-    return tuple(emails)
+        original = c.required(item.get("original"), f"{here}.original", f"{kind} original",
+                              f"{kind} ignored")
+        if original is not None:
+            yield here, item, original
+
+
+def _emails(c: _Checker, raw: Any, path: str) -> tuple[Email, ...]:
+    return tuple(Email(original=original) for _, _, original in _contacts(
+        c, raw, path, "email", (str,), '{"original": ...}; read the string'))
 
 
 def _phones(c: _Checker, raw: Any, path: str) -> tuple[Phone, ...]:
     phones = []
-    for i, item in enumerate(c.items(raw, path, "phones")):
-        here = f"{path}[{i}]"
-        if isinstance(item, str | int) and not isinstance(item, bool):
-            c.warn(
-                here, 'phone should be an object {"original", "type"}; read the value as original'
-            )
-            item = {"original": str(item)}
-        if not isinstance(item, dict):
-            c.error(here, f"phone should be an object, got {_kind(item)}; ignored")
-            continue
-        original = c.required(item.get("original"), f"{here}.original", "phone original",
-                              "phone ignored")
-        if original is None:
-            continue
+    for here, item, original in _contacts(c, raw, path, "phone", (str, int),
+                                          '{"original", "type"}; read the value'):
         raw_type = item.get("type")
         phone_type = parse_phone_type(raw_type)
         if raw_type is None:
