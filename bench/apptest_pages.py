@@ -1,9 +1,11 @@
-"""Page-render setup the console benches share: the app script, a signed-in AppTest, a timed
-script run and the table of medians (``bench/demo_pages.py``, ``bench/pages_render.py``)."""
+"""Page-render setup the console benches share: this checkout first on ``sys.path`` (import
+this module before ``linker``), the app script, a signed-in AppTest, a timed script run and the
+table of medians (``bench/demo_pages.py``, ``bench/pages_render.py``)."""
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's linker and dashboard, not an installed copy
 APP = str(ROOT / "dashboard" / "app.py")
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -36,27 +35,24 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+import streamlit as st
+from apptest_pages import print_medians, signed_in, timed
+from machine import describe_machine
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from streamlit.testing.v1 import AppTest
 
-import streamlit as st  # noqa: E402
-from apptest_pages import print_medians, signed_in, timed  # noqa: E402
-from machine import describe_machine  # noqa: E402
-from sqlalchemy import create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from linker.config import Settings  # noqa: E402
-from linker.demo import (  # noqa: E402
+from linker.config import Settings
+from linker.demo import (
     DEMO_INTEGRATIONS,
     DemoAdaptors,
     demo_customers,
     open_demo_context,
     seed_demo,
 )
-from linker.demo_history import seed_history  # noqa: E402
-from linker.store.database import display_url  # noqa: E402
-from linker.store.models import ExchangeRecord, Integration  # noqa: E402
+from linker.demo_history import seed_history
+from linker.store.database import display_url
+from linker.store.models import ExchangeRecord, Integration
 
 PAGES = (("Link workbench", "workbench.py"), ("Integrations", "integrations.py"),
          ("Auto-linking", "autolinking.py"), ("Adaptor debugger", "debugger.py"),

@@ -20,25 +20,20 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+import streamlit as st
+from apptest_pages import ROOT, print_medians, signed_in, timed
+from machine import describe_machine
+from sqlalchemy import Table, insert
+from streamlit.testing.v1 import AppTest
 
-import streamlit as st  # noqa: E402
-from apptest_pages import print_medians, signed_in, timed  # noqa: E402
-from machine import describe_machine  # noqa: E402
-from sqlalchemy import Table, insert  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from linker.store.database import Database, display_url  # noqa: E402
-from linker.store.models import (  # noqa: E402
+from linker.store.database import Database, display_url
+from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,
     Customer,
@@ -47,7 +42,7 @@ from linker.store.models import (  # noqa: E402
     Integration,
     Link,
 )
-from linker.store.secretbox import generate_key  # noqa: E402
+from linker.store.secretbox import generate_key
 
 BATCH = 10_000
 INTEGRATIONS = ["Shop", "Loyalty", "Travel", "Flaky Shop"]
