@@ -18,7 +18,9 @@ then each page's first render is one ``switch_page``.
 Workbench: an agent finds a demo customer whose email two Shop records share, searches every
 unlinked system, searches Shop, selects the first row and links it, then refreshes Shop. For
 each action the adaptors' own time is the union of the intervals of the exchanges it stored;
-"added" is the wall time of the script run minus that.
+"added" is the wall time of the script run minus that. The process's CPU time (the in-process
+adaptors' included) and the SQL statements every engine executed during the action hardly
+depend on the machine's load, unlike the wall time.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 import streamlit as st
 from apptest_pages import print_medians, signed_in, timed
 from machine import describe_machine
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
@@ -122,19 +124,36 @@ class ExchangeClock:
         return len(rows), busy
 
 
-def workbench_round(url: str, email: str) -> dict[str, tuple[float, int, float]]:
-    """The agent's actions: (wall seconds, exchanges, adaptor seconds) each."""
+class StatementCounter:
+    """How many SQL statements every engine of the process has executed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        event.listen(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: object) -> None:
+        self.count += 1
+
+
+STATEMENTS = StatementCounter()
+
+
+def workbench_round(url: str, email: str) -> dict[str, tuple[float, int, float, float, int]]:
+    """The agent's actions: (wall seconds, exchanges, adaptor seconds, process CPU seconds,
+    SQL statements) each. CPU and statements hardly depend on the machine's load."""
     st.cache_data.clear()
     clock = ExchangeClock(url)
     at = signed_in("agent")
     at.run()
     at.switch_page("../pages/workbench.py").run()
-    results: dict[str, tuple[float, int, float]] = {}
+    results: dict[str, tuple[float, int, float, float, int]] = {}
 
     def step(name: str, action: Callable[[], AppTest]) -> AppTest:
         clock.since_mark()
+        cpu, statements = time.process_time(), STATEMENTS.count
         wall, app = timed(action)
-        results[name] = (wall, *clock.since_mark())
+        cpu, statements = time.process_time() - cpu, STATEMENTS.count - statements
+        results[name] = (wall, *clock.since_mark(), cpu, statements)
         return app
 
     at.selectbox(key="wb.find.by").select("Email")
@@ -186,14 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         pages = [page_round() for _ in range(args.rounds)]
         bench = [workbench_round(url, emails[n % len(emails)]) for n in range(args.rounds)]
     print_medians("first render", pages, 34)
-    print(f"\n{'workbench action':<34} {'wall':>8} {'calls':>6} {'adaptors':>9} {'added':>8}")
+    print(f"\n{'workbench action':<34} {'wall':>8} {'calls':>6} {'adaptors':>9} {'added':>8} "
+          f"{'CPU':>8} {'SQL':>5}")
     for step in bench[0]:
         rows = [r[step] for r in bench if step in r]
         wall = statistics.median(r[0] for r in rows)
         busy = statistics.median(r[2] for r in rows)
-        calls = rows[0][1]
-        print(f"{step:<34} {wall * 1000:>6.0f}ms {calls:>6} {busy * 1000:>7.0f}ms "
-              f"{(wall - busy) * 1000:>6.0f}ms")
+        cpu = statistics.median(r[3] for r in rows)
+        sql = statistics.median(r[4] for r in rows)
+        print(f"{step:<34} {wall * 1000:>6.0f}ms {rows[0][1]:>6} {busy * 1000:>7.0f}ms "
+              f"{(wall - busy) * 1000:>6.0f}ms {cpu * 1000:>6.0f}ms {sql:>5.0f}")
     return 0
 
 
