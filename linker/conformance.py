@@ -108,6 +108,11 @@ class ConformanceReport:
         """True when no required check failed (warnings and skips do not fail a run)."""
         return not any(check.failed for check in self.checks)
 
+    @property
+    def p95_ms(self) -> float:
+        """The p95 latency over every call of the run (what ``latency_p95`` judges)."""
+        return p95([e.elapsed_ms for e in self.exchanges])
+
     def check(self, name: str) -> CheckResult:
         """The result of the check ``name`` (KeyError when it is not one)."""
         return next(c for c in self.checks if c.name == name)

@@ -57,20 +57,22 @@ class ConformanceCard:
     elapsed_ms: float
     passed: bool
     checks: tuple[StoredCheck, ...]
+    p95_ms: float | None = None
+    """The p95 latency over the run's calls (None on cards stored before it was kept)."""
 
     def counts(self) -> dict[str, int]:
         """How many checks passed, warned, failed and were skipped."""
         return {s.value: sum(1 for c in self.checks if c.status is s) for s in CheckStatus}
 
 
-def _card(run: ConformanceRun) -> ConformanceCard:
+def card_of(run: ConformanceRun) -> ConformanceCard:
     checks = tuple(StoredCheck(
         name=str(row["name"]), title=str(row.get("title") or CHECK_TITLES.get(row["name"], "")),
         status=CheckStatus(row["status"]), required=bool(row.get("required", True)),
         message=str(row.get("message", "")), exchange_id=row.get("exchange_id"),
     ) for row in run.checks)
     return ConformanceCard(run.id, run.integration_id, run.integration_name, run.url, run.actor,
-                           run.started_at, run.elapsed_ms, run.passed, checks)
+                           run.started_at, run.elapsed_ms, run.passed, checks, run.p95_ms)
 
 
 class ConformanceService:
@@ -124,8 +126,9 @@ class ConformanceService:
                 integration_id=integration_id, integration_name=report.exchanges[0].integration
                 if report.exchanges else "", url=report.url, actor=actor.username,
                 started_at=report.started_at, elapsed_ms=report.elapsed_ms,
-                passed=report.passed, checks=rows)
-            return _card(conformance_store.add_run(s, run))
+                passed=report.passed, checks=rows,
+                p95_ms=report.p95_ms if report.exchanges else None)
+            return card_of(conformance_store.add_run(s, run))
 
     def runs(self, actor: Actor, integration_id: int, *, limit: int = DEFAULT_RUNS_LISTED
              ) -> list[ConformanceCard]:
@@ -133,7 +136,7 @@ class ConformanceService:
         actor.require(Permission.RUN_CONFORMANCE, "see conformance report cards")
         with self.ctx.db.session(readonly=True) as s:
             found = conformance_store.runs_of(s, integration_id, max(1, limit))
-            return [_card(run) for run in found]
+            return [card_of(run) for run in found]
 
     def get(self, actor: Actor, run_id: int) -> ConformanceCard:
         """One stored report card; NotFound when it does not exist."""
@@ -142,4 +145,4 @@ class ConformanceService:
             run = conformance_store.run_of(s, run_id)
             if run is None:
                 raise NotFound(f"conformance run {run_id} does not exist")
-            return _card(run)
+            return card_of(run)

@@ -350,6 +350,30 @@ class ConformanceRun(Base):
     """True when no required check failed."""
     checks: Mapped[list[Any]] = mapped_column(default=list)
     """Rows ``{"name", "title", "status", "required", "message", "exchange_id"}``."""
+    p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """The p95 latency over the run's calls (NULL on cards stored before it was kept)."""
+
+
+class ProbeSetting(Base):
+    """An integration's scheduled conformance probe: its settings, when the last probe
+    started (the claim that keeps two runners off one integration) and its report card."""
+
+    __tablename__ = "probe_settings"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    every_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    p95_slo_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    known_email: Mapped[str] = mapped_column(String(320), default="")
+    known_phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conformance_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="")
 
 
 class BackfillProgress(Base):
