@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("linker.cli.demo_cmd", "run the demo: reference adaptors, seeded database, "
                     "dashboard"),
     "worker": Command("linker.cli.worker_cmd", "run background jobs (PostgreSQL)"),
+    "probe": Command("linker.cli.probe_cmd", "scheduled conformance probes per integration"),
 }
 
 

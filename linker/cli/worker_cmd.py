@@ -1,9 +1,9 @@
 """`linker worker`: a Procrastinate worker taking Linker's background jobs (PostgreSQL).
 
 Run one or more on any machine that reaches the database; they share the queued jobs
-(backfill chunks, retention). SQLite has no job queue: there the work runs in the process
-that starts it. Procrastinate is imported only when the command runs, so ``linker --help``
-stays light.
+(backfill chunks, conformance probes, retention). SQLite has no job queue: there the work
+runs in the process that starts it (`linker probe run-due` for probes). Procrastinate is
+imported only when the command runs, so ``linker --help`` stays light.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ def register(subparsers: Any) -> None:
     worker = subparsers.add_parser(
         "worker", help=help_of("worker"),
         description="Start a worker that takes Linker's background jobs (backfill chunks, "
-                    "retention) from the configured PostgreSQL database. Start as many as you "
-                    "like, on any machine that reaches the database. Stop with Ctrl-C or "
-                    "SIGTERM: running jobs stop after their batch and are retried by another "
-                    "worker.")
+                    "conformance probes, retention) from the configured PostgreSQL database. "
+                    "Start as many as you like, on any machine that reaches the database. "
+                    "Stop with Ctrl-C or SIGTERM: running jobs stop after their batch and are "
+                    "retried by another worker.")
     worker.add_argument("--concurrency", type=whole_number(1, MAX_CONCURRENCY),
                         default=DEFAULT_CONCURRENCY,
                         metavar="N", help="jobs this worker runs at once (1..64, default 2)")
     worker.add_argument("--queues", default="", metavar="Q1,Q2",
-                        help="only these queues (backfill, maintenance; default: all)")
+                        help="only these queues (backfill, maintenance, probes; default: all)")
     worker.add_argument("--name", default=None, help="worker name in the logs")
     worker.add_argument("--stalled-after", type=float, default=30.0, metavar="SECONDS",
                         help="a worker silent this long is taken for dead and its jobs are "

@@ -8,7 +8,11 @@
 - ``linker.retry_stalled_jobs`` (queue ``maintenance``, every 5 s): jobs left ``doing`` by a
   worker whose heartbeat stopped (SIGKILL, lost machine) go back to ``todo``.
 - ``linker.prune`` (queue ``maintenance``, hourly): exchange retention (``LINKER_RETENTION_DAYS``)
-  and finished jobs: maintenance jobs after an hour, backfill chunk jobs after 30 days.
+  and finished jobs: maintenance jobs after an hour, backfill chunk and probe jobs after 30 days.
+- ``linker.schedule_probes`` (queue ``maintenance``, every minute): one ``linker.probe`` job
+  (queue ``probes``) per integration whose conformance probe is due, with the lock and
+  queueing lock ``probe:<id>``, so one integration is never probed twice at once nor queued
+  twice; the job claims the probe (``ProbeService.run_probe``) and stores its report card.
 
 Importing this module imports procrastinate; the CLI imports it only in ``linker worker``.
 """
@@ -22,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
-from procrastinate.exceptions import JobAborted
+from procrastinate.exceptions import AlreadyEnqueued, JobAborted
 from procrastinate.jobs import Job
 from procrastinate.retry import RetryDecision
 
@@ -30,12 +34,15 @@ from linker.services.backfill_jobs import BACKFILL_QUEUE, CHUNK_TASK, BackfillJo
 from linker.services.context import ServiceContext
 from linker.services.errors import ServiceError
 from linker.services.leases import BackfillBusy
+from linker.services.probes import PROBE_ACTOR, ProbeService
 from linker.store import jobqueue
 from linker.store.retention import prune_exchanges, retention_age
 
 _LOG = logging.getLogger(__name__)
 MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (BACKFILL_QUEUE, MAINTENANCE_QUEUE)
+PROBE_QUEUE = "probes"
+PROBE_TASK = "linker.probe"
+QUEUES = (BACKFILL_QUEUE, MAINTENANCE_QUEUE, PROBE_QUEUE)
 
 
 class ChunkRetry(RetryStrategy):
@@ -55,6 +62,7 @@ CHUNK_RETRY = ChunkRetry(max_attempts=8, wait=5, linear_wait=10)
 expire (60 s) on another machine."""
 STALLED_CRON = "* * * * * */5"
 PRUNE_CRON = "7 * * * *"
+PROBES_CRON = "* * * * *"
 
 
 class LeaseLost(RuntimeError):
@@ -120,7 +128,35 @@ def build_app(ctx: ServiceContext, *, stalled_after_s: float, pool_size: int = 4
     async def prune(context: JobContext, timestamp: int) -> int:
         await app.job_manager.delete_old_jobs(nb_hours=1, queue=MAINTENANCE_QUEUE)
         await app.job_manager.delete_old_jobs(nb_hours=24 * 30, queue=BACKFILL_QUEUE)
+        await app.job_manager.delete_old_jobs(nb_hours=24 * 30, queue=PROBE_QUEUE)
         return await asyncio.to_thread(prune_old_exchanges, ctx)
+
+    probes = ProbeService(ctx)
+
+    @app.task(name=PROBE_TASK, queue=PROBE_QUEUE, pass_context=True)
+    def probe(context: JobContext, integration_id: int) -> dict[str, Any]:
+        result = probes.run_probe(PROBE_ACTOR, integration_id)
+        if result is None:
+            return {"ran": False}
+        return {"ran": True, "run": result.card.id if result.card else None,
+                "degraded": result.verdict.degraded if result.verdict else None,
+                "error": result.error}
+
+    @app.periodic(cron=PROBES_CRON)
+    @app.task(name="linker.schedule_probes", queue=MAINTENANCE_QUEUE,
+              queueing_lock="linker.schedule_probes", pass_context=True)
+    async def schedule_probes(context: JobContext, timestamp: int) -> int:
+        deferred = 0
+        for integration_id in await asyncio.to_thread(probes.due, PROBE_ACTOR):
+            lock = f"probe:{integration_id}"
+            try:
+                await app.configure_task(PROBE_TASK, queue=PROBE_QUEUE, lock=lock,
+                                         queueing_lock=lock).defer_async(
+                    integration_id=integration_id)
+                deferred += 1
+            except AlreadyEnqueued:
+                _LOG.info("probe of integration %s is already queued", integration_id)
+        return deferred
 
     return app
 
