@@ -5,12 +5,14 @@ loopback for the CLI)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from linker.adaptor import BackgroundServer, create_app
 from linker.cli.main import main
@@ -18,11 +20,13 @@ from linker.core.permissions import SYSTEM, Actor, Role
 from linker.core.probes import ProbeSettingsInput
 from linker.lookup import LookupClient
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
+from linker.services.jobs import PROBE_TASK, build_app
 from linker.services.probes import PROBE_ACTOR, ProbeService
 from linker.store import probes as probes_store
 from linker.store.database import Database, alembic_config
 from linker.store.models import AuditEvent, ConformanceRun, Integration
 from tests.integration.test_backfill import cli_env
+from tests.integration.test_jobs import Workers, wait_for
 from tests.integration.world import SIGNING_KEY, World, race, unique_record
 
 EMAIL = unique_record().emails[0]
@@ -238,3 +242,69 @@ def test_migration_0013_is_reversible(db: Database) -> None:
     assert shape() == (False, False)
     db.upgrade()
     assert shape() == (True, True)
+
+
+# ------------------------------------------------------------------- jobs on PostgreSQL
+
+
+@pytest.fixture
+def served_shop(world: World) -> Iterator[tuple[World, int]]:
+    """Shop served over loopback (workers are other processes), its probe enabled."""
+    if world.ctx.db.is_sqlite:
+        pytest.skip("probe jobs need PostgreSQL; SQLite runs them in-process (tested above)")
+    shop = world.add_integration("Shop", "shop")
+    world.ctx.client = LookupClient()
+    with BackgroundServer(create_app("shop", signing_key=SIGNING_KEY)) as server:
+        with world.ctx.db.session() as s:
+            integration = s.get(Integration, shop)
+            assert integration is not None
+            integration.url = server.url
+        enable(world, shop)
+        yield world, shop
+
+
+def probe_jobs(world: World) -> list[tuple[str, str, str, int]]:
+    """(status, lock, queueing lock, integration id) of every probe job."""
+    with world.ctx.db.session(readonly=True) as s:
+        rows = s.execute(text(
+            "SELECT status::text, lock, queueing_lock, (args->>'integration_id')::int "
+            "FROM procrastinate_jobs WHERE task_name = :t ORDER BY id"), {"t": PROBE_TASK})
+        return [(str(a), str(b), str(c), int(d)) for a, b, c, d in rows]
+
+
+def test_the_scheduler_queues_one_locked_job_per_due_probe(
+        served_shop: tuple[World, int]) -> None:
+    world, shop = served_shop
+    app = build_app(world.ctx, stalled_after_s=30)
+    schedule = app.tasks["linker.schedule_probes"].func
+
+    async def tick() -> int:
+        async with app.open_async():
+            return int(await schedule(None, timestamp=0))
+
+    assert asyncio.run(tick()) == 1
+    assert asyncio.run(tick()) == 0  # still queued: the queueing lock refuses a second
+    assert probe_jobs(world) == [("todo", f"probe:{shop}", f"probe:{shop}", shop)]
+
+
+def test_a_worker_process_runs_a_due_probe_and_stores_its_card(
+        served_shop: tuple[World, int], tmp_path: Path) -> None:
+    world, shop = served_shop
+    pool = Workers(world, tmp_path)
+
+    def last_run() -> int | None:
+        with world.ctx.db.session(readonly=True) as s:
+            setting = probes_store.setting_of(s, shop)
+            return setting.last_run_id if setting else None
+
+    try:
+        pool.start("--queues", "maintenance,probes")  # the minute's tick is deferred at start
+        wait_for(lambda: last_run() is not None, "the worker to run the due probe")
+        wait_for(lambda: [j[0] for j in probe_jobs(world)] == ["succeeded"],
+                 "the probe job to finish")
+    finally:
+        pool.stop()
+    [status] = ProbeService(world.ctx).statuses(SYSTEM)
+    assert status.card is not None and status.card.id == last_run()
+    assert status.card.actor == "system, scheduled probe" and status.state == "passing"
+    assert ProbeService(world.ctx).due(SYSTEM) == []  # claimed for this interval
