@@ -18,6 +18,7 @@ from typing import Any
 
 from linker import safejson
 from linker.services.customers import LinkView, SuppressionView
+from linker.services.probes import ProbeStatus
 
 # -- text that is never markup ----------------------------------------------------------------
 
@@ -91,6 +92,8 @@ BADGE_COLORS: dict[str, str] = {
     "error": "red",
     # exchanges and checks
     "ok": "green", "failed": "red", "pass": "green", "warn": "orange", "fail": "red",
+    # scheduled probes (degraded: as above)
+    "passing": "green", "waiting": "blue", "off": "gray",
 }
 """The badge colour of every status, outcome and result word (unknown words are blue)."""
 
@@ -288,3 +291,31 @@ def audit_change(before: Mapping[str, Any] | None, after: Mapping[str, Any] | No
         else:
             parts.append(f"{key}: {_compact(before[key])} → (none)")
     return "; ".join(parts) or "(no details)"
+
+
+# -- scheduled probes -------------------------------------------------------------------------
+
+
+def probe_line(status: ProbeStatus) -> str:
+    """``Every 15 min · last probe … (failed) · p95 812 ms, SLO 500 ms · next due …`` and, once
+    a probe ran, why it is or is not degraded."""
+    if not status.enabled:
+        return "No scheduled probe: an admin turns one on in the integration's settings."
+    slo = f", SLO {millis(status.p95_slo_ms)}" if status.p95_slo_ms else ", no SLO"
+    parts = [f"Every {status.every_minutes} min"]
+    card = status.card
+    if card is None:
+        parts.append("no probe has run yet")
+    else:
+        parts.append(f"last probe {when(card.started_at)} "
+                     f"({'passed' if card.passed else 'failed'})")
+        parts.append(f"p95 {millis(card.p95_ms)}{slo}")
+    if status.next_due_at is not None:
+        parts.append(f"next due {when(status.next_due_at)}")
+    elif not status.active:
+        parts.append("not probed while inactive")
+    line = " · ".join(parts)
+    if status.verdict is not None:
+        label = "Degraded" if status.verdict.degraded else "OK"
+        line += f". {label}: {status.verdict.reason}."
+    return line

@@ -43,6 +43,7 @@ from linker.services.facade import Services
 from linker.services.health import HealthOverview
 from linker.services.integrations import IntegrationView
 from linker.services.linking import SystemChoice
+from linker.services.probes import ProbeConfig, ProbeStatus
 from linker.services.reports import Coverage
 from linker.services.why import Explanation
 from linker.store.exchanges import StoredExchange
@@ -211,6 +212,23 @@ def health_overview(actor: Actor, window: str) -> HealthOverview:
     """Tiles and series of the health page for ``window`` (``1h``, ``24h``, ``7d``), read
     afresh every ``HEALTH_TTL_S`` seconds (the tick is part of the cache key)."""
     return _health_overview(actor, window, int(time.time() // HEALTH_TTL_S))
+
+
+@reader
+def _probe_statuses(svc: Services, actor: Actor, tick: int) -> list[ProbeStatus]:
+    return svc.probes.statuses(actor)
+
+
+def probe_statuses(actor: Actor) -> list[ProbeStatus]:
+    """Every integration's scheduled probe (last card, verdict, next due), read afresh every
+    ``HEALTH_TTL_S`` seconds like the health overview."""
+    return _probe_statuses(actor, int(time.time() // HEALTH_TTL_S))
+
+
+@reader
+def probe_settings(svc: Services, actor: Actor, integration_id: int) -> ProbeConfig:
+    """One integration's probe settings (defaults when never set)."""
+    return svc.probes.settings(actor, integration_id)
 
 
 @reader

@@ -12,7 +12,8 @@ Widget keys (for tests):
   ``log.table`` (single-row selection), ``log.newer`` / ``log.older``, ``log.export``; the
   open exchange's ``log.replay``; ``?exchange=<id>`` opens one directly;
 - conformance: ``conf.integration``, ``conf.email``, ``conf.phone``, ``conf.run``,
-  ``conf.history``.
+  ``conf.history``; ``?run=<id>`` opens one report card directly (the Health page's probe
+  links).
 """
 
 from __future__ import annotations
@@ -403,8 +404,27 @@ def diff_view(diff: BodyDiff) -> None:
 # -- conformance ------------------------------------------------------------------------------
 
 
-def conformance_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
-    """Run the checks against one adaptor and list its report cards."""
+def open_linked_card(actor: Actor, wanted: str | None) -> ConformanceCard | None:
+    """The card ``?run=<id>`` names, chosen in the tab's pickers once per id (so a later
+    pick of another card sticks); None without a link or when it cannot be read."""
+    if not (wanted and wanted.isdigit()):
+        return None
+    try:
+        card = state.services().conformance.get(actor, int(wanted))
+    except ServiceError as exc:
+        widgets.show_error(exc)
+        return None
+    if st.session_state.get("conf.linked") != card.id and card.integration_id is not None:
+        st.session_state["conf.linked"] = card.id
+        st.session_state["conf.integration"] = card.integration_id
+        st.session_state["conf.history"] = card.id
+    return card
+
+
+def conformance_tab(actor: Actor, views: Sequence[IntegrationView],
+                    linked: ConformanceCard | None = None) -> None:
+    """Run the checks against one adaptor and list its report cards (``linked``, from a
+    deep link, among them even when older than the list)."""
     if not views:
         widgets.info("No integration yet: add one on the Integrations page.")
         return
@@ -438,6 +458,9 @@ def conformance_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
     except ServiceError as exc:
         widgets.show_error(exc)
         return
+    if linked is not None and linked.integration_id == integration_id and all(
+            c.id != linked.id for c in cards):
+        cards = [*cards, linked]
     if not cards:
         widgets.caption("No conformance run yet for this adaptor.")
         return
@@ -486,14 +509,16 @@ def main() -> None:
     deep_link = bool(wanted and wanted.isdigit())
     if deep_link and st.session_state.get(OPEN) != int(str(wanted)):
         st.session_state[OPEN] = int(str(wanted))
+    linked = open_linked_card(actor, st.query_params.get("run"))
+    opened = "Exchange log" if deep_link else ("Conformance" if linked else None)
     workflows, log, conformance = st.tabs(["Workflows", "Exchange log", "Conformance"],
-                                          default="Exchange log" if deep_link else None)
+                                          default=opened)
     with workflows:
         workflows_tab(actor, views)
     with log:
         exchange_log_tab(actor, views)
     with conformance:
-        conformance_tab(actor, views)
+        conformance_tab(actor, views, linked)
 
 
 if __name__ == "__main__":

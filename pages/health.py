@@ -3,8 +3,13 @@ success rate, p50/p95 latency, calls and the last error over a window; charts of
 time and errors by kind per integration. The tiles and charts refresh themselves every
 ``REFRESH_S`` seconds (``st.fragment(run_every=…)``) without reloading the page.
 
+Each tile also shows the integration's scheduled conformance probe (last probe, p95 against
+its SLO, degraded and why, next due) and, for roles that may read report cards, a link to the
+latest card in the debugger (``?run=<id>``).
+
 Widget keys (for tests): ``health.window`` (``1h``, ``24h``, ``7d``); tiles
-``health.tile.<id>``; charts ``health.latency_chart`` and ``health.errors_chart``.
+``health.tile.<id>`` holding ``health.probe.<id>``; charts ``health.latency_chart`` and
+``health.errors_chart``.
 """
 
 from __future__ import annotations
@@ -17,18 +22,32 @@ from plotly.subplots import make_subplots
 
 from dashboard import present, state
 from dashboard.auth import require
-from dashboard.widgets import caption, show_error, status_badge
+from dashboard.widgets import DEBUGGER_PAGE, caption, show_error, status_badge
 from linker.core.permissions import Actor, Permission
 from linker.services.errors import PermissionDenied, ServiceError
 from linker.services.health import WINDOWS, HealthOverview, HealthTile, thresholds_sentence
+from linker.services.probes import ProbeStatus
 
 REFRESH_S = 5
 TILES_PER_ROW = 3
 ERROR_COLORS = ("#ff4b4b", "#ff8c00", "#803df5", "#f2c300", "#1c83e1", "#a3a8b8", "#21c354")
 
 
-def tile(t: HealthTile) -> None:
-    """One integration: name, status badge, four figures and the last error."""
+def probe_part(actor: Actor, probe: ProbeStatus) -> None:
+    """The tile's probe line: its state badge, the figures and why, the report card link."""
+    with st.container(key=f"health.probe.{probe.integration_id}"):
+        head = st.container(horizontal=True, vertical_alignment="center")
+        with head:
+            st.markdown("Scheduled probe")
+            status_badge(probe.state)
+        caption(present.probe_line(probe))
+        if probe.card is not None and actor.can(Permission.RUN_CONFORMANCE):
+            st.page_link(str(DEBUGGER_PAGE), label=f"Open report card {probe.card.id}",
+                         icon=":material/fact_check:", query_params={"run": str(probe.card.id)})
+
+
+def tile(t: HealthTile, actor: Actor, probe: ProbeStatus | None = None) -> None:
+    """One integration: name, status badge, four figures, the last error and the probe."""
     with st.container(border=True, key=f"health.tile.{t.integration_id}"):
         head = st.container(horizontal=True, vertical_alignment="center")
         with head:
@@ -48,15 +67,19 @@ def tile(t: HealthTile) -> None:
             caption("No call in this window yet: the status is unknown until there is traffic.")
         else:
             caption("No error in this window.")
+        if probe is not None:
+            probe_part(actor, probe)
 
 
-def tiles(items: Sequence[HealthTile]) -> None:
+def tiles(items: Sequence[HealthTile], actor: Actor,
+          probes: dict[int, ProbeStatus] | None = None) -> None:
     """The tiles, ``TILES_PER_ROW`` to a row."""
+    found = probes or {}
     for start in range(0, len(items), TILES_PER_ROW):
         columns = st.columns(TILES_PER_ROW)
         for column, item in zip(columns, items[start:start + TILES_PER_ROW], strict=False):
             with column:
-                tile(item)
+                tile(item, actor, found.get(item.integration_id))
 
 
 def latency_chart(overview: HealthOverview) -> None:
@@ -116,6 +139,7 @@ def live(actor: Actor, window: str) -> None:
     """Tiles and charts; re-run by itself every ``REFRESH_S`` seconds."""
     try:
         overview = state.health_overview(actor, window)
+        probes = {p.integration_id: p for p in state.probe_statuses(actor)}
     except (ServiceError, PermissionDenied) as exc:
         show_error(exc)
         return
@@ -124,7 +148,7 @@ def live(actor: Actor, window: str) -> None:
         return
     st.caption(f"{overview.window.label}: {present.when(overview.since)} to "
                f"{present.when(overview.until)} · refreshes every {REFRESH_S} s")
-    tiles(overview.tiles)
+    tiles(overview.tiles, actor, probes)
     left, right = st.columns(2)
     with left:
         latency_chart(overview)

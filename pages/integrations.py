@@ -7,7 +7,8 @@ signing_key.value / signing_key.action, headers, query_attrs, result_attrs, auto
 autolink_fields, overwrite, timeout, max_concurrent, max_rps, active, save),
 ``integ.test.<id>.email|phone|run``, the add form's Test connection
 ``integ.new.test.email|phone|run``,
-``integ.<id>.deactivate|reactivate|delete`` (dialog buttons ``….yes`` / ``….no``).
+``integ.<id>.deactivate|reactivate|delete`` (dialog buttons ``….yes`` / ``….no``); the
+scheduled probe's ``integ.<id>.probe.*`` (see ``dashboard.probe_form``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard import state
 from dashboard.auth import require
 from dashboard.present import badge_label, bold, millis, percent, text, when
+from dashboard.probe_form import probe_section
 from dashboard.widgets import (
     AUTOLINK_FIELD_LABELS,
     confirm_button,
@@ -588,6 +590,7 @@ def integration_detail(actor: Actor, view: IntegrationView,
     last_error(actor, view, report)
     if actor.can(Permission.TEST_INTEGRATIONS):
         test_connection(actor, view)
+    probe_section(actor, view)
     if actor.can(Permission.MANAGE_INTEGRATIONS):
         status_actions(actor, view)
         integration_form(actor, view)

@@ -18,6 +18,7 @@ from linker.services.exchanges import ExchangeService
 from linker.services.health import HealthService
 from linker.services.integrations import IntegrationService
 from linker.services.linking import LinkingService
+from linker.services.probes import ProbeService
 from linker.services.profile import ProfileService
 from linker.services.refresh import RefreshService
 from linker.services.replay import ReplayService
@@ -49,6 +50,7 @@ class Services:
         self.debugger = DebuggerService(ctx)
         self.console_sessions = ConsoleSessionService(ctx)
         self.health = HealthService(ctx)
+        self.probes = ProbeService(ctx)
         self.coverage = CoverageService(ctx)
         self.audit_log = AuditLogService(ctx)
 
