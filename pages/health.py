@@ -47,7 +47,8 @@ def probe_part(actor: Actor, probe: ProbeStatus) -> None:
 
 
 def tile(t: HealthTile, actor: Actor, probe: ProbeStatus | None = None) -> None:
-    """One integration: name, status badge, four figures, the last error and the probe."""
+    """One integration: name, status badge, four figures, the last error and the probe
+    (when one is scheduled or has run)."""
     with st.container(border=True, key=f"health.tile.{t.integration_id}"):
         head = st.container(horizontal=True, vertical_alignment="center")
         with head:
@@ -67,7 +68,7 @@ def tile(t: HealthTile, actor: Actor, probe: ProbeStatus | None = None) -> None:
             caption("No call in this window yet: the status is unknown until there is traffic.")
         else:
             caption("No error in this window.")
-        if probe is not None:
+        if probe is not None and (probe.enabled or probe.card is not None):
             probe_part(actor, probe)
 
 

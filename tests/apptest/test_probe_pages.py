@@ -84,13 +84,13 @@ def test_health_tiles_show_each_probe_and_why(app_as: Callable[..., AppTest],
                                               probed: dict[str, int]) -> None:
     at = ok(app_as("agent"))
     # tiles by name: Dead, Off, Shop; each tile's health badge, then its probe's
-    assert badges(at) == ["failing", "degraded", "untested", "off", "healthy", "passing"]
+    assert badges(at) == ["failing", "degraded", "untested", "healthy", "passing"]
     captions = texts(at.caption)
     dead = next(c for c in captions if "Degraded: failed" in c)
     assert "(failed)" in dead and "Reachable" in dead and "next due" in dead
     shop = next(c for c in captions if c.startswith("Every 15 min") and "OK:" in c)
     assert "SLO 60000 ms" in shop and "within the SLO" in shop
-    assert any(c.startswith("No scheduled probe") for c in captions)
+    assert not any(c.startswith("No scheduled probe") for c in captions)  # Off: no line
     assert links(at) == []  # agents may not open report cards
 
 
@@ -109,5 +109,5 @@ def test_the_debugger_opens_the_linked_report_card(app_as: Callable[..., AppTest
     assert at.selectbox(key="conf.integration").value == probed["dead"]
     assert at.selectbox(key="conf.history").value == probed["dead_card"]
     card = table(at, "Check", "Result")
-    assert list(card["Result"])[0] == "fail"
+    assert card["Result"].iloc[0] == "fail"
     assert any("Dead fails the required checks" in e for e in texts(at.error))

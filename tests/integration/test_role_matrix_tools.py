@@ -1,5 +1,5 @@
 """Role matrix for the developer and lead tools: debugger, exchange log, replay, conformance,
-coverage and audit log. Every role × every public method of those services.
+scheduled probes, coverage and audit log. Every role × every public method of those services.
 
 The scene is real (a Shop integration served in-process, a profile, a stored search exchange
 and, for reading a card, a conformance run), so an allowed call must succeed outright; a
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from linker.core.permissions import SYSTEM, Actor, Role
+from linker.core.probes import ProbeSettingsInput
 from linker.services.audit_log import AuditLogService
 from linker.services.conformance import ConformanceService
 from linker.services.coverage import CoverageService
@@ -23,6 +24,7 @@ from linker.services.debugger import DebuggerService
 from linker.services.errors import PermissionDenied
 from linker.services.exchange_log import ExchangeLogService
 from linker.services.linking import LinkingService
+from linker.services.probes import ProbeService
 from linker.services.replay import ReplayService
 from tests.integration.world import World, unique_record
 
@@ -51,6 +53,7 @@ def _scene(world: World, *, with_run: bool) -> Scene:
                                      fields={"email": email})
     exchange = max(e.id for e in world.exchanges())
     run = ConformanceService(world.ctx).run(SYSTEM, shop, email).id if with_run else 0
+    ProbeService(world.ctx).configure(SYSTEM, shop, ProbeSettingsInput(True, 15, None, email))
     return Scene(world, shop, customer, email, person.external_customer_id, exchange, run)
 
 
@@ -89,6 +92,16 @@ MATRIX: dict[str, tuple[Call, tuple[Role, ...]]] = {
         lambda s, a: ConformanceService(s.world.ctx).runs(a, s.shop), TOOLS),
     "ConformanceService.get": (
         lambda s, a: ConformanceService(s.world.ctx).get(a, s.run), TOOLS),
+    "ProbeService.settings": (
+        lambda s, a: ProbeService(s.world.ctx).settings(a, s.shop), (A, D, L)),
+    "ProbeService.configure": (
+        lambda s, a: ProbeService(s.world.ctx).configure(
+            a, s.shop, ProbeSettingsInput(True, 30, 500.0, s.email)), (A,)),
+    "ProbeService.statuses": (lambda s, a: ProbeService(s.world.ctx).statuses(a), tuple(Role)),
+    "ProbeService.due": (lambda s, a: ProbeService(s.world.ctx).due(a), TOOLS),
+    "ProbeService.run_probe": (
+        lambda s, a: ProbeService(s.world.ctx).run_probe(a, s.shop), TOOLS),
+    "ProbeService.run_due": (lambda s, a: ProbeService(s.world.ctx).run_due(a), TOOLS),
     "CoverageService.summary": (
         lambda s, a: CoverageService(s.world.ctx).summary(a), LEAD_VIEWS),
     "CoverageService.trend": (lambda s, a: CoverageService(s.world.ctx).trend(a), LEAD_VIEWS),
@@ -106,7 +119,7 @@ MATRIX: dict[str, tuple[Call, tuple[Role, ...]]] = {
 }
 
 SERVICES = (DebuggerService, ExchangeLogService, ReplayService, ConformanceService,
-            CoverageService, AuditLogService)
+            ProbeService, CoverageService, AuditLogService)
 
 
 def test_the_matrix_covers_every_public_method() -> None:
