@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,9 +196,9 @@ def test_a_deleted_integration_takes_its_probe_along(world: World, clock: Clock)
         assert probes_store.setting_of(s, shop) is None
 
 
-def test_cli_sets_runs_and_reports_probes(world: World, monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@contextmanager
+def shop_on_loopback(world: World) -> Iterator[int]:
+    """Shop served over a real loopback socket (for other processes: the CLI, workers)."""
     shop = world.add_integration("Shop", "shop")
     world.ctx.client = LookupClient()
     with BackgroundServer(create_app("shop", signing_key=SIGNING_KEY)) as server:
@@ -205,6 +206,13 @@ def test_cli_sets_runs_and_reports_probes(world: World, monkeypatch: pytest.Monk
             integration = s.get(Integration, shop)
             assert integration is not None
             integration.url = server.url
+        yield shop
+
+
+def test_cli_sets_runs_and_reports_probes(world: World, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with shop_on_loopback(world) as shop:
         cli_env(monkeypatch, world, tmp_path)
         assert main(["probe", "set", "Shop", "--enable"]) == 1
         assert "known_email" in capsys.readouterr().err
@@ -252,13 +260,7 @@ def served_shop(world: World) -> Iterator[tuple[World, int]]:
     """Shop served over loopback (workers are other processes), its probe enabled."""
     if world.ctx.db.is_sqlite:
         pytest.skip("probe jobs need PostgreSQL; SQLite runs them in-process (tested above)")
-    shop = world.add_integration("Shop", "shop")
-    world.ctx.client = LookupClient()
-    with BackgroundServer(create_app("shop", signing_key=SIGNING_KEY)) as server:
-        with world.ctx.db.session() as s:
-            integration = s.get(Integration, shop)
-            assert integration is not None
-            integration.url = server.url
+    with shop_on_loopback(world) as shop:
         enable(world, shop)
         yield world, shop
 
