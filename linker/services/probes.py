@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from linker.conformance import CheckStatus
 from linker.core.permissions import Actor, Permission, Role
 from linker.core.probes import (
     DEFAULT_EVERY_MINUTES,
@@ -96,7 +97,7 @@ class ProbeResult:
 
 def verdict_of(card: ConformanceCard, slo_ms: float | None) -> ProbeVerdict:
     """The degraded rule applied to a stored card."""
-    failed = tuple(c.title for c in card.checks if c.required and c.status.value == "fail")
+    failed = tuple(c.title for c in card.checks if c.required and c.status is CheckStatus.FAIL)
     return probe_verdict(passed=card.passed, failed_checks=failed, p95_ms=card.p95_ms,
                          slo_ms=slo_ms)
 
