@@ -268,6 +268,7 @@ def main() -> None:
     if st.session_state.pop(_SET_COOKIE, False):
         write_cookie(str(st.session_state.get(_TOKEN, "")),
                      int(SESSION_TTL.total_seconds()))
+    state.start_probe_ticker()
     pages = {spec.key: st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
                                url_path=spec.key, default=index == 0)
              for index, spec in enumerate(auth.pages_for(actor.role))}

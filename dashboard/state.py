@@ -43,7 +43,7 @@ from linker.services.facade import Services
 from linker.services.health import HealthOverview
 from linker.services.integrations import IntegrationView
 from linker.services.linking import SystemChoice
-from linker.services.probes import ProbeConfig, ProbeStatus
+from linker.services.probes import ProbeConfig, ProbeStatus, ProbeTicker
 from linker.services.reports import Coverage
 from linker.services.why import Explanation
 from linker.store.exchanges import StoredExchange
@@ -79,6 +79,23 @@ def services() -> Services:
     """The one ``Services`` of the configured database (opened and migrated on first use)."""
     current = settings()
     return _services_for(current.database_url, current)
+
+
+def _stop_ticker(ticker: ProbeTicker | None) -> None:
+    if ticker is not None:
+        ticker.stop()
+
+
+@st.cache_resource(show_spinner=False, on_release=_stop_ticker)
+def _probe_ticker_for(database_url: str) -> ProbeTicker | None:
+    svc = services()
+    return ProbeTicker(svc.probes).start() if svc.ctx.db.is_sqlite else None
+
+
+def start_probe_ticker() -> None:
+    """On SQLite (no job queue), run the due scheduled probes in this process every minute
+    (one ticker per database; PostgreSQL leaves them to ``linker worker``)."""
+    _probe_ticker_for(settings().database_url)
 
 
 # -- read models ------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ A probe is a conformance run (``ConformanceService.run``) stored as its report c
 actor ``PROBE_ACTOR``. Before it runs, ``store.probes.claim`` marks it started with one
 conditional UPDATE, so two runners (workers, CLI, dashboard) never probe one integration in
 the same interval. On PostgreSQL ``linker worker`` defers one job per due probe every minute
-(``linker.services.jobs``).
+(``linker.services.jobs``); on SQLite a ``ProbeTicker`` runs ``run_due`` every minute in the
+dashboard's own process (and ``linker probe run-due [--watch]`` in the CLI's).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +41,8 @@ from linker.store import probes as probes_store
 from linker.store.models import ProbeSetting
 
 _LOG = logging.getLogger(__name__)
+TICK_S = 60.0
+"""How often an in-process ticker looks for due probes (the workers' schedule: every minute)."""
 PROBE_ACTOR = Actor("system, scheduled probe", Role.ADMIN)
 """Who a probe's report card names as its runner."""
 
@@ -199,3 +203,43 @@ class ProbeService:
             if result is not None:
                 results.append(result)
         return results
+
+
+class ProbeTicker:
+    """Runs ``run_due`` every ``interval_s`` seconds in a daemon thread until ``stop()`` (the
+    first look after one interval). A tick that fails is logged and the next one tries
+    again."""
+
+    def __init__(self, service: ProbeService, interval_s: float = TICK_S) -> None:
+        self.service = service
+        self.interval_s = interval_s
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="linker-probes", daemon=True)
+
+    def start(self) -> ProbeTicker:
+        """Start the thread; returns self."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the probe in flight (waiting up to ``timeout_s``)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs."""
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                for result in self.service.run_due(PROBE_ACTOR):
+                    _LOG.info("probe of integration %s: %s", result.integration_id,
+                              result.verdict.reason if result.verdict else result.error)
+            except Exception:  # the database went away, say: logged, retried next tick
+                _LOG.exception("looking for due probes failed; trying again in %.0f s",
+                               self.interval_s)
+            self.ticks += 1

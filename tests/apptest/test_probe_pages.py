@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import state
+from linker.config import Settings
 from linker.core.permissions import SYSTEM
 from linker.core.probes import ProbeSettingsInput
 from linker.services.facade import Services
+from linker.services.probes import TICK_S
 from tests.apptest.conftest import make_integration, shop_person, table, texts
 
 
@@ -111,3 +115,12 @@ def test_the_debugger_opens_the_linked_report_card(app_as: Callable[..., AppTest
     card = table(at, "Check", "Result")
     assert card["Result"].iloc[0] == "fail"
     assert any("Dead fails the required checks" in e for e in texts(at.error))
+
+
+def test_on_sqlite_the_console_runs_due_probes_in_its_own_process(
+        app_as: Callable[..., AppTest], linker_env: Settings) -> None:
+    ok(app_as("agent"))
+    ticker = state._probe_ticker_for(linker_env.database_url)  # the one the frame started
+    assert ticker is not None and ticker.alive and ticker.interval_s == TICK_S
+    st.cache_resource.clear()  # what a restart does: the ticker stops
+    assert not ticker.alive

@@ -22,7 +22,7 @@ from linker.core.probes import ProbeSettingsInput
 from linker.lookup import LookupClient
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
 from linker.services.jobs import PROBE_TASK, build_app
-from linker.services.probes import PROBE_ACTOR, ProbeService
+from linker.services.probes import PROBE_ACTOR, ProbeService, ProbeTicker
 from linker.store import probes as probes_store
 from linker.store.database import Database, alembic_config
 from linker.store.models import AuditEvent, ConformanceRun, Integration
@@ -236,6 +236,21 @@ def test_cli_sets_runs_and_reports_probes(world: World, monkeypatch: pytest.Monk
         setting = probes_store.setting_of(s, shop)
         assert setting is not None and setting.p95_slo_ms is None
         assert setting.known_email == EMAIL.lower() and setting.last_run_id is not None
+
+
+def test_the_in_process_ticker_runs_due_probes_until_stopped(world: World) -> None:
+    shop = world.add_integration("Shop", "shop")
+    enable(world, shop)
+    ticker = ProbeTicker(ProbeService(world.ctx), interval_s=0.05).start()
+    try:
+        wait_for(lambda: ProbeService(world.ctx).statuses(SYSTEM)[0].card is not None,
+                 "the ticker to run the due probe")
+        wait_for(lambda: ticker.ticks >= 3, "more ticks")
+    finally:
+        ticker.stop()
+    assert not ticker.alive
+    with world.ctx.db.session(readonly=True) as s:  # later ticks found nothing due
+        assert len(list(s.scalars(select(ConformanceRun)))) == 1
 
 
 def test_migration_0013_is_reversible(db: Database) -> None:
