@@ -47,7 +47,7 @@ from linker.services.facade import Services
 from linker.services.linking import SearchOutcome, SearchRow, SystemChoice, SystemHit
 from linker.services.lookalikes import LookAlike, find_lookalikes
 from linker.services.profile import OpenedProfile
-from linker.services.refresh import RefreshOutcome
+from linker.services.refresh_outcome import RefreshOutcome
 
 ALL_UNLINKED = "All unlinked external systems"
 FIND_BY = ("Email", "Phone", "Name")

@@ -19,9 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from linker.contract import LookupRequest, autolink_request
 from linker.core.autolink import AutolinkDecision, AutolinkField, Outcome, decide
@@ -35,18 +33,12 @@ from linker.services.errors import Conflict, InvalidInput, NotFound
 from linker.services.linking import LinkRecordView, create_link
 from linker.services.refresh import refresh_pairs
 from linker.services.targets import target_for
+from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store
+from linker.store import links as links_store
 from linker.store import outcomes as outcomes_store
 from linker.store.exchanges import exchange_row, insert_exchanges, record_exchange
-from linker.store.models import (
-    AutolinkOutcome,
-    Customer,
-    Integration,
-    Link,
-    Suppression,
-    table_of,
-    utcnow,
-)
+from linker.store.models import AutolinkOutcome, Customer, Integration, utcnow
 
 
 class AutolinkTrigger(StrEnum):
@@ -212,24 +204,8 @@ def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
 
 def load_profiles(session: Session, customer_ids: Sequence[str]) -> dict[str, ProfileSnapshot]:
     """Snapshots of the given customers (missing ids are left out)."""
-    customers = session.scalars(
-        select(Customer).where(Customer.id.in_(list(customer_ids)))
-        .options(selectinload(Customer.emails), selectinload(Customer.phones)))
-    return {c.id: ProfileSnapshot.of(c) for c in customers}
-
-
-def linked_pairs(session: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
-    """(customer, integration) pairs of the given customers that have a link."""
-    rows = session.execute(select(Link.customer_id, Link.integration_id)
-                           .where(Link.customer_id.in_(list(customer_ids))))
-    return {(c, i) for c, i in rows}
-
-
-def suppressed_pairs(session: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
-    """(customer, integration) pairs of the given customers whose auto-linking is suppressed."""
-    rows = session.execute(select(Suppression.customer_id, Suppression.integration_id)
-                           .where(Suppression.customer_id.in_(list(customer_ids))))
-    return {(c, i) for c, i in rows}
+    return {c.id: ProfileSnapshot.of(c)
+            for c in customers_store.many_with_contacts(session, customer_ids)}
 
 
 def plan_attempts(session: Session, customer_ids: Sequence[str],
@@ -239,8 +215,8 @@ def plan_attempts(session: Session, customer_ids: Sequence[str],
     snapshots the caller already has; the others are loaded)."""
     if profiles is None:
         profiles = load_profiles(session, customer_ids)
-    linked = linked_pairs(session, customer_ids)
-    suppressed = suppressed_pairs(session, customer_ids)
+    linked = links_store.linked_pairs(session, customer_ids)
+    suppressed = links_store.suppressed_pairs(session, customer_ids)
     return [plan_attempt(profiles[cid], integration,
                          suppressed=(cid, integration.id) in suppressed)
             for cid in customer_ids if cid in profiles
@@ -302,8 +278,7 @@ def record_attempt(session: Session, actor: Actor, attempt: Attempt, exchange: E
         outcome=decision.outcome.value, reason=decision.reason,
         external_customer_id=decision.external_customer_id, candidates=decision.candidates,
         exchange_id=exchange_id, trigger=trigger.value, actor=actor.username, created_at=now)
-    session.add(row)
-    session.flush()
+    outcomes_store.add(session, row)
     return AutolinkResult(
         customer_id=attempt.profile.customer_id, integration_id=attempt.integration.id,
         integration_name=attempt.integration.name, outcome=decision.outcome,
@@ -334,9 +309,7 @@ def record_attempts(session: Session, actor: Actor,
                  external_customer_id=d.external_customer_id, candidates=d.candidates,
                  exchange_id=xid, trigger=trigger.value, actor=actor.username, created_at=now)
             for (a, _), d, xid in zip(items, decisions, exchange_ids, strict=True)]
-    outcomes = table_of(AutolinkOutcome)
-    outcome_ids = session.connection().execute(insert(outcomes).returning(
-        outcomes.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    outcome_ids = outcomes_store.insert_many(session, rows)
     return [AutolinkResult(
         customer_id=a.profile.customer_id, integration_id=a.integration.id,
         integration_name=a.integration.name, outcome=d.outcome, reason=d.reason,
@@ -362,12 +335,8 @@ def _link_many(session: Session, actor: Actor, attempts: Sequence[Attempt],
     rows = [dict(customer_id=v.customer_id, integration_id=v.integration_id,
                  external_customer_id=v.external_customer_id, method=v.method,
                  created_by=v.created_by, created_at=v.created_at) for v in views]
-    try:
-        links = table_of(Link)
-        with session.begin_nested():
-            ids = session.connection().execute(insert(links).returning(
-                links.c.id, sort_by_parameter_order=True), rows).scalars().all()
-    except IntegrityError:  # someone holds one of them: each in its own savepoint
+    ids = links_store.insert_links(session, rows)
+    if ids is None:  # someone holds one of them: each in its own savepoint
         for k in wanted:
             decisions[k], link_ids[k] = _link_or_conflict(session, actor, attempts[k],
                                                           decisions[k])
@@ -406,7 +375,7 @@ def refresh_new_links(ctx: ServiceContext, actor: Actor, results: Sequence[Autol
 def _customer_attempts(ctx: ServiceContext, customer_id: str,
                        profile: ProfileSnapshot | None) -> list[Attempt]:
     with ctx.db.session(readonly=True) as session:
-        if profile is None and session.get(Customer, customer_id) is None:
+        if profile is None and customers_store.get(session, customer_id) is None:
             raise NotFound(f"customer {customer_id!r} does not exist; check the id or search "
                            "by email, phone or name")
         integrations = [snapshot_integration(ctx, i)
@@ -513,18 +482,10 @@ class AutolinkService:
         if outcome is not None and outcome not in {o.value for o in Outcome}:
             allowed = ", ".join(o.value for o in Outcome)
             raise InvalidInput({"outcome": f"unknown outcome {outcome!r}; use one of {allowed}"})
-        query = (select(AutolinkOutcome, Customer.name, Integration.name)
-                 .join(Customer, Customer.id == AutolinkOutcome.customer_id)
-                 .join(Integration, Integration.id == AutolinkOutcome.integration_id))
-        if integration_id is not None:
-            query = query.where(AutolinkOutcome.integration_id == integration_id)
-        if outcome is not None:
-            query = query.where(AutolinkOutcome.outcome == outcome)
-        if since is not None:
-            query = query.where(AutolinkOutcome.created_at >= since)
-        query = query.order_by(AutolinkOutcome.created_at.desc(), AutolinkOutcome.id.desc())
         with self.ctx.db.session(readonly=True) as session:
-            rows = session.execute(query.limit(max(1, min(limit, 10_000)))).all()
+            rows = outcomes_store.recent(session, integration_id=integration_id,
+                                         outcome=outcome, since=since,
+                                         limit=max(1, min(limit, 10_000)))
             return [OutcomeView(
                 id=row.id, created_at=row.created_at, customer_id=row.customer_id,
                 customer_name=customer_name, integration_id=row.integration_id,

@@ -25,7 +25,8 @@ from linker.lookup.target import AdaptorTarget, InvalidTarget
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput, NotFound
-from linker.services.refresh import RefreshOutcome, refresh_pairs
+from linker.services.refresh import refresh_pairs
+from linker.services.refresh_outcome import RefreshOutcome
 from linker.services.targets import target_for
 from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store

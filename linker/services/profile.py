@@ -8,7 +8,8 @@ from linker.core.permissions import SYSTEM, Actor, Permission
 from linker.services.autolinking import AutolinkResult, autolink_customer
 from linker.services.context import ServiceContext
 from linker.services.errors import NotFound
-from linker.services.refresh import RefreshOutcome, refresh_stale_links
+from linker.services.refresh import refresh_stale_links
+from linker.services.refresh_outcome import RefreshOutcome
 from linker.store import customers as customers_store
 
 ACTOR_NAME_MAX = 100

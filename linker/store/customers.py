@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from linker.core.contact import ContactData
@@ -35,6 +36,13 @@ def with_contacts(s: Session, customer_id: str) -> Customer | None:
     """The profile with its emails and phones loaded, or None."""
     return s.scalar(select(Customer).where(Customer.id == customer_id).options(
         selectinload(Customer.emails), selectinload(Customer.phones)))
+
+
+def many_with_contacts(s: Session, customer_ids: Sequence[str]) -> list[Customer]:
+    """The given profiles with their emails and phones loaded (missing ids are left out)."""
+    return list(s.scalars(
+        select(Customer).where(Customer.id.in_(list(customer_ids)))
+        .options(selectinload(Customer.emails), selectinload(Customer.phones))))
 
 
 def find(s: Session, *, email_key: str | None = None, e164: str | None = None,
@@ -73,6 +81,17 @@ def holders(s: Session, values: Sequence[str]) -> list[tuple[str, str, str]]:
         for value, cid, cname in rows:
             found[str(value)] = (cid, cname)
     return [(v, *found[v]) for v in wanted if v in found]
+
+
+def add_contact(s: Session, row: CustomerEmail | CustomerPhone) -> bool:
+    """Add an email or phone row in a savepoint; False (nothing added) when another profile
+    took its value meanwhile."""
+    try:
+        with s.begin_nested():
+            s.add(row)
+    except IntegrityError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linker.store.models import Customer, Integration, Link, PulledData, Suppression
+from linker.store.models import Customer, Integration, Link, PulledData, Suppression, table_of
 
 
 def link_of(s: Session, customer_id: str, integration_id: int, *,
@@ -19,6 +21,26 @@ def link_of(s: Session, customer_id: str, integration_id: int, *,
     query = select(Link).where(Link.customer_id == customer_id,
                                Link.integration_id == integration_id)
     return s.scalar(query.with_for_update() if for_update else query)
+
+
+def linked_pairs(s: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
+    """(customer, integration) pairs of the given customers that have a link."""
+    rows = s.execute(select(Link.customer_id, Link.integration_id)
+                     .where(Link.customer_id.in_(list(customer_ids))))
+    return {(c, i) for c, i in rows}
+
+
+def active_links_of(s: Session, customer_id: str) -> list[tuple[Link, PulledData | None]]:
+    """The profile's links to active integrations with their pulled data (None when there is
+    none yet), by integration name."""
+    rows = s.execute(
+        select(Link, PulledData)
+        .join(Integration, Integration.id == Link.integration_id)
+        .outerjoin(PulledData, (PulledData.customer_id == Link.customer_id)
+                   & (PulledData.integration_id == Link.integration_id))
+        .where(Link.customer_id == customer_id, Integration.active.is_(True))
+        .order_by(Integration.name))
+    return [(link, pulled) for link, pulled in rows]
 
 
 def holder_of(s: Session, integration_id: int, external_customer_id: str) -> Link | None:
@@ -68,6 +90,13 @@ def suppressions_of(s: Session, customer_id: str) -> list[tuple[Suppression, Int
         .order_by(Integration.name_key))]
 
 
+def suppressed_pairs(s: Session, customer_ids: Sequence[str]) -> set[tuple[str, int]]:
+    """(customer, integration) pairs of the given customers whose auto-linking is suppressed."""
+    rows = s.execute(select(Suppression.customer_id, Suppression.integration_id)
+                     .where(Suppression.customer_id.in_(list(customer_ids))))
+    return {(c, i) for c, i in rows}
+
+
 def suppression_of(s: Session, customer_id: str, integration_id: int) -> Suppression | None:
     """The pair's auto-link suppression, or None."""
     return s.get(Suppression, (customer_id, integration_id))
@@ -94,6 +123,28 @@ def add_link(s: Session, link: Link) -> None:
     leaves the outer transaction usable."""
     with s.begin_nested():
         s.add(link)
+
+
+def insert_links(s: Session, rows: list[dict[str, Any]]) -> list[int] | None:
+    """Insert link rows (column values) with one multi-row INSERT in a savepoint; their ids in
+    order, or None when one collides with a link already there (then none is inserted)."""
+    links = table_of(Link)
+    try:
+        with s.begin_nested():
+            return [int(i) for i in s.connection().execute(insert(links).returning(
+                links.c.id, sort_by_parameter_order=True), rows).scalars()]
+    except IntegrityError:
+        return None
+
+
+def pulled_row(s: Session, customer_id: str, integration_id: int) -> PulledData:
+    """The pair's pulled data; a new, empty row added to the session when it has none."""
+    pulled = s.get(PulledData, (customer_id, integration_id))
+    if pulled is None:
+        pulled = PulledData(customer_id=customer_id, integration_id=integration_id,
+                            custom_attributes={}, transactions=[], dropped=[], last_error="")
+        s.add(pulled)
+    return pulled
 
 
 def delete_link(s: Session, link: Link) -> bool:

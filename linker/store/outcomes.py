@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from linker.store.models import AutolinkOutcome
+from linker.store.models import AutolinkOutcome, Customer, Integration, table_of
 
 
 def pair_outcomes(s: Session, customer_id: str, integration_id: int, limit: int
@@ -29,3 +30,36 @@ def counts(s: Session, since: datetime | None = None) -> list[tuple[int, str, in
     if since is not None:
         query = query.where(AutolinkOutcome.created_at >= since)
     return [(int(i), str(o), int(n)) for i, o, n in s.execute(query)]
+
+
+def recent(s: Session, *, integration_id: int | None, outcome: str | None,
+           since: datetime | None, limit: int) -> list[tuple[AutolinkOutcome, str, str]]:
+    """The newest ``limit`` outcomes (of one integration / outcome / since a time, each when
+    given) with their customer's and integration's names."""
+    query = (select(AutolinkOutcome, Customer.name, Integration.name)
+             .join(Customer, Customer.id == AutolinkOutcome.customer_id)
+             .join(Integration, Integration.id == AutolinkOutcome.integration_id))
+    if integration_id is not None:
+        query = query.where(AutolinkOutcome.integration_id == integration_id)
+    if outcome is not None:
+        query = query.where(AutolinkOutcome.outcome == outcome)
+    if since is not None:
+        query = query.where(AutolinkOutcome.created_at >= since)
+    query = query.order_by(AutolinkOutcome.created_at.desc(), AutolinkOutcome.id.desc())
+    return [(row, customer, integration)
+            for row, customer, integration in s.execute(query.limit(limit))]
+
+
+def add(s: Session, row: AutolinkOutcome) -> AutolinkOutcome:
+    """Add an outcome row to the session, flushed so its ``id`` is set."""
+    s.add(row)
+    s.flush()
+    return row
+
+
+def insert_many(s: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert outcome rows (column values) with one multi-row Core INSERT; their ids, in
+    order."""
+    outcomes = table_of(AutolinkOutcome)
+    return [int(i) for i in s.connection().execute(insert(outcomes).returning(
+        outcomes.c.id, sort_by_parameter_order=True), rows).scalars()]

@@ -35,7 +35,9 @@ from linker.services.autolinking import (
     snapshot_integration,
 )
 from linker.services.context import ServiceContext
-from linker.services.refresh import RefreshOutcome, apply_refresh, apply_refreshes, plan_refresh
+from linker.services.refresh import apply_refresh, plan_refresh
+from linker.services.refresh_batch import apply_refreshes
+from linker.services.refresh_outcome import RefreshOutcome
 from linker.store import integrations as integrations_store
 from linker.store.database import Database
 from linker.store.models import (
