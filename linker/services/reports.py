@@ -1,4 +1,5 @@
-"""Coverage and audit reports, each computed in SQL (no table is loaded into memory). The
+"""Coverage and audit reports, each computed in SQL by
+``linker.store.coverage`` and ``linker.store.audit`` (no table is loaded into memory). The
 per-integration health is ``linker.services.health`` (the Health page's tiles)."""
 
 from __future__ import annotations
@@ -7,18 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
-
 from linker.core.permissions import Actor, Permission
 from linker.services.context import ServiceContext
-from linker.store.models import (
-    AuditEvent,
-    AutolinkOutcome,
-    Customer,
-    Integration,
-    Link,
-)
+from linker.store import audit as audit_store
+from linker.store import coverage as coverage_store
 
 OUTCOMES = ("linked", "no_match", "ambiguous", "no_field_match", "conflict", "suppressed",
             "skipped", "error")
@@ -93,55 +86,25 @@ class ReportService:
         """Profiles, linked profiles, links per integration and latest outcome counts."""
         actor.require(Permission.VIEW_REPORTS, "view coverage")
         with self.ctx.db.session() as s:
-            customers = s.scalar(select(func.count()).select_from(Customer)) or 0
-            linked = s.scalar(select(func.count(func.distinct(Link.customer_id)))) or 0
-            per_integration = s.execute(
-                select(
-                    Integration.id, Integration.name, Integration.active,
-                    func.count(Link.id),
-                    func.coalesce(func.sum(case((Link.method == "auto", 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((Link.method == "manual", 1), else_=0)), 0),
-                )
-                .outerjoin(Link, Link.integration_id == Integration.id)
-                .group_by(Integration.id, Integration.name, Integration.active)
-                .order_by(Integration.name)
-            ).all()
-            outcomes = self._latest_outcome_counts(s)
+            customers = coverage_store.customer_count(s)
+            linked = coverage_store.linked_customer_count(s)
+            per_integration = coverage_store.links_per_integration(s)
+            outcomes = dict.fromkeys(OUTCOMES, 0)
+            outcomes.update(coverage_store.latest_outcome_counts(s))
         return Coverage(
             customers=customers,
             linked=linked,
-            integrations=[IntegrationCoverage(int(i), str(n), bool(a), int(c), int(au), int(m))
-                          for i, n, a, c, au, m in per_integration],
+            integrations=[IntegrationCoverage(*row) for row in per_integration],
             outcomes=outcomes,
         )
-
-    @staticmethod
-    def _latest_outcome_counts(s: Session) -> dict[str, int]:
-        latest = (
-            select(func.max(AutolinkOutcome.id).label("id"))
-            .group_by(AutolinkOutcome.customer_id, AutolinkOutcome.integration_id)
-            .subquery()
-        )
-        rows = s.execute(
-            select(AutolinkOutcome.outcome, func.count())
-            .join(latest, latest.c.id == AutolinkOutcome.id)
-            .group_by(AutolinkOutcome.outcome)
-        ).all()
-        counts = dict.fromkeys(OUTCOMES, 0)
-        counts.update({str(o): int(c) for o, c in rows})
-        return counts
 
     def links_per_day(self, actor: Actor, days: int = 30) -> list[DailyCount]:
         """Links created per day over the last ``days`` days (days without links omitted)."""
         actor.require(Permission.VIEW_REPORTS, "view coverage")
         since = self.ctx.now() - timedelta(days=days)
-        day = func.date(Link.created_at)
         with self.ctx.db.session() as s:
-            rows = s.execute(
-                select(day, func.count()).where(Link.created_at >= since).group_by(day)
-                .order_by(day)
-            ).all()
-        return [DailyCount(str(d), int(c)) for d, c in rows]
+            rows = coverage_store.links_created_per_day(s, since)
+        return [DailyCount(d, c) for d, c in rows]
 
     def audit_log(
         self,
@@ -157,20 +120,9 @@ class ReportService:
     ) -> list[AuditEntry]:
         """Audit events, newest first, filtered by any of the given fields."""
         actor.require(Permission.VIEW_AUDIT, "view the audit log")
-        query = select(AuditEvent)
-        if action:
-            query = query.where(AuditEvent.action == action)
-        if actor_name:
-            query = query.where(AuditEvent.actor == actor_name)
-        if entity_type:
-            query = query.where(AuditEvent.entity_type == entity_type)
-        if entity_id:
-            query = query.where(AuditEvent.entity_id == entity_id)
-        if since:
-            query = query.where(AuditEvent.at >= since)
-        if until:
-            query = query.where(AuditEvent.at < until)
         with self.ctx.db.session() as s:
-            events = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)).all()
+            events = audit_store.latest_events(
+                s, action=action, actor=actor_name, entity_type=entity_type,
+                entity_id=entity_id, since=since, until=until, limit=limit)
             return [AuditEntry(e.id, e.at, e.actor, e.role, e.action, e.entity_type, e.entity_id,
                                e.before, e.after) for e in events]

@@ -62,6 +62,27 @@ def events_page(s: Session, f: AuditFilter, before: AuditCursor | None, limit: i
                           .limit(limit)))
 
 
+def latest_events(s: Session, *, action: str | None, actor: str | None,
+                  entity_type: str | None, entity_id: str | None, since: datetime | None,
+                  until: datetime | None, limit: int) -> list[AuditEvent]:
+    """Up to ``limit`` events, newest (highest id) first, matching every field given
+    (``since`` inclusive, ``until`` exclusive)."""
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if entity_type:
+        query = query.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEvent.entity_id == entity_id)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    if until:
+        query = query.where(AuditEvent.at < until)
+    return list(s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
 def actors(s: Session) -> list[str]:
     """Every distinct actor in the log, sorted."""
     return [str(a) for a in s.scalars(select(AuditEvent.actor).distinct()

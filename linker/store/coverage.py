@@ -1,5 +1,6 @@
-"""Coverage reads in the database: profile and first-link counts per day, and the profiles
-not linked to an integration with their reason (keyset on the customer id)."""
+"""Coverage reads in the database: profile and first-link counts per day, the profiles not
+linked to an integration with their reason (keyset on the customer id), and the totals of the
+coverage report (links per integration, latest outcomes, links per day)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from typing import Any
 from sqlalchemy import Row, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from linker.store.models import AutolinkOutcome, Customer, CustomerEmail, Link, Suppression
+from linker.store.models import (
+    AutolinkOutcome,
+    Customer,
+    CustomerEmail,
+    Integration,
+    Link,
+    Suppression,
+)
 
 
 def customers_created_before(s: Session, start: datetime) -> int:
@@ -93,3 +101,54 @@ def _unlinked(integration_id: int) -> tuple[Any, Any]:
         .where(Link.id.is_(None))
     )
     return query, reason
+
+
+def customer_count(s: Session) -> int:
+    """How many profiles there are."""
+    return int(s.scalar(select(func.count()).select_from(Customer)) or 0)
+
+
+def linked_customer_count(s: Session) -> int:
+    """How many profiles have at least one link."""
+    return int(s.scalar(select(func.count(func.distinct(Link.customer_id)))) or 0)
+
+
+def links_per_integration(s: Session) -> list[tuple[int, str, bool, int, int, int]]:
+    """Per integration, by name: id, name, active, links, auto-made links, manual links."""
+    rows = s.execute(
+        select(
+            Integration.id, Integration.name, Integration.active,
+            func.count(Link.id),
+            func.coalesce(func.sum(case((Link.method == "auto", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Link.method == "manual", 1), else_=0)), 0),
+        )
+        .outerjoin(Link, Link.integration_id == Integration.id)
+        .group_by(Integration.id, Integration.name, Integration.active)
+        .order_by(Integration.name)
+    ).all()
+    return [(int(i), str(n), bool(a), int(c), int(au), int(m)) for i, n, a, c, au, m in rows]
+
+
+def latest_outcome_counts(s: Session) -> dict[str, int]:
+    """Outcome → how many (profile, integration) pairs have it as their latest outcome (only
+    outcomes that occur)."""
+    latest = (
+        select(func.max(AutolinkOutcome.id).label("id"))
+        .group_by(AutolinkOutcome.customer_id, AutolinkOutcome.integration_id)
+        .subquery()
+    )
+    rows = s.execute(
+        select(AutolinkOutcome.outcome, func.count())
+        .join(latest, latest.c.id == AutolinkOutcome.id)
+        .group_by(AutolinkOutcome.outcome)
+    ).all()
+    return {str(o): int(c) for o, c in rows}
+
+
+def links_created_per_day(s: Session, since: datetime) -> list[tuple[str, int]]:
+    """(ISO date, links created that day) from ``since`` on, by day (days without links
+    omitted)."""
+    day = func.date(Link.created_at)
+    rows = s.execute(select(day, func.count()).where(Link.created_at >= since)
+                     .group_by(day).order_by(day)).all()
+    return [(str(d), int(c)) for d, c in rows]

@@ -82,7 +82,6 @@ SERVICE_SQLALCHEMY_ALLOWED = {"sqlalchemy.orm.Session", "sqlalchemy.exc"}
 SERVICES_STILL_WITH_SQL = {  # being moved (issue 7)
     "linker.services.backfill",
     "linker.services.integrations",
-    "linker.services.reports",
 }
 
 
