@@ -51,9 +51,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
-from sqlalchemy import delete, exists, func, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from linker.contract import RequestKind, detailed_request
@@ -77,10 +74,10 @@ from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
 from linker.services.refresh import RefreshPlan, apply_refresh, apply_refreshes, refresh_pairs
+from linker.store import backfill_runs as runs_store
 from linker.store import integrations as integrations_store
+from linker.store import links as links_store
 from linker.store.exchanges import record_exchange
-from linker.store.models import BackfillProgress as ProgressRow
-from linker.store.models import Customer, Integration, Link, PulledData
 
 MAX_CONCURRENCY = 256
 MAX_RESULTS = 1000
@@ -98,7 +95,6 @@ a transaction's cost is mostly per statement, so fuller batches cost less per at
 HEAL_BATCH = 64
 """Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
-_PG_CHUNK_LOCK = 0x4C6B4368  # "LkCh": serialises the end of chunks of one integration
 T = TypeVar("T")
 P = TypeVar("P")
 R = TypeVar("R")
@@ -454,9 +450,7 @@ class BackfillService:
             healed, heal_failed = (0, 0) if heal_range is None else self._heal(
                 state, None, cancel, only=heal_range)
             with self.ctx.db.session(readonly=True) as session:
-                done = set(session.scalars(select(ProgressRow.customer_id).where(
-                    ProgressRow.run_key == state.key,
-                    ProgressRow.customer_id.in_(list(customer_ids)))))
+                done = runs_store.done_ids(session, state.key, customer_ids)
             pending = [cid for cid in customer_ids if cid not in done]
             size = max(64, concurrency * 16)
             summary = run_sync(lambda: self._run_async(
@@ -485,19 +479,9 @@ class BackfillService:
         """Refresh links to the run's integrations that have no successfully pulled data
         (a run killed between linking and its DETAILED lookup leaves such links); ``only``
         limits it to the profiles with ids from ``only[0]`` to ``only[1]``."""
-        ids = [i.id for i in state.integrations]
         with self.ctx.db.session(readonly=True) as session:
-            query = (
-                select(Link.customer_id, Link.integration_id)
-                .join(Integration, Integration.id == Link.integration_id)
-                .outerjoin(PulledData, (PulledData.customer_id == Link.customer_id)
-                           & (PulledData.integration_id == Link.integration_id))
-                .where(Link.integration_id.in_(ids), Integration.active.is_(True),
-                       PulledData.fetched_at.is_(None))
-                .order_by(Link.customer_id, Link.integration_id))
-            if only is not None:
-                query = query.where(Link.customer_id >= only[0], Link.customer_id <= only[1])
-            rows = session.execute(query).all()
+            rows = runs_store.links_without_data(
+                session, [i.id for i in state.integrations], only)
         pairs = [(cid, iid) for cid, iid in rows if in_shard(cid, shard)]
         healed = failed = 0
         for start in range(0, len(pairs), HEAL_BATCH):
@@ -536,18 +520,10 @@ class BackfillService:
 
     def _pending(self, state: _Run, shard: tuple[int, int] | None) -> tuple[list[str], int]:
         """Profiles of the shard not linked to every chosen integration, minus those done."""
-        ids = [i.id for i in state.integrations]
-        links = (select(func.count()).select_from(Link)
-                 .where(Link.customer_id == Customer.id, Link.integration_id.in_(ids))
-                 .scalar_subquery())
         with self.ctx.db.session(readonly=True) as session:
-            candidates = [cid for cid in session.scalars(
-                select(Customer.id).where(links < len(ids)).order_by(Customer.id))
-                if in_shard(cid, shard)]
-            done: set[str] = set()
-            if not state.dry_run:
-                done = set(session.scalars(select(ProgressRow.customer_id)
-                                           .where(ProgressRow.run_key == state.key)))
+            candidates = [cid for cid in runs_store.not_linked_to_all(
+                session, [i.id for i in state.integrations]) if in_shard(cid, shard)]
+            done = set() if state.dry_run else runs_store.done_ids(session, state.key)
         pending = [cid for cid in candidates if cid not in done]
         return pending, len(candidates) - len(pending)
 
@@ -689,11 +665,8 @@ class BackfillService:
 
     def _mark_done(self, key: str, batch: Sequence[str]) -> None:
         """Record the batch's profiles as done; rows another worker wrote already are kept."""
-        now = self.ctx.now()
-        insert = sqlite_insert if self.ctx.db.is_sqlite else postgresql_insert
-        rows = [{"run_key": key, "customer_id": cid, "done_at": now} for cid in batch]
         with self.ctx.db.session() as session:
-            session.execute(insert(ProgressRow).on_conflict_do_nothing(), rows)
+            runs_store.mark_done(session, key, batch, self.ctx.now())
 
     def _finish(self, state: _Run, summary: BackfillSummary) -> None:
         """Clear the progress of a completed run (keep it to resume otherwise) and audit."""
@@ -702,7 +675,7 @@ class BackfillService:
             return
         with self.ctx.db.session() as session:
             if not summary.cancelled:
-                session.execute(delete(ProgressRow).where(ProgressRow.run_key == state.key))
+                runs_store.clear_progress(session, state.key)
             record_audit(session, state.actor, "backfill.run", "backfill", state.key, None, {
                 "integrations": list(summary.integrations), "done": summary.done,
                 "total": summary.total, "resumed": summary.resumed,
@@ -717,18 +690,10 @@ class BackfillService:
             return
         (integration,) = state.integrations
         with self.ctx.db.session() as session:
-            if not self.ctx.db.is_sqlite:
-                session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                                {"a": _PG_CHUNK_LOCK, "b": integration.id})
-            left = session.scalar(select(func.count()).select_from(Customer).where(
-                ~exists().where(Link.customer_id == Customer.id,
-                                Link.integration_id == integration.id),
-                ~exists().where(ProgressRow.customer_id == Customer.id,
-                                ProgressRow.run_key == state.key)))
-            if left:
+            runs_store.lock_chunk_ends(session, integration.id)
+            if runs_store.left_count(session, integration.id, state.key):
                 return
-            cleared = session.execute(delete(ProgressRow).where(ProgressRow.run_key == state.key))
-            if not getattr(cleared, "rowcount", 0):
+            if not runs_store.clear_progress(session, state.key):
                 return
             record_audit(session, state.actor, "backfill.run", "backfill", state.key, None, {
                 "integrations": [integration.name], "via": "jobs",
@@ -747,9 +712,10 @@ def _listed(attempt: Attempt, result: AutolinkResult) -> BackfillAttempt:
 def _would_conflict(session: Session, attempt: Attempt, decision: AutolinkDecision
                     ) -> AutolinkDecision:
     """A dry run's ``linked`` becomes ``conflict`` when the record is already linked."""
-    holder = session.scalar(select(Link).where(
-        Link.integration_id == attempt.integration.id,
-        Link.external_customer_id == decision.external_customer_id))
+    if decision.external_customer_id is None:
+        return decision
+    holder = links_store.holder_of(session, attempt.integration.id,
+                                   decision.external_customer_id)
     if holder is None:
         return decision
     return replace(decision, outcome=Outcome.CONFLICT, reason=(
