@@ -196,24 +196,23 @@ def _name_guarded_session(ctx: ServiceContext, name: str) -> Iterator[Session]:
 
 
 def _view(integration: Integration) -> IntegrationView:
+    """The row as shown: its settings without secrets, and whether each secret is set."""
+    shown = integrations_store.config_of(integration, None)
     return IntegrationView(
-        id=integration.id, name=integration.name, url=integration.url,
-        username=integration.username, password_set=bool(integration.password_enc),
-        realm=integration.realm, signing_key_set=bool(integration.signing_key_enc),
-        headers=tuple(HeaderView(str(r["name"]),
-                                 None if r.get("secret") else str(r.get("value", "")),
-                                 bool(r.get("secret"))) for r in integration.headers),
-        search_query_attributes=tuple(AttributeView(str(r["attribute"]), str(r["label"]))
-                                      for r in integration.search_query_attributes),
-        search_results_attributes=tuple(AttributeView(str(r["attribute"]), str(r["label"]))
-                                        for r in integration.search_results_attributes),
-        autolink_enabled=integration.autolink_enabled,
-        autolink_fields=tuple(str(f) for f in integration.autolink_fields),
-        overwrite_existing=integration.overwrite_existing, timeout_s=integration.timeout_s,
-        active=integration.active, created_at=integration.created_at,
+        id=integration.id, name=shown.name, url=shown.url, username=shown.username,
+        password_set=bool(integration.password_enc), realm=shown.realm,
+        signing_key_set=bool(integration.signing_key_enc),
+        headers=tuple(HeaderView(h.name, h.value, h.secret) for h in shown.headers),
+        search_query_attributes=tuple(AttributeView(a.attribute, a.label)
+                                      for a in shown.search_query_attributes),
+        search_results_attributes=tuple(AttributeView(a.attribute, a.label)
+                                        for a in shown.search_results_attributes),
+        autolink_enabled=shown.autolink_enabled, autolink_fields=shown.autolink_fields,
+        overwrite_existing=shown.overwrite_existing, timeout_s=shown.timeout_s,
+        active=shown.active, created_at=integration.created_at,
         updated_at=integration.updated_at,
-        max_concurrent_requests=integration.max_concurrent_requests,
-        max_requests_per_second=integration.max_requests_per_second)
+        max_concurrent_requests=shown.max_concurrent_requests,
+        max_requests_per_second=shown.max_requests_per_second)
 
 
 class IntegrationStore(Protocol):
@@ -229,9 +228,16 @@ class IntegrationStore(Protocol):
     def dependents(self, s: Session, integration_id: int) -> Dependents: ...
     def drop_pulled_data(self, s: Session, integration_id: int) -> None: ...
     def delete_with_dependents(self, s: Session, integration: Integration) -> None: ...
-    def config_of(self, integration: Integration, box: SecretBox) -> IntegrationConfig: ...
-    def write_config(self, integration: Integration, config: IntegrationConfig, box: SecretBox,
-                     current: IntegrationConfig | None) -> None: ...
+    def config_of(self, integration: Integration, box: SecretBox | None
+                  ) -> IntegrationConfig: ...
+    def add(self, s: Session, config: IntegrationConfig, box: SecretBox, now: datetime
+            ) -> Integration: ...
+    def save_config(self, s: Session, integration: Integration, config: IntegrationConfig,
+                    box: SecretBox, current: IntegrationConfig, now: datetime) -> None: ...
+    def set_autolink(self, s: Session, integration: Integration, enabled: bool,
+                     fields: Sequence[str], now: datetime) -> None: ...
+    def set_active(self, s: Session, integration: Integration, active: bool, now: datetime
+                   ) -> None: ...
 
 
 class IntegrationService:
@@ -290,11 +296,7 @@ class IntegrationService:
         config = _validated(IntegrationConfig.of_spec(spec))
         with _name_guarded_session(self.ctx, config.name) as s:
             _check_name_free(self.store, s, config.name, None)
-            now = self.ctx.now()
-            integration = Integration(created_at=now, updated_at=now)
-            self.store.write_config(integration, config, self.ctx.secrets, None)
-            s.add(integration)
-            s.flush()
+            integration = self.store.add(s, config, self.ctx.secrets, self.ctx.now())
             view = _view(integration)
             record_audit(s, actor, "integration.created", "integration", integration.id, None,
                          _audit_dicts(None, view)[1])
@@ -365,10 +367,7 @@ class IntegrationService:
             if (integration.autolink_enabled, tuple(integration.autolink_fields)) == (
                     enabled, clean):
                 return before
-            integration.autolink_enabled = enabled
-            integration.autolink_fields = list(clean)
-            integration.updated_at = self.ctx.now()
-            s.flush()
+            self.store.set_autolink(s, integration, enabled, clean, self.ctx.now())
             after = _view(integration)
             record_audit(s, actor, "integration.autolink_changed", "integration",
                          integration.id,
@@ -421,11 +420,10 @@ class IntegrationService:
             if "name" in changed:
                 _check_name_free(self.store, s, wanted.name, integration.id)
             before = _view(integration)
-            self.store.write_config(integration, wanted, self.ctx.secrets, current)
-            integration.updated_at = self.ctx.now()
             if "active" in changed and not wanted.active:
                 self.store.drop_pulled_data(s, integration.id)
-            s.flush()
+            self.store.save_config(s, integration, wanted, self.ctx.secrets, current,
+                                   self.ctx.now())
             after = _view(integration)
             old, new = _audit_dicts(before, after, secrets_changed(current, wanted))
             record_audit(s, actor, "integration.updated", "integration", integration.id,
@@ -440,9 +438,7 @@ class IntegrationService:
             removed = _impact(self.store, s, integration).profiles_with_data
             if not active:
                 self.store.drop_pulled_data(s, integration.id)
-            integration.active = active
-            integration.updated_at = self.ctx.now()
-            s.flush()
+            self.store.set_active(s, integration, active, self.ctx.now())
             after: dict[str, Any] = {"active": active}
             if not active:
                 after["pulled_data_removed_from_profiles"] = removed

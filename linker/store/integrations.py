@@ -1,13 +1,16 @@
 """The integrations aggregate in the database: loads, the name key, its config in and out.
 
-The one place an integration row is decrypted into an ``IntegrationConfig`` (``config_of``)
-and a config is encrypted onto a row (``write_config``). Services call these; they hold no SQL.
+The one place an integration row is read into an ``IntegrationConfig`` (``config_of``: with
+its secrets decrypted, or without them for display) and a config is encrypted onto a row
+(``write_config``, through ``add`` and ``save_config``). Services call these; they hold no
+SQL and do not touch the session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -128,16 +131,21 @@ def delete_with_dependents(s: Session, integration: Integration) -> None:
     s.delete(integration)
 
 
-def config_of(integration: Integration, box: SecretBox) -> IntegrationConfig:
-    """The integration's settings with its secrets decrypted (memory only, never shown)."""
+def config_of(integration: Integration, box: SecretBox | None) -> IntegrationConfig:
+    """The integration's settings with its secrets decrypted (memory only, never shown);
+    with ``box`` None without them, for display: password and signing key "", the value of
+    a secret header None."""
+    def reveal(token: str) -> str:
+        return box.decrypt(token) if box is not None else ""
+
     return IntegrationConfig(
         name=integration.name, url=integration.url, username=integration.username,
-        password=box.decrypt(integration.password_enc), realm=integration.realm,
-        signing_key=box.decrypt(integration.signing_key_enc),
+        password=reveal(integration.password_enc), realm=integration.realm,
+        signing_key=reveal(integration.signing_key_enc),
         headers=tuple(
             HeaderSpec(str(r["name"]),
-                       box.decrypt(r.get("value_enc", "")) if r.get("secret")
-                       else str(r.get("value", "")), bool(r.get("secret")))
+                       (reveal(r.get("value_enc", "")) if box is not None else None)
+                       if r.get("secret") else str(r.get("value", "")), bool(r.get("secret")))
             for r in integration.headers),
         search_query_attributes=tuple(AttributeSpec(str(r["attribute"]), str(r["label"]))
                                       for r in integration.search_query_attributes),
@@ -148,6 +156,40 @@ def config_of(integration: Integration, box: SecretBox) -> IntegrationConfig:
         overwrite_existing=integration.overwrite_existing, timeout_s=integration.timeout_s,
         active=integration.active, max_concurrent_requests=integration.max_concurrent_requests,
         max_requests_per_second=integration.max_requests_per_second)
+
+
+def add(s: Session, config: IntegrationConfig, box: SecretBox, now: datetime) -> Integration:
+    """A new integration row with ``config`` (secrets encrypted), added and flushed (it has
+    its id)."""
+    integration = Integration(created_at=now, updated_at=now)
+    write_config(integration, config, box, None)
+    s.add(integration)
+    s.flush()
+    return integration
+
+
+def save_config(s: Session, integration: Integration, config: IntegrationConfig,
+                box: SecretBox, current: IntegrationConfig, now: datetime) -> None:
+    """Write ``config`` onto the row (``current``: what it held), stamp it and flush."""
+    write_config(integration, config, box, current)
+    integration.updated_at = now
+    s.flush()
+
+
+def set_autolink(s: Session, integration: Integration, enabled: bool, fields: Sequence[str],
+                 now: datetime) -> None:
+    """Turn auto-linking on or off with ``fields``, stamp the row and flush."""
+    integration.autolink_enabled = enabled
+    integration.autolink_fields = list(fields)
+    integration.updated_at = now
+    s.flush()
+
+
+def set_active(s: Session, integration: Integration, active: bool, now: datetime) -> None:
+    """(De)activate the row, stamp it and flush (its pulled data is ``drop_pulled_data``)."""
+    integration.active = active
+    integration.updated_at = now
+    s.flush()
 
 
 def write_config(integration: Integration, config: IntegrationConfig, box: SecretBox,

@@ -70,7 +70,10 @@ class FakeStore:
 
     name_key = staticmethod(real_store.name_key)
     config_of = staticmethod(real_store.config_of)
-    write_config = staticmethod(real_store.write_config)
+    add = staticmethod(real_store.add)
+    save_config = staticmethod(real_store.save_config)
+    set_autolink = staticmethod(real_store.set_autolink)
+    set_active = staticmethod(real_store.set_active)
 
     def load(self, s: Any, integration_id: int) -> Integration:
         found = [r for r in self.rows() if r.id == integration_id]
