@@ -61,13 +61,15 @@ def register(subparsers: Any) -> None:
                           metavar="N",
                           help=f"requests in flight at once (1..{MAX_CONCURRENCY}, default 8)")
     backfill.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                          help="only profiles with crc32(id) %% N == I, in this process "
-                               "(several machines: prefer --via-workers)")
+                          help="only the chunks of profiles with crc32(id) %% N == I, in "
+                               "this process: start N processes, one per shard (PostgreSQL: "
+                               "prefer --via-workers)")
     backfill.add_argument("--via-workers", action="store_true",
                           help="split the run into chunk jobs that `linker worker` processes "
                                "take (PostgreSQL); on SQLite the chunks run in this process")
     backfill.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N",
-                          help="profiles per chunk job with --via-workers (default 500)")
+                          help="profiles per chunk job with --via-workers or --shard "
+                               "(default 500)")
     backfill.add_argument("--detach", action="store_true",
                           help="with --via-workers: queue the jobs and return at once "
                                "(follow with `linker autolink status RUN`)")
@@ -159,8 +161,7 @@ def stop_on_ctrl_c(cancel: threading.Event, stream: TextIO) -> Iterator[None]:
 def print_summary(summary: BackfillSummary) -> None:
     """The outcome table and the throughput, plus how to resume when stopped early."""
     what = "dry run of backfill" if summary.dry_run else "backfill"
-    shard = f", shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else ""
-    print(f"{what}: {', '.join(summary.integrations)}{shard}")
+    print(f"{what}: {', '.join(summary.integrations)}")
     rows = [(outcome_label(k, dry_run=summary.dry_run), v) for k, v in summary.counts.items()]
     print_table(["outcome", "attempts"], [*rows, ("total", summary.attempts)])
     print(f"{summary.done} of {summary.total} profiles in {summary.elapsed_s:.1f} s "
@@ -187,22 +188,30 @@ def run_backfill(args: argparse.Namespace) -> int:
         print("error: --via-workers cannot be combined with --dry-run or --shard (a dry run "
               "and a shard run in this process)", file=sys.stderr)
         return EXIT_USAGE
-    if (args.chunk_size or args.detach) and not args.via_workers:
-        print("error: --chunk-size and --detach go with --via-workers", file=sys.stderr)
+    if args.shard and args.dry_run:
+        print("error: --dry-run goes over every profile in one process; leave out --shard",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.detach and not args.via_workers:
+        print("error: --detach goes with --via-workers", file=sys.stderr)
+        return EXIT_USAGE
+    if args.chunk_size and not (args.via_workers or args.shard):
+        print("error: --chunk-size goes with --via-workers or --shard", file=sys.stderr)
         return EXIT_USAGE
 
     def body(ctx: ServiceContext) -> int:
         ids = integration_ids(ctx, args.integration) if args.integration else None
         if args.via_workers:
             return backfill_via_jobs(ctx, args, ids)
+        if args.shard:
+            return backfill_shard(ctx, args, ids)
         cancel = threading.Event()
         bar = ProgressBar(sys.stderr, dry_run=args.dry_run)
         with stop_on_ctrl_c(cancel, sys.stderr):
             try:
                 summary = BackfillService(ctx).run(
                     CLI_ACTOR, integration_ids=ids, dry_run=args.dry_run,
-                    concurrency=args.concurrency, shard=args.shard, progress=bar,
-                    cancel=cancel)
+                    concurrency=args.concurrency, progress=bar, cancel=cancel)
             finally:
                 bar.close()
         print_summary(summary)
@@ -228,15 +237,7 @@ def backfill_via_jobs(ctx: ServiceContext, args: argparse.Namespace,
     bar = ProgressBar(sys.stderr, dry_run=False)
     if ctx.db.is_sqlite:
         print("SQLite has no job queue: the chunk jobs run in this process", file=sys.stderr)
-        with stop_on_ctrl_c(cancel, sys.stderr):
-            try:
-                status = jobs.run_inline(CLI_ACTOR, integration_ids=ids,
-                                         concurrency=args.concurrency, chunk_size=size,
-                                         progress=bar, cancel=cancel)
-            finally:
-                bar.close()
-        print_run(status)
-        return EXIT_OK
+        return _run_inline(jobs, args, ids)
     status = jobs.start(CLI_ACTOR, integration_ids=ids, concurrency=args.concurrency,
                         chunk_size=size)
     chunks = sum(status.chunks.values())
@@ -253,6 +254,37 @@ def backfill_via_jobs(ctx: ServiceContext, args: argparse.Namespace,
             status = follow(jobs, status.run, bar, cancel)
         finally:
             bar.close()
+    print_run(status)
+    return EXIT_OK
+
+
+def backfill_shard(ctx: ServiceContext, args: argparse.Namespace, ids: list[int] | None
+                   ) -> int:
+    """Run the chunks of one shard in this process (the other shards run in other
+    processes, side by side); Ctrl-C stops after the batch in flight."""
+    from linker.services.backfill_jobs import BackfillJobs
+
+    return _run_inline(BackfillJobs(ctx), args, ids, args.shard)
+
+
+def _run_inline(jobs: BackfillJobs, args: argparse.Namespace, ids: list[int] | None,
+                shard: tuple[int, int] | None = None) -> int:
+    """The chunks (of ``shard``) one after another here, with a progress bar; the summary."""
+    from linker.services.backfill_jobs import CHUNK_SIZE
+
+    cancel = threading.Event()
+    bar = ProgressBar(sys.stderr, dry_run=False)
+    with stop_on_ctrl_c(cancel, sys.stderr):
+        try:
+            status = jobs.run_inline(CLI_ACTOR, integration_ids=ids,
+                                     concurrency=args.concurrency,
+                                     chunk_size=args.chunk_size or CHUNK_SIZE, progress=bar,
+                                     cancel=cancel, shard=shard)
+        finally:
+            bar.close()
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]}: the profiles with crc32(id) % {shard[1]} == "
+              f"{shard[0]}")
     print_run(status)
     return EXIT_OK
 

@@ -3,8 +3,9 @@
 How it works:
 
 - *What*: every profile not yet linked to all of the chosen integrations (default: every active
-  integration with auto-linking on and at least one field), in id order, optionally only one
-  shard (``crc32(customer id) % N == I``) so several workers can split the work.
+  integration with auto-linking on and at least one field), in id order. Splitting the work
+  over processes is ``linker.services.backfill_jobs``: chunk jobs (``run_chunk``) that workers
+  take, or the chunks of one shard (``crc32(customer id) % N == I``) in this process.
 - *Concurrency*: profiles go in batches; within a batch the auto-link requests (and the
   DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
   flight over one connection pool; the database work runs in writer threads (one on SQLite,
@@ -15,15 +16,16 @@ How it works:
   transaction fails, each is retried in its own with the one-at-a-time functions, so one bad
   attempt never takes others down.
 - *Resume*: after each batch its profiles are recorded in ``backfill_progress`` under a run key
-  derived from the integration set and the shard. A run that stops early (cancelled, Ctrl-C,
-  crash) leaves those rows, and the next run with the same integrations and shard skips the
-  profiles already done; a run that completes deletes them, so the next one starts afresh.
+  derived from the integration set. A run that stops early (cancelled, Ctrl-C, crash) leaves
+  those rows, and the next run with the same integrations skips the profiles already done; a
+  run that completes deletes them, so the next one starts afresh.
   Nothing is linked twice: linked pairs are never attempted, and the database's unique
   constraints turn a race into a ``conflict`` outcome.
 - *One at a time*: a run holds a lease on each of its integrations (``linker.services.leases``)
   renewed while it runs; a second run over one of them (the same profiles: a whole run, the
-  same shard, or a shard of another split) is refused with who holds it and since when. A
-  crashed run's lease expires after a minute. Shards of one split run side by side.
+  same chunk or shard, or one of another split) is refused with who holds it and since when.
+  A crashed run's lease expires after a minute. Chunks or shards of one split run side by
+  side.
 - *Healing*: a real run first refreshes links to its integrations that have no pulled data
   (a run killed between linking and the DETAILED lookup leaves such links).
 - *Dry run*: sends the same auto-link requests and reports what would happen, but records
@@ -169,7 +171,6 @@ class BackfillSummary:
     run_key: str
     dry_run: bool
     integrations: tuple[str, ...]
-    shard: tuple[int, int] | None
     total: int
     """Profiles this run set out to process (after skipping those already done)."""
     done: int
@@ -225,13 +226,12 @@ def in_shard(customer_id: str, shard: tuple[int, int] | None) -> bool:
     return zlib.crc32(customer_id.encode("utf-8")) % shard[1] == shard[0]
 
 
-def run_key(integration_ids: Sequence[int], shard: tuple[int, int] | None) -> str:
-    """The progress key of a run: the sorted integration ids and the shard."""
+def run_key(integration_ids: Sequence[int]) -> str:
+    """The progress key of a run: the sorted integration ids (a chunk's: its integration's)."""
     ids = ",".join(str(i) for i in sorted(set(integration_ids)))
     if len(ids) > 60:
         ids = "h" + hashlib.sha256(ids.encode()).hexdigest()[:16]
-    suffix = f":{shard[0]}/{shard[1]}" if shard else ""
-    return f"autolink:{ids}{suffix}"
+    return f"autolink:{ids}"
 
 
 def _zeros() -> dict[str, int]:
@@ -371,7 +371,6 @@ class BackfillService:
         integration_ids: Sequence[int] | None = None,
         dry_run: bool = False,
         concurrency: int = 8,
-        shard: tuple[int, int] | None = None,
         progress: Callable[[BackfillProgress], None] | None = None,
         cancel: threading.Event | None = None,
         batch_size: int | None = None,
@@ -379,18 +378,16 @@ class BackfillService:
     ) -> BackfillSummary:
         """Auto-link every unlinked profile of the chosen integrations (all eligible by default).
 
-        ``concurrency`` bounds requests in flight (1..256); ``shard=(I, N)`` processes only
-        profiles with ``crc32(id) % N == I``; ``progress`` is called after every batch (in the
-        calling thread); ``cancel`` is checked between batches; ``max_results`` bounds the
-        per-attempt ``results`` of the summary (0 lists none). Raises PermissionDenied without
-        RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations.
-        """
+        ``concurrency`` bounds requests in flight (1..256); ``progress`` is called after every
+        batch (in the calling thread); ``cancel`` is checked between batches; ``max_results``
+        bounds the per-attempt ``results`` of the summary (0 lists none). Raises
+        PermissionDenied without RUN_BACKFILL and InvalidInput for bad arguments or unusable
+        integrations. Several processes split a backfill with ``BackfillJobs`` (chunk jobs,
+        or one shard per process)."""
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
         problems: dict[str, str] = {}
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             problems["concurrency"] = f"must be between 1 and {MAX_CONCURRENCY}"
-        if shard is not None and not 0 <= shard[0] < shard[1]:
-            problems["shard"] = "write I/N with 0 <= I < N"
         if batch_size is not None and batch_size < 1:
             problems["batch_size"] = "must be at least 1"
         if max_results < 0:
@@ -399,14 +396,14 @@ class BackfillService:
             raise InvalidInput(problems)
         integrations = self._integrations(integration_ids)
         state = _Run(actor, integrations, dry_run, concurrency,
-                     run_key([i.id for i in integrations], shard), max_results)
+                     run_key([i.id for i in integrations]), max_results)
         lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
-                        holder_name(actor.username), self.ctx.now(), shard=shard)
+                        holder_name(actor.username), self.ctx.now())
         with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
-            healed, heal_failed = (0, 0) if dry_run else self._heal(state, shard, cancel)
-            pending, resumed = self._pending(state, shard)
+            healed, heal_failed = (0, 0) if dry_run else self._heal(state, None, cancel)
+            pending, resumed = self._pending(state)
             size = batch_size or max(64, concurrency * 16)
-            summary = run_sync(lambda: self._run_async(state, pending, resumed, shard, size,
+            summary = run_sync(lambda: self._run_async(state, pending, resumed, size,
                                                        progress, cancel, keeper.lost))
         return replace(summary, healed=healed, heal_failed=heal_failed,
                        lease_lost=keeper.lost.is_set())
@@ -418,6 +415,7 @@ class BackfillService:
         customer_ids: Sequence[str],
         *,
         chunk: tuple[int, int],
+        shard: tuple[int, int] | None = None,
         heal_range: tuple[str, str] | None = None,
         concurrency: int = 8,
         progress: Callable[[BackfillProgress], None] | None = None,
@@ -427,34 +425,37 @@ class BackfillService:
         """Backfill one chunk of a run split into jobs (``linker.services.backfill_jobs``): the
         given profiles, for one integration, through the same pipeline as ``run``.
 
-        Progress goes under the integration's own key (``run_key([id], None)``, the key of a
-        whole in-process run of that integration alone), so either resumes the other. The
-        lease is ``chunk=(I, N)``: the N chunks of one run go side by side on any number of
-        workers; any other run over the integration is refused (BackfillBusy). The chunk
-        first refreshes the links of its range of ids (``heal_range``, default the lowest to
-        the highest given) left without pulled data (e.g. by a worker killed between linking
-        and the DETAILED lookup). When it leaves nothing of the integration pending, the run
-        is complete and its progress is cleared.
+        Progress goes under the integration's own key (``run_key([id])``, the key of a whole
+        in-process run of that integration alone), so either resumes the other. The lease is
+        ``chunk=(I, N)``: the N chunks of one run go side by side on any number of workers;
+        any other run over the integration is refused (BackfillBusy). A chunk of ``shard``
+        (its profiles only, ``crc32(id) % N == I``) holds the shard's lease instead, so the
+        shards of one split go side by side. The chunk first refreshes the links of its range
+        of ids (``heal_range``, default the lowest to the highest given; of a shard, only its
+        profiles) left without pulled data (e.g. by a worker killed between linking and the
+        DETAILED lookup). When it leaves nothing of the integration pending, the run is
+        complete and its progress is cleared.
         """
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise InvalidInput({"concurrency": f"must be between 1 and {MAX_CONCURRENCY}"})
         integrations = self._integrations([integration_id])
-        state = _Run(actor, integrations, False, concurrency, run_key([integration_id], None),
+        state = _Run(actor, integrations, False, concurrency, run_key([integration_id]),
                      max_results, chunk=True)
         lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
-                        holder_name(actor.username), self.ctx.now(), chunk=chunk)
+                        holder_name(actor.username), self.ctx.now(), shard=shard,
+                        chunk=None if shard else chunk)
         with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
             if heal_range is None and customer_ids:
                 heal_range = (min(customer_ids), max(customer_ids))
             healed, heal_failed = (0, 0) if heal_range is None else self._heal(
-                state, None, cancel, only=heal_range)
+                state, shard, cancel, only=heal_range)
             with self.ctx.db.session(readonly=True) as session:
                 done = runs_store.done_ids(session, state.key, customer_ids)
             pending = [cid for cid in customer_ids if cid not in done]
             size = max(64, concurrency * 16)
             summary = run_sync(lambda: self._run_async(
-                state, pending, len(customer_ids) - len(pending), None, size, progress, cancel,
+                state, pending, len(customer_ids) - len(pending), size, progress, cancel,
                 keeper.lost))
         return replace(summary, healed=healed, heal_failed=heal_failed,
                        lease_lost=keeper.lost.is_set())
@@ -477,8 +478,9 @@ class BackfillService:
               cancel: threading.Event | None, only: tuple[str, str] | None = None
               ) -> tuple[int, int]:
         """Refresh links to the run's integrations that have no successfully pulled data
-        (a run killed between linking and its DETAILED lookup leaves such links); ``only``
-        limits it to the profiles with ids from ``only[0]`` to ``only[1]``."""
+        (a run killed between linking and its DETAILED lookup leaves such links); ``shard``
+        and ``only`` limit it to the shard's profiles and to those with ids from ``only[0]``
+        to ``only[1]``."""
         with self.ctx.db.session(readonly=True) as session:
             rows = runs_store.links_without_data(
                 session, [i.id for i in state.integrations], only)
@@ -518,19 +520,18 @@ class BackfillService:
                                 "out"})
         return snapshots
 
-    def _pending(self, state: _Run, shard: tuple[int, int] | None) -> tuple[list[str], int]:
-        """Profiles of the shard not linked to every chosen integration, minus those done."""
+    def _pending(self, state: _Run) -> tuple[list[str], int]:
+        """Profiles not linked to every chosen integration, minus those done."""
         with self.ctx.db.session(readonly=True) as session:
-            candidates = [cid for cid in runs_store.not_linked_to_all(
-                session, [i.id for i in state.integrations]) if in_shard(cid, shard)]
+            candidates = runs_store.not_linked_to_all(
+                session, [i.id for i in state.integrations])
             done = set() if state.dry_run else runs_store.done_ids(session, state.key)
         pending = [cid for cid in candidates if cid not in done]
         return pending, len(candidates) - len(pending)
 
     # -- the async pipeline ---------------------------------------------------------------
 
-    async def _run_async(self, state: _Run, pending: list[str], resumed: int,
-                         shard: tuple[int, int] | None, size: int,
+    async def _run_async(self, state: _Run, pending: list[str], resumed: int, size: int,
                          progress: Callable[[BackfillProgress], None] | None,
                          cancel: threading.Event | None,
                          lease_lost: threading.Event) -> BackfillSummary:
@@ -569,7 +570,7 @@ class BackfillService:
                                                   time.perf_counter() - start))
             summary = BackfillSummary(
                 run_key=state.key, dry_run=state.dry_run,
-                integrations=tuple(i.name for i in state.integrations), shard=shard,
+                integrations=tuple(i.name for i in state.integrations),
                 total=len(pending), done=done, resumed=resumed, counts=counts,
                 elapsed_s=time.perf_counter() - start, cancelled=cancelled,
                 results=log.entries(), results_left_out=log.left_out)

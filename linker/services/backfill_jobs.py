@@ -11,6 +11,12 @@
   ``linker.services.jobs``) and the retry resumes from the chunk's progress rows.
 - *SQLite* (no job queue): ``run_inline`` plans the same chunks and runs the same job
   function, one chunk after another, in the caller's own process.
+- *Shards* (``linker autolink backfill --shard I/N``, either database): ``run_inline`` with
+  ``shard=(I, N)`` plans and runs only the chunks of the profiles with
+  ``crc32(id) % N == I``, holding the shard's lease. N processes, one per shard, share the
+  work exactly once whenever each starts: the partition is by id, not by the plan (a
+  plan, being of what is pending when it is made, differs between processes started at
+  different times). Progress, resume and completion are those of every chunk.
 - Every chunk runs ``BackfillService.run_chunk``: the same pipeline, leases (``chunk I/N``)
   and invariants as an in-process run (one link per profile and integration; one outcome per
   attempt; links left without data are finished).
@@ -35,6 +41,7 @@ from linker.services.backfill import (
     BackfillProgress,
     BackfillService,
     BackfillSummary,
+    in_shard,
     run_key,
 )
 from linker.services.context import ServiceContext
@@ -123,15 +130,19 @@ class BackfillJobs:
     # -- planning ---------------------------------------------------------------------------
 
     def plan(self, actor: Actor, *, integration_ids: Sequence[int] | None = None,
-             concurrency: int = 8, chunk_size: int = CHUNK_SIZE) -> list[Chunk]:
-        """The chunks of a new run (nothing is queued). Raises PermissionDenied without
-        RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations."""
+             concurrency: int = 8, chunk_size: int = CHUNK_SIZE,
+             shard: tuple[int, int] | None = None) -> list[Chunk]:
+        """The chunks of a new run (nothing is queued); with ``shard=(I, N)`` only of the
+        profiles with ``crc32(id) % N == I``. Raises PermissionDenied without RUN_BACKFILL and
+        InvalidInput for bad arguments or unusable integrations."""
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
         problems: dict[str, str] = {}
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             problems["concurrency"] = f"must be between 1 and {MAX_CONCURRENCY}"
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             problems["chunk_size"] = f"must be between 1 and {MAX_CHUNK_SIZE}"
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            problems["shard"] = "write I/N with 0 <= I < N"
         if problems:
             raise InvalidInput(problems)
         integrations = BackfillService(self.ctx).plan_integrations(integration_ids)
@@ -140,7 +151,7 @@ class BackfillJobs:
         chunks: list[Chunk] = []
         with self.ctx.db.session(readonly=True) as session:
             for integration in integrations:
-                ids = _pending_ids(session, integration.id)
+                ids = _pending_ids(session, integration.id, shard=shard)
                 parts = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
                 chunks.extend(
                     Chunk(run, integration.id, n, len(parts), part[0], part[-1], len(part),
@@ -230,15 +241,16 @@ class BackfillJobs:
     # -- the job ------------------------------------------------------------------------------
 
     def run_chunk_job(self, chunk: Chunk, *, cancel: threading.Event | None = None,
-                      progress: Callable[[BackfillProgress], None] | None = None
-                      ) -> BackfillSummary:
+                      progress: Callable[[BackfillProgress], None] | None = None,
+                      shard: tuple[int, int] | None = None) -> BackfillSummary:
         """Run one chunk (the body of the ``CHUNK_TASK`` job, here or in a worker): the
-        profiles of its range still pending for its integration, as its starter."""
+        profiles of its range (of ``shard``, when given) still pending for its integration,
+        as its starter."""
         actor = Actor(chunk.username, Role(chunk.role))
         with self.ctx.db.session(readonly=True) as session:
-            ids = _pending_ids(session, chunk.integration_id, chunk.first, chunk.last)
+            ids = _pending_ids(session, chunk.integration_id, chunk.first, chunk.last, shard)
         return BackfillService(self.ctx).run_chunk(
-            actor, chunk.integration_id, ids, chunk=(chunk.index, chunk.count),
+            actor, chunk.integration_id, ids, chunk=(chunk.index, chunk.count), shard=shard,
             heal_range=(chunk.first, chunk.last), concurrency=chunk.concurrency, cancel=cancel,
             progress=progress)
 
@@ -247,11 +259,12 @@ class BackfillJobs:
     def run_inline(self, actor: Actor, *, integration_ids: Sequence[int] | None = None,
                    concurrency: int = 8, chunk_size: int = CHUNK_SIZE,
                    progress: Callable[[BackfillProgress], None] | None = None,
-                   cancel: threading.Event | None = None) -> RunStatus:
-        """Plan the chunks and run each in this process, one after another (no job queue);
-        ``cancel`` stops after the batch in flight."""
+                   cancel: threading.Event | None = None,
+                   shard: tuple[int, int] | None = None) -> RunStatus:
+        """Plan the chunks (of ``shard`` only, when given) and run each in this process, one
+        after another (no job queue); ``cancel`` stops after the batch in flight."""
         chunks = self.plan(actor, integration_ids=integration_ids, concurrency=concurrency,
-                           chunk_size=chunk_size)
+                           chunk_size=chunk_size, shard=shard)
         states: list[tuple[str, int, Chunk]] = [("todo", 0, c) for c in chunks]
         done_before = 0
         start = time.perf_counter()
@@ -268,7 +281,7 @@ class BackfillJobs:
                     progress(BackfillProgress(base + p.done, total, merged,
                                               time.perf_counter() - start))
 
-            summary = self.run_chunk_job(chunk, cancel=cancel, progress=report)
+            summary = self.run_chunk_job(chunk, cancel=cancel, progress=report, shard=shard)
             for key, value in summary.counts.items():
                 counts[key] += value
             done_before += summary.done
@@ -285,11 +298,12 @@ def _open_app(ctx: ServiceContext) -> Any:
 
 
 def _pending_ids(session: Any, integration_id: int, first: str | None = None,
-                 last: str | None = None) -> list[str]:
+                 last: str | None = None, shard: tuple[int, int] | None = None) -> list[str]:
     """Profiles not linked to the integration and not done under its progress key, in id
-    order (only ``first``..``last`` when given)."""
-    return runs_store.pending_ids(session, integration_id, run_key([integration_id], None),
-                                  first, last)
+    order (only ``first``..``last`` and of ``shard`` when given)."""
+    ids = runs_store.pending_ids(session, integration_id, run_key([integration_id]), first,
+                                 last)
+    return [cid for cid in ids if in_shard(cid, shard)]
 
 
 def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> RunStatus:
@@ -308,7 +322,7 @@ def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> Run
             done += chunk.size
         elif status != "todo" or attempts:
             done += min(chunk.size, runs_store.progress_done(
-                session, run_key([chunk.integration_id], None), chunk.first, chunk.last,
+                session, run_key([chunk.integration_id]), chunk.first, chunk.last,
                 started))
     counts = {o.value: 0 for o in Outcome}
     counts.update(runs_store.outcome_counts(session, ids, AutolinkTrigger.BACKFILL.value,

@@ -39,6 +39,7 @@ from linker.services.backfill import (
     run_key,
 )
 from linker.services.backfill import _ResultLog as ResultLog
+from linker.services.backfill_jobs import BackfillJobs, RunStatus
 from linker.services.errors import InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy
 from linker.services.linking import create_link
@@ -354,15 +355,19 @@ def test_shards_of_one_split_run_side_by_side_but_overlaps_are_refused(world: Wo
     def overlapping(progress: BackfillProgress) -> None:
         if seen:
             return
-        backfill(world, shard=(1, 2))  # the other half: allowed meanwhile
+        shard_run(world, (1, 2))  # the other half: allowed meanwhile
         seen.append("1/2 ran")
         for shard in ((0, 2), (0, 3), None):
             with pytest.raises(BackfillBusy):
-                backfill(world, shard=shard)
+                shard_run(world, shard)  # None: the chunks of a whole run
             seen.append(f"{shard} refused")
+        with pytest.raises(BackfillBusy):
+            backfill(world)
+        seen.append("whole run refused")
 
-    backfill(world, shard=(0, 2), batch_size=2, progress=overlapping)
-    assert seen == ["1/2 ran", "(0, 2) refused", "(0, 3) refused", "None refused"]
+    shard_run(world, (0, 2), chunk_size=2, progress=overlapping)
+    assert seen == ["1/2 ran", "(0, 2) refused", "(0, 3) refused", "None refused",
+                    "whole run refused"]
 
 
 def test_a_crashed_runs_lease_expires(world: World) -> None:
@@ -482,22 +487,44 @@ def test_cancelled_run_resumes_where_it_stopped(world: World) -> None:
 # -------------------------------------------------------------------------------------- shards
 
 
+def shard_run(world: World, shard: tuple[int, int] | None, **kwargs: Any) -> RunStatus:
+    """What ``linker autolink backfill --shard I/N`` runs: the chunks of the shard here."""
+    return BackfillJobs(world.ctx).run_inline(ADMIN, shard=shard, **kwargs)
+
+
 def test_shards_partition_the_customers(world: World) -> None:
+    """Shard processes started one after another (each plans when the others have done
+    their part) still attempt every profile exactly once between them."""
     pop = populate(world)
     shards = 3
     per_shard: list[set[str]] = []
     for index in range(shards):
         before = set(column(world, AutolinkOutcome.customer_id))
-        summary = backfill(world, shard=(index, shards))
-        assert summary.shard == (index, shards)
+        status = shard_run(world, (index, shards), chunk_size=2)
         after = set(column(world, AutolinkOutcome.customer_id))
         mine = after - before
         assert all(in_shard(c, (index, shards)) for c in mine)
-        assert summary.done == len(mine)
+        assert status.done == status.total == len(mine)
+        assert set(status.chunks) <= {"succeeded"}
         per_shard.append(mine)
+        # The progress is the integration's (a whole run resumes it) until the last shard.
+        assert (count(world, ProgressRow) == 0) == (index == shards - 1)
     assert sum(len(s) for s in per_shard) == len(pop.candidates)
     assert set().union(*per_shard) == set(pop.candidates)
+    assert count(world, AutolinkOutcome) == len(pop.candidates)  # one attempt each
     assert count(world, Link) == LINKABLE + 1
+
+
+def test_a_whole_run_resumes_after_one_shard(world: World) -> None:
+    pop = populate(world)
+    first = set(column(world, AutolinkOutcome.customer_id))
+    shard_run(world, (0, 2))
+    mine = set(column(world, AutolinkOutcome.customer_id)) - first
+    summary = backfill(world)
+    assert summary.resumed > 0  # the shard's profiles left unlinked: done, skipped
+    assert {r.customer_id for r in summary.results}.isdisjoint(mine)
+    assert count(world, AutolinkOutcome) == len(pop.candidates)
+    assert count(world, ProgressRow) == 0
 
 
 def test_shard_helpers() -> None:
@@ -509,8 +536,7 @@ def test_shard_helpers() -> None:
     buckets = [[c for c in ids if in_shard(c, (i, 4))] for i in range(4)]
     assert sorted(c for b in buckets for c in b) == sorted(ids)
     assert all(buckets)
-    assert run_key([3, 1], None) == "autolink:1,3"
-    assert run_key([1], (0, 2)) == "autolink:1:0/2"
+    assert run_key([3, 1]) == "autolink:1,3"
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -530,7 +556,7 @@ def test_bad_arguments_and_unusable_integrations(world: World) -> None:
     with pytest.raises(InvalidInput, match="concurrency"):
         backfill(world, concurrency=0)
     with pytest.raises(InvalidInput, match="shard"):
-        backfill(world, shard=(2, 2))
+        shard_run(world, (2, 2))
     with pytest.raises(InvalidInput, match="auto-linking off"):
         backfill(world, integration_ids=[pop.shop, off])
     with world.ctx.db.session() as s:
@@ -590,7 +616,7 @@ def test_cli_dry_run_then_real_run(served: tuple[World, Population],
     assert main(["autolink", "backfill", "--shard", "0/1"]) == 0
     out, _ = capsys.readouterr()
     assert re.search(rf"^linked\s+{LINKABLE}$", out, re.MULTILINE), out
-    assert "profiles/s" in out and "would link" not in out
+    assert "shard 0/1" in out and "chunk jobs: succeeded 1" in out and "would link" not in out
     assert count(world, Link) == LINKABLE + 1
 
 
@@ -604,6 +630,8 @@ def test_cli_usage_errors(served: tuple[World, Population], monkeypatch: pytest.
     with pytest.raises(SystemExit):
         main(["autolink", "backfill", "--concurrency", "0"])
     capsys.readouterr()
+    assert main(["autolink", "backfill", "--shard", "0/2", "--dry-run"]) == 2
+    assert "leave out --shard" in capsys.readouterr().err
     assert main(["autolink", "backfill", "--integration", "Nope"]) == 1
     _, err = capsys.readouterr()
     assert "no integration named 'Nope'" in err

@@ -396,7 +396,7 @@ def test_a_chunk_resumes_from_its_progress(served: tuple[World, Population]) -> 
     assert isinstance(chunk, Chunk) and Chunk.from_args(chunk.as_args()) == chunk
     done = sorted(pop.candidates)[:5]
     with world.ctx.db.session() as s:
-        s.add_all(ProgressRow(run_key=run_key([pop.shop], None), customer_id=c) for c in done)
+        s.add_all(ProgressRow(run_key=run_key([pop.shop]), customer_id=c) for c in done)
     summary = jobs.run_chunk_job(chunk)
     assert summary.total == summary.done == len(pop.candidates) - 5
     assert count(world, AutolinkOutcome) == len(pop.candidates) - 5
@@ -409,9 +409,11 @@ def test_cli_refuses_bad_combinations(served: tuple[World, Population],
     cli_env(monkeypatch, world, tmp_path)
     assert main(["autolink", "backfill", "--via-workers", "--dry-run"]) == 2
     assert main(["autolink", "backfill", "--detach"]) == 2
+    assert main(["autolink", "backfill", "--chunk-size", "5"]) == 2
     assert main(["worker", "--queues", "nope"]) == 1
     _, err = capsys.readouterr()
-    assert "cannot be combined" in err and "go with --via-workers" in err
+    assert "cannot be combined" in err and "--detach goes with --via-workers" in err
+    assert "--chunk-size goes with --via-workers or --shard" in err
     assert "unknown queue(s) nope" in err
     assert count(world, AutolinkOutcome) == 0
 
