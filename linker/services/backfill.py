@@ -75,7 +75,9 @@ from linker.services.autolinking import (
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
-from linker.services.refresh import RefreshPlan, apply_refresh, apply_refreshes, refresh_pairs
+from linker.services.refresh import apply_refresh, refresh_pairs
+from linker.services.refresh_batch import apply_refreshes
+from linker.services.refresh_outcome import RefreshPlan
 from linker.store import backfill_runs as runs_store
 from linker.store import integrations as integrations_store
 from linker.store import links as links_store

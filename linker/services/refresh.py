@@ -40,20 +40,19 @@ from linker.lookup.target import AdaptorTarget, InvalidTarget
 from linker.services.audit import record_audit
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound
-from linker.services.refresh_batch import apply_refreshes as apply_refreshes  # backfill's import
 from linker.services.refresh_outcome import (
     FAILED,
     REFRESHED,
     SKIPPED,
     TAKEN,
     RefreshOutcome,
+    RefreshPlan,
     failure_of,
     gone,
     link_changed,
     outcome_of,
     phone_type,
 )
-from linker.services.refresh_outcome import RefreshPlan as RefreshPlan  # backfill's import
 from linker.services.targets import target_for
 from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store

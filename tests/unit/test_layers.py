@@ -79,10 +79,6 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
 # Services hold no queries: from SQLAlchemy they may name the Session type (for hints) and its
 # exceptions, nothing else. Queries live in ``linker/store/<aggregate>.py`` (issue 7).
 SERVICE_SQLALCHEMY_ALLOWED = {"sqlalchemy.orm.Session", "sqlalchemy.exc"}
-SERVICES_STILL_WITH_SQL = {  # being moved (issue 7)
-}
-
-
 def sqlalchemy_imports(path: Path) -> list[str]:
     """What ``path`` imports from SQLAlchemy beyond ``Session`` and ``sqlalchemy.exc``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -102,13 +98,11 @@ def sqlalchemy_imports(path: Path) -> list[str]:
 
 
 def query_imports_in_services(root: Path = ROOT) -> list[str]:
-    """``module imports name`` for each SQLAlchemy query import under linker/services, except
-    in the modules of ``SERVICES_STILL_WITH_SQL``."""
+    """``module imports name`` for each SQLAlchemy query import under linker/services."""
     found = []
     for path in sorted((root / "linker" / "services").rglob("*.py")):
         module = module_name(path, root)
-        if module not in SERVICES_STILL_WITH_SQL:
-            found += [f"{module} imports {name}" for name in sqlalchemy_imports(path)]
+        found += [f"{module} imports {name}" for name in sqlalchemy_imports(path)]
     return found
 
 
