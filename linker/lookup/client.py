@@ -33,6 +33,7 @@ from linker.contract import (
     validate_response,
 )
 from linker.lookup import errors
+from linker.lookup.aiotransport import AiohttpTransport
 from linker.lookup.exchange import (
     Exchange,
     ExchangeError,
@@ -40,7 +41,7 @@ from linker.lookup.exchange import (
     RecordedResponse,
     Trigger,
 )
-from linker.lookup.netguard import NetworkPolicy, guarded_transport
+from linker.lookup.netguard import NetworkPolicy
 from linker.lookup.ratelimit import LocalGate, RequestGate
 from linker.lookup.runner import run_sync
 from linker.lookup.target import AdaptorTarget
@@ -231,18 +232,11 @@ class LookupClient:
     def http_client(self) -> httpx.AsyncClient:
         """A new AsyncClient for lookups: no redirects, no proxy or .netrc from the environment.
 
-        Connections are not limited in number, so a fan-out never queues behind the pool.
+        The wire is aiohttp's (``AiohttpTransport``), every connection checked by ``network``;
+        connections are not limited in number, so a fan-out never queues behind the pool.
         """
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
-        transport = self._transport or guarded_transport(self._network, verify=_tls_context(),
-                                                         limits=limits)
-        return httpx.AsyncClient(
-            transport=transport,
-            verify=_tls_context(),
-            follow_redirects=False,
-            trust_env=False,
-            limits=limits,
-        )
+        transport = self._transport or AiohttpTransport(self._network, _tls_context())
+        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
     def prepare(self, target: AdaptorTarget, request: LookupRequest) -> PreparedLookup:
         """Build and sign the HTTP request for a lookup without sending it (dry runs).

@@ -73,6 +73,15 @@ def _kind(address: IPAddress) -> str | None:
     return None if address.is_global else "a reserved (not public) address"
 
 
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is an IP address (a zone suffix allowed), not a name to resolve."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class NetworkPolicy:
     """Which resolved addresses lookups may connect to."""
@@ -106,10 +115,9 @@ class NetworkPolicy:
 
     async def addresses(self, host: str, port: int) -> list[str]:
         """The checked addresses of ``host``; AddressRefused when any of them is off-limits."""
-        try:
-            ipaddress.ip_address(host.split("%", 1)[0])
+        if is_ip_literal(host):
             found = [host]
-        except ValueError:
+        else:
             try:
                 found = await self.resolver(host, port)
             except OSError as exc:

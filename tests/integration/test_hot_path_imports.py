@@ -104,8 +104,9 @@ def test_warm_lookups_import_nothing(mode: str) -> None:
 
 
 def test_the_recorder_sees_a_failed_import() -> None:
-    """The check above can fail: with sniffio made unfindable, httpcore's per-request
-    ``import sniffio`` reaches the recorder."""
+    """The check above can fail: with sniffio made unfindable, the per-request
+    ``import sniffio`` of httpx's ASGI transport (httpcore's, before lookups went through
+    aiohttp) reaches the recorder."""
 
     class _Hide(MetaPathFinder):
         def find_spec(self, fullname: str, path: Sequence[str] | None,
@@ -119,7 +120,7 @@ def test_the_recorder_sees_a_failed_import() -> None:
     with recording() as recorder:
         sys.meta_path.insert(1, hide)
         try:
-            with serving("loopback") as (client, url):
+            with serving("asgi") as (client, url):
                 target = AdaptorTarget(url, name="Shop", signing_key=SIGNING_KEY)
                 asyncio.run(_lookups(client, target, 2, None))
         finally:
