@@ -16,11 +16,11 @@ import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
-import httpcore
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import SocketFactoryType
 
-from linker.lookup.netguard import NetworkPolicy, is_ip_literal
+from linker.lookup.netguard import ConnectFailed, NetworkPolicy, is_ip_literal
 
 KEEPALIVE_S = 5.0
 """How long an idle connection is kept (httpx's default)."""
@@ -80,7 +80,7 @@ def _httpx_error(exc: BaseException) -> Exception:
         return exc
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return httpx.ReadTimeout(str(exc))
-    if isinstance(exc, aiohttp.ClientConnectorError | httpcore.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectFailed):
         return httpx.ConnectError(str(exc))
     if isinstance(exc, aiohttp.InvalidURL):
         return httpx.InvalidURL(str(exc))
@@ -93,15 +93,19 @@ def _httpx_error(exc: BaseException) -> Exception:
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests with one aiohttp session (made on first use, in the running loop)."""
 
-    def __init__(self, policy: NetworkPolicy, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, policy: NetworkPolicy, ssl_context: ssl.SSLContext | bool = True,
+                 socket_factory: SocketFactoryType | None = None) -> None:
+        """``socket_factory`` (aiohttp's hook, for tests) makes the socket of each connect."""
         self._policy = policy
         self._ssl = ssl_context
+        self._socket_factory = socket_factory
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, ssl=self._ssl, resolver=GuardedResolver(self._policy),
-            keepalive_timeout=KEEPALIVE_S, use_dns_cache=False, happy_eyeballs_delay=None)
+            keepalive_timeout=KEEPALIVE_S, use_dns_cache=False, happy_eyeballs_delay=None,
+            socket_factory=self._socket_factory)
         return aiohttp.ClientSession(
             connector=connector, auto_decompress=False, trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
@@ -124,7 +128,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=_headers(request), proxy=None, compress=None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout.get("connect"),
                                               sock_read=timeout.get("read")))
-        except (aiohttp.ClientError, httpcore.ConnectError) as exc:
+        except (aiohttp.ClientError, ConnectFailed) as exc:
             raise _httpx_error(exc) from _cause(exc)
         return httpx.Response(
             response.status, headers=list(response.raw_headers), stream=_Body(response),

@@ -52,7 +52,8 @@ WIRE_TRACE_LOGGER = "httpcore"
 logging.getLogger(WIRE_TRACE_LOGGER).setLevel(logging.INFO)
 """httpcore's DEBUG wire traces print response headers verbatim, before any redaction (an
 adaptor that echoes a credential in a header would put it in the log): Linker keeps that
-logger at INFO, whatever the root level. httpx's own INFO line names only method, URL and
+logger at INFO, whatever the root level, for any httpcore transport passed in (lookups go
+over aiohttp, which logs no headers). httpx's own INFO line names only method, URL and
 status."""
 
 USER_AGENT = "Linker/0.1"

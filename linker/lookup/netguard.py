@@ -4,7 +4,8 @@ An adaptor URL is only a name: what it resolves to decides where a lookup goes. 
 resolves the host itself, refuses the connection when ANY address is loopback, private,
 link-local (cloud metadata included), unspecified, multicast or otherwise not public, and
 then connects to the address it checked (so a second, different DNS answer cannot slip in).
-Nothing is sent before the check.
+Nothing is sent before the check. ``linker.lookup.aiotransport`` applies the policy: its
+resolver for names, a check before the request for IP literals.
 
 Development and tests allow networks explicitly: ``LINKER_ALLOW_NETWORKS`` holds a
 comma-separated list of networks (e.g. ``127.0.0.0/8,::1``) that are allowed even so.
@@ -16,14 +17,8 @@ import asyncio
 import ipaddress
 import os
 import socket
-import ssl
-import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-
-import httpcore
-import httpx
-from httpcore._utils import is_socket_readable  # the check httpcore itself makes
 
 ALLOW_ENV = "LINKER_ALLOW_NETWORKS"
 LOOPBACK_NETWORKS = "127.0.0.0/8,::1"
@@ -36,7 +31,11 @@ _METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254
                                                "100.100.100.200", "169.254.170.2")}
 
 
-class AddressRefused(httpcore.ConnectError):
+class ConnectFailed(Exception):
+    """A lookup's host could not be connected to; nothing was sent."""
+
+
+class AddressRefused(ConnectFailed):
     """A lookup's host resolved to an address lookups may not reach; nothing was sent."""
 
 
@@ -121,102 +120,11 @@ class NetworkPolicy:
             try:
                 found = await self.resolver(host, port)
             except OSError as exc:
-                raise httpcore.ConnectError(str(exc)) from exc
+                raise ConnectFailed(str(exc)) from exc
         if not found:
-            raise httpcore.ConnectError(str(socket.gaierror(socket.EAI_NONAME, host)))
+            raise ConnectFailed(str(socket.gaierror(socket.EAI_NONAME, host)))
         for text in found:
             problem = self.refusal(host, text)
             if problem is not None:
                 raise AddressRefused(problem)
         return found
-
-
-class SocketCachingStream(httpcore.AsyncNetworkStream):
-    """An httpcore stream that answers ``is_readable`` from its raw socket, looked up once.
-
-    httpcore asks every idle pooled connection ``is_readable`` before each request; the anyio
-    stream answers by rebuilding its attribute table (a ``getpeername`` call included) every
-    time, which was about a sixth of the event loop's CPU in the backfill (py-spy). All else is
-    delegated.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Delegated."""
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Delegated."""
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        """Delegated."""
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        """The TLS stream, wrapped the same way."""
-        return SocketCachingStream(await self._inner.start_tls(ssl_context, server_hostname,
-                                                               timeout))
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        """``is_readable`` from the cached socket (httpcore's own check); the rest delegated."""
-        if info == "is_readable" and self._socket is not None:
-            return is_socket_readable(self._socket)
-        return self._inner.get_extra_info(info)
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """A network backend that resolves and checks every address before connecting."""
-
-    def __init__(self, policy: NetworkPolicy, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._policy = policy
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to the first checked address that answers (TLS still checks the name)."""
-        last: Exception | None = None
-        for address in await self._policy.addresses(host, port):
-            try:
-                return SocketCachingStream(await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address,
-                    socket_options=socket_options))
-            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Unix sockets are never used for lookups."""
-        raise AddressRefused(f"lookups do not use Unix sockets ({path!r})")
-
-    async def sleep(self, seconds: float) -> None:
-        """Delegated to the wrapped backend."""
-        await self._inner.sleep(seconds)
-
-
-def guarded_transport(policy: NetworkPolicy, *, verify: typing.Any, limits: httpx.Limits,
-                      inner: httpcore.AsyncNetworkBackend | None = None
-                      ) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose every connection goes through ``policy``."""
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
-    pool = transport._pool
-    # httpx has no public hook for the network backend; its pool (httpcore) does.
-    assert isinstance(pool, httpcore.AsyncConnectionPool)
-    pool._network_backend = GuardedBackend(policy, inner or pool._network_backend)
-    return transport

@@ -3,47 +3,33 @@ only loopback traffic is ever sent (other addresses come from a patched resolver
 
 from __future__ import annotations
 
+import socket
 import typing
-from collections.abc import Iterable
 
-import httpcore
-import httpx
 import pytest
+from aiohappyeyeballs import AddrInfoType
 
 from linker.adaptor.app import create_app
 from linker.adaptor.server import BackgroundServer
 from linker.contract import search_request
 from linker.lookup import AdaptorTarget, ErrorKind, Exchange, InvalidTarget, LookupClient
-from linker.lookup.netguard import (
-    LOOPBACK_NETWORKS,
-    NetworkPolicy,
-    guarded_transport,
-    parse_networks,
-)
+from linker.lookup.aiotransport import AiohttpTransport
+from linker.lookup.netguard import LOOPBACK_NETWORKS, NetworkPolicy, parse_networks
 
 REQUEST = search_request("cust-1", {"email": "martha@example.com"})
 
 
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Records connect attempts and refuses them: no traffic leaves the test."""
+class RecordingSockets:
+    """aiohttp's socket factory: records each address connected to and refuses it, so no
+    traffic leaves the test."""
 
     def __init__(self) -> None:
         self.connects: list[tuple[str, int]] = []
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                          ) -> httpcore.AsyncNetworkStream:
-        self.connects.append((host, port))
-        raise httpcore.ConnectError("test backend never connects")
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - unused
-        raise AssertionError("unused")
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None
-                                  = None) -> httpcore.AsyncNetworkStream:  # pragma: no cover
-        raise AssertionError("unused")
+    def __call__(self, addr_info: AddrInfoType) -> socket.socket:
+        host, port = addr_info[4][:2]
+        self.connects.append((str(host), int(port)))
+        raise ConnectionRefusedError("the test never connects")
 
 
 def resolving_to(*addresses: str) -> typing.Any:
@@ -52,12 +38,11 @@ def resolving_to(*addresses: str) -> typing.Any:
     return resolve
 
 
-def _lookup(policy: NetworkPolicy, url: str, backend: RecordingBackend | None = None
+def _lookup(policy: NetworkPolicy, url: str, backend: RecordingSockets | None = None
             ) -> Exchange:
     transport = None
     if backend is not None:
-        transport = guarded_transport(policy, verify=True, limits=httpx.Limits(),
-                                      inner=backend)
+        transport = AiohttpTransport(policy, socket_factory=backend)
     client = LookupClient(transport=transport, network=policy)
     return client.lookup_sync(AdaptorTarget(url, timeout_s=5), REQUEST)
 
@@ -72,7 +57,7 @@ def _lookup(policy: NetworkPolicy, url: str, backend: RecordingBackend | None = 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_names_resolving_to_off_limits_addresses_are_refused_before_connecting(
         address: str, kind: str, scheme: str) -> None:
-    backend = RecordingBackend()
+    backend = RecordingSockets()
     policy = NetworkPolicy(resolver=resolving_to(address))
     exchange = _lookup(policy, f"{scheme}://adaptor.localtest/lookup", backend)
     assert exchange.error is not None
@@ -83,7 +68,7 @@ def test_names_resolving_to_off_limits_addresses_are_refused_before_connecting(
 
 
 def test_one_off_limits_address_among_public_ones_refuses_the_host() -> None:
-    backend = RecordingBackend()
+    backend = RecordingSockets()
     policy = NetworkPolicy(resolver=resolving_to("93.184.216.34", "10.0.0.1"))
     exchange = _lookup(policy, "https://adaptor.localtest/", backend)
     assert exchange.error is not None and "10.0.0.1" in exchange.error.message
@@ -91,7 +76,7 @@ def test_one_off_limits_address_among_public_ones_refuses_the_host() -> None:
 
 
 def test_public_addresses_are_connected_to_as_checked() -> None:
-    backend = RecordingBackend()  # refuses every connect, so nothing is sent anywhere
+    backend = RecordingSockets()  # refuses every connect, so nothing is sent anywhere
     policy = NetworkPolicy(resolver=resolving_to("93.184.216.34"))
     exchange = _lookup(policy, "https://adaptor.localtest:8443/", backend)
     assert backend.connects == [("93.184.216.34", 8443)]
@@ -101,7 +86,7 @@ def test_public_addresses_are_connected_to_as_checked() -> None:
 def test_ip_literal_urls_are_checked_without_resolving() -> None:
     async def never(host: str, port: int) -> list[str]:
         raise AssertionError("an IP literal is not resolved")
-    backend = RecordingBackend()
+    backend = RecordingSockets()
     exchange = _lookup(NetworkPolicy(resolver=never), "http://169.254.169.254/latest", backend)
     assert exchange.error is not None and "metadata" in exchange.error.message
     assert backend.connects == []

@@ -23,7 +23,8 @@ from linker.adaptor.app import create_app
 from linker.adaptor.server import BackgroundServer
 from linker.core.permissions import Actor, Role
 from linker.lookup import LookupClient
-from linker.lookup.netguard import NetworkPolicy, guarded_transport
+from linker.lookup.aiotransport import AiohttpTransport
+from linker.lookup.netguard import NetworkPolicy
 from linker.services.backfill import BackfillService
 from linker.services.conformance import ConformanceService
 from linker.services.customers import CustomerService
@@ -114,7 +115,7 @@ class Routing(httpx.AsyncBaseTransport):
     def __init__(self, asgi: httpx.AsyncBaseTransport) -> None:
         policy = NetworkPolicy.allowing("127.0.0.0/8", resolver=_resolve)
         self._asgi = asgi
-        self._network = guarded_transport(policy, verify=True, limits=httpx.Limits())
+        self._network = AiohttpTransport(policy)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.host.endswith(".test"):
