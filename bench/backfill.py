@@ -12,7 +12,8 @@ Run: ``.venv/bin/python bench/backfill.py [--size 10000] [--concurrency 32] [--l
    dropped each round): one per person of the dataset (personal email + MOBILE phone, so most
    link by email, some only by phone), topped up with people who are in no dataset.
 3. HTTP-only bound: the same auto-link requests through the lookup client with the same
-   concurrency, no database work (``--bound-size N``: the first N of them only).
+   concurrency and event loop (``run_sync``'s), no database work (``--bound-size N``: the
+   first N of them only).
 4. The backfill itself (``BackfillService.run``): auto-link request, decision, link, outcome,
    then the DETAILED lookup and its application for every new link, all stored.
 
@@ -52,7 +53,7 @@ from linker.config import Settings
 from linker.contract import LookupRequest, RequestKind, autolink_request
 from linker.core.permissions import SYSTEM
 from linker.demo import allow_demo_adaptors
-from linker.lookup import AdaptorTarget, LookupClient, Trigger
+from linker.lookup import AdaptorTarget, LookupClient, Trigger, run_sync
 from linker.services.backfill import BackfillProgress, BackfillService
 from linker.services.context import ServiceContext
 from linker.store.database import Database, display_url
@@ -229,7 +230,7 @@ def one_round(args: argparse.Namespace, persons: list[Person], url: str) -> Roun
         target = AdaptorTarget(url, name="Shop", signing_key=SIGNING_KEY, timeout_s=15.0)
         sample = persons[:args.bound_size] if args.bound_size else persons
         cpu0 = time.process_time()
-        http_s, _ = asyncio.run(http_only(LookupClient(), target, sample, args.concurrency))
+        http_s, _ = run_sync(lambda: http_only(LookupClient(), target, sample, args.concurrency))
         cpu1 = time.process_time()
         summary = BackfillService(ctx).run(SYSTEM, concurrency=args.concurrency,
                                            progress=progress_bar)

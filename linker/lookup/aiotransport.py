@@ -99,6 +99,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._policy = policy
         self._ssl = ssl_context
         self._socket_factory = socket_factory
+        self._allowed_literals: set[str] = set()  # IP-literal hosts the policy let through
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -121,8 +122,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = self._open()
         timeout = request.extensions.get("timeout", {})
         try:
-            if is_ip_literal(url.host):
+            if url.host not in self._allowed_literals and is_ip_literal(url.host):
                 await self._policy.addresses(url.host, url.port or 0)
+                self._allowed_literals.add(url.host)
             response = await self._session.request(
                 request.method, str(url), data=request.content, allow_redirects=False,
                 headers=_headers(request), proxy=None, compress=None,
