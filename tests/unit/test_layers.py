@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # (package whose modules are checked, forbidden import prefixes)
 RULES = [
     ("linker.core", ("linker.store", "linker.lookup", "linker.services", "linker.cli",
-                     "sqlalchemy", "httpx")),
+                     "sqlalchemy", "httpx", "aiohttp")),
     ("linker", ("streamlit", "dashboard", "pages")),
     ("linker.contract", ("linker.store", "linker.lookup", "linker.services", "linker.cli")),
     ("linker.lookup", ("linker.store", "linker.services", "linker.cli")),
