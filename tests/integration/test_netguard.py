@@ -3,6 +3,7 @@ only loopback traffic is ever sent (other addresses come from a patched resolver
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import typing
 
@@ -134,3 +135,18 @@ def test_urls_that_cannot_work_are_refused_at_validation(url: str, says: str) ->
     with pytest.raises(InvalidTarget) as caught:
         AdaptorTarget(url)
     assert says in str(caught.value)
+
+
+def test_a_transport_refuses_an_ip_literal_on_every_request() -> None:
+    """IP literals the policy allowed are remembered per transport; refused ones never are."""
+    backend = RecordingSockets()
+    client = LookupClient(transport=AiohttpTransport(NetworkPolicy(), socket_factory=backend))
+    target = AdaptorTarget("http://10.0.0.1/lookup", timeout_s=5)
+
+    async def twice() -> list[Exchange]:
+        async with client.http_client() as http:
+            return [await client.lookup(target, REQUEST, client=http) for _ in range(2)]
+
+    for exchange in asyncio.run(twice()):
+        assert exchange.error is not None and "private" in exchange.error.message
+    assert backend.connects == []
