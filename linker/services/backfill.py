@@ -27,7 +27,9 @@ How it works:
   A crashed run's lease expires after a minute. Chunks or shards of one split run side by
   side.
 - *Healing*: a real run first refreshes links to its integrations that have no pulled data
-  (a run killed between linking and the DETAILED lookup leaves such links).
+  (a run killed between linking and the DETAILED lookup leaves such links). A run split into
+  chunks heals in its first chunk per integration (of a shard: the shard's profiles) the links
+  made before it started, and each chunk those of its range made since (``run_chunk``).
 - *Dry run*: sends the same auto-link requests and reports what would happen, but records
   nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
   link, no outcome, no progress. It ignores the progress of interrupted runs.
@@ -50,6 +52,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -418,7 +421,9 @@ class BackfillService:
         *,
         chunk: tuple[int, int],
         shard: tuple[int, int] | None = None,
-        heal_range: tuple[str, str] | None = None,
+        started: datetime | None = None,
+        heal_all: bool = False,
+        span: tuple[str, str] | None = None,
         concurrency: int = 8,
         progress: Callable[[BackfillProgress], None] | None = None,
         cancel: threading.Event | None = None,
@@ -432,11 +437,17 @@ class BackfillService:
         ``chunk=(I, N)``: the N chunks of one run go side by side on any number of workers;
         any other run over the integration is refused (BackfillBusy). A chunk of ``shard``
         (its profiles only, ``crc32(id) % N == I``) holds the shard's lease instead, so the
-        shards of one split go side by side. The chunk first refreshes the links of its range
-        of ids (``heal_range``, default the lowest to the highest given; of a shard, only its
-        profiles) left without pulled data (e.g. by a worker killed between linking and the
-        DETAILED lookup). When it leaves nothing of the integration pending, the run is
-        complete and its progress is cleared.
+        shards of one split go side by side.
+
+        Healing (links left without pulled data, e.g. by a process killed between linking
+        and the DETAILED lookup), given the run's ``started`` time: with ``heal_all`` (one
+        chunk per integration and run) every such link of the integration (of the shard)
+        made before the run started; and every chunk the links of its own range of ids
+        (``span``, default the lowest to the highest given) made since (only an earlier,
+        killed attempt of this very chunk makes those). So each link
+        is refreshed by one chunk, never while another chunk's lookup of it is in flight.
+        When the chunk leaves nothing of the integration pending, the run is complete and
+        its progress is cleared.
         """
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -448,10 +459,10 @@ class BackfillService:
                         holder_name(actor.username), self.ctx.now(), shard=shard,
                         chunk=None if shard else chunk)
         with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
-            if heal_range is None and customer_ids:
-                heal_range = (min(customer_ids), max(customer_ids))
-            healed, heal_failed = (0, 0) if heal_range is None else self._heal(
-                state, shard, cancel, only=heal_range)
+            if span is None and customer_ids:
+                span = (min(customer_ids), max(customer_ids))
+            healed, heal_failed = self._heal_chunk(state, span, shard, started, heal_all,
+                                                   cancel)
             with self.ctx.db.session(readonly=True) as session:
                 done = runs_store.done_ids(session, state.key, customer_ids)
             pending = [cid for cid in customer_ids if cid not in done]
@@ -476,16 +487,31 @@ class BackfillService:
                     for i in integrations_store.with_autolink_on(session)
                     if has_autolink_field(i)]
 
+    def _heal_chunk(self, state: _Run, span: tuple[str, str] | None,
+                    shard: tuple[int, int] | None, started: datetime | None, heal_all: bool,
+                    cancel: threading.Event | None) -> tuple[int, int]:
+        """A chunk's healing (``run_chunk``): (healed, failed)."""
+        if started is None:
+            return 0, 0
+        healed, failed = self._heal(state, shard, cancel, before=started) if heal_all \
+            else (0, 0)
+        if span is not None:
+            mine = self._heal(state, shard, cancel, span, since=started)
+            healed, failed = healed + mine[0], failed + mine[1]
+        return healed, failed
+
     def _heal(self, state: _Run, shard: tuple[int, int] | None,
-              cancel: threading.Event | None, only: tuple[str, str] | None = None
+              cancel: threading.Event | None, only: tuple[str, str] | None = None, *,
+              before: datetime | None = None, since: datetime | None = None
               ) -> tuple[int, int]:
         """Refresh links to the run's integrations that have no successfully pulled data
-        (a run killed between linking and its DETAILED lookup leaves such links); ``shard``
-        and ``only`` limit it to the shard's profiles and to those with ids from ``only[0]``
-        to ``only[1]``."""
+        (a run killed between linking and its DETAILED lookup leaves such links); ``shard``,
+        ``only``, ``before`` and ``since`` limit it to the shard's profiles, to those with
+        ids from ``only[0]`` to ``only[1]`` and to links made before / since a time."""
         with self.ctx.db.session(readonly=True) as session:
             rows = runs_store.links_without_data(
-                session, [i.id for i in state.integrations], only)
+                session, [i.id for i in state.integrations], only, created_before=before,
+                created_since=since)
         pairs = [(cid, iid) for cid, iid in rows if in_shard(cid, shard)]
         healed = failed = 0
         for start in range(0, len(pairs), HEAL_BATCH):

@@ -20,6 +20,10 @@
 - Every chunk runs ``BackfillService.run_chunk``: the same pipeline, leases (``chunk I/N``)
   and invariants as an in-process run (one link per profile and integration; one outcome per
   attempt; links left without data are finished).
+- *Healing* covers the whole selection once per run: the first chunk of each integration
+  (``Chunk.heal``; a chunk of no profile when nothing is pending but links lack their data)
+  refreshes the links made before the run started; a chunk retried after a crash, those of
+  its own range made since.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class Chunk:
     username: str
     role: str
     started_at: str
+    heal: bool = False
+    """The integration's healing chunk (one per run, or per shard): it also refreshes the
+    links made before the run started that have no pulled data (``run_chunk``)."""
 
     def as_args(self) -> dict[str, Any]:
         """The job's JSON arguments."""
@@ -85,7 +92,7 @@ class Chunk:
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> Chunk:
         """The chunk of a job's arguments."""
-        return cls(**{name: args[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: args[name] for name in cls.__dataclass_fields__ if name in args})
 
 
 @dataclass(frozen=True)
@@ -147,15 +154,21 @@ class BackfillJobs:
             raise InvalidInput(problems)
         integrations = BackfillService(self.ctx).plan_integrations(integration_ids)
         run = secrets.token_hex(8)
-        started = self.ctx.now().isoformat()
+        now = self.ctx.now()
+        started = now.isoformat()
         chunks: list[Chunk] = []
         with self.ctx.db.session(readonly=True) as session:
             for integration in integrations:
                 ids = _pending_ids(session, integration.id, shard=shard)
                 parts = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+                if not parts and any(in_shard(cid, shard) for cid, _ in
+                                     runs_store.links_without_data(
+                                         session, [integration.id], created_before=now)):
+                    parts = [[]]  # nothing pending, links to heal: one chunk heals them
                 chunks.extend(
-                    Chunk(run, integration.id, n, len(parts), part[0], part[-1], len(part),
-                          concurrency, actor.username, actor.role.value, started)
+                    Chunk(run, integration.id, n, len(parts), part[0] if part else "",
+                          part[-1] if part else "", len(part), concurrency, actor.username,
+                          actor.role.value, started, heal=n == 0)
                     for n, part in enumerate(parts))
         return chunks
 
@@ -245,14 +258,19 @@ class BackfillJobs:
                       shard: tuple[int, int] | None = None) -> BackfillSummary:
         """Run one chunk (the body of the ``CHUNK_TASK`` job, here or in a worker): the
         profiles of its range (of ``shard``, when given) still pending for its integration,
-        as its starter."""
+        as its starter; the healing chunk first refreshes the links left without pulled data
+        (``BackfillService.run_chunk``)."""
         actor = Actor(chunk.username, Role(chunk.role))
-        with self.ctx.db.session(readonly=True) as session:
-            ids = _pending_ids(session, chunk.integration_id, chunk.first, chunk.last, shard)
+        ids: list[str] = []
+        if chunk.size:
+            with self.ctx.db.session(readonly=True) as session:
+                ids = _pending_ids(session, chunk.integration_id, chunk.first, chunk.last,
+                                   shard)
         return BackfillService(self.ctx).run_chunk(
             actor, chunk.integration_id, ids, chunk=(chunk.index, chunk.count), shard=shard,
-            heal_range=(chunk.first, chunk.last), concurrency=chunk.concurrency, cancel=cancel,
-            progress=progress)
+            started=datetime.fromisoformat(chunk.started_at), heal_all=chunk.heal,
+            span=(chunk.first, chunk.last) if chunk.size else None,
+            concurrency=chunk.concurrency, cancel=cancel, progress=progress)
 
     # -- SQLite: the same jobs in this process ------------------------------------------------
 
@@ -287,7 +305,7 @@ class BackfillJobs:
             done_before += summary.done
             states[n] = ("aborted" if summary.cancelled else "succeeded", 1, chunk)
         with self.ctx.db.session(readonly=True) as session:
-            return _status(session, chunks[0].run if chunks else "", states)
+            return _status(session, chunks[0].run if chunks else "", states, shard)
 
 
 def _open_app(ctx: ServiceContext) -> Any:
@@ -306,9 +324,11 @@ def _pending_ids(session: Any, integration_id: int, first: str | None = None,
     return [cid for cid in ids if in_shard(cid, shard)]
 
 
-def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> RunStatus:
+def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]],
+            shard: tuple[int, int] | None = None) -> RunStatus:
     """A RunStatus from the chunks' (job status, attempts, chunk) and the progress and
-    outcome rows: a succeeded chunk counts whole, a started one by its progress rows."""
+    outcome rows: a succeeded chunk counts whole, a started one by its progress rows (of
+    ``shard``'s profiles only, when given: other shards' rows share the chunk's range)."""
     per_status: dict[str, int] = {}
     for status, _, _ in chunks:
         per_status[status] = per_status.get(status, 0) + 1
@@ -321,9 +341,10 @@ def _status(session: Any, run: str, chunks: list[tuple[str, int, Chunk]]) -> Run
         if status == "succeeded":
             done += chunk.size
         elif status != "todo" or attempts:
-            done += min(chunk.size, runs_store.progress_done(
-                session, run_key([chunk.integration_id]), chunk.first, chunk.last,
-                started))
+            mine = [cid for cid in runs_store.progress_ids(
+                session, run_key([chunk.integration_id]), chunk.first, chunk.last, started)
+                if in_shard(cid, shard)]
+            done += min(chunk.size, len(mine))
     counts = {o.value: 0 for o in Outcome}
     counts.update(runs_store.outcome_counts(session, ids, AutolinkTrigger.BACKFILL.value,
                                             started))

@@ -85,10 +85,13 @@ def lock_chunk_ends(s: Session, integration_id: int) -> None:
 
 
 def links_without_data(s: Session, integration_ids: Sequence[int],
-                       only: tuple[str, str] | None = None) -> list[tuple[str, int]]:
+                       only: tuple[str, str] | None = None, *,
+                       created_before: datetime | None = None,
+                       created_since: datetime | None = None) -> list[tuple[str, int]]:
     """(customer id, integration id) of the links to the active ones of the integrations
     without successfully pulled data, in that order (``only``: profiles with ids from
-    ``only[0]`` to ``only[1]``)."""
+    ``only[0]`` to ``only[1]``; ``created_before`` / ``created_since``: links made before /
+    at or after that time)."""
     query = (
         select(Link.customer_id, Link.integration_id)
         .join(Integration, Integration.id == Link.integration_id)
@@ -99,18 +102,21 @@ def links_without_data(s: Session, integration_ids: Sequence[int],
         .order_by(Link.customer_id, Link.integration_id))
     if only is not None:
         query = query.where(Link.customer_id >= only[0], Link.customer_id <= only[1])
+    if created_before is not None:
+        query = query.where(Link.created_at < created_before)
+    if created_since is not None:
+        query = query.where(Link.created_at >= created_since)
     return [(str(cid), int(iid)) for cid, iid in s.execute(query).all()]
 
 
-def progress_done(s: Session, progress_key: str, first: str, last: str, since: datetime
-                  ) -> int:
-    """How many profiles of ``first``..``last`` were done under ``progress_key`` since
-    ``since``."""
-    return int(s.scalar(select(func.count()).select_from(ProgressRow).where(
+def progress_ids(s: Session, progress_key: str, first: str, last: str, since: datetime
+                 ) -> list[str]:
+    """The profiles of ``first``..``last`` done under ``progress_key`` since ``since``."""
+    return list(s.scalars(select(ProgressRow.customer_id).where(
         ProgressRow.run_key == progress_key,
         ProgressRow.customer_id >= first,
         ProgressRow.customer_id <= last,
-        ProgressRow.done_at >= since)) or 0)
+        ProgressRow.done_at >= since)))
 
 
 def outcome_counts(s: Session, integration_ids: Sequence[int], trigger: str, since: datetime

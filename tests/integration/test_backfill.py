@@ -527,6 +527,70 @@ def test_a_whole_run_resumes_after_one_shard(world: World) -> None:
     assert count(world, ProgressRow) == 0
 
 
+def detailed_lookups(world: World, customers: list[str]) -> dict[str, int]:
+    """DETAILED exchanges stored per customer (0 included)."""
+    with world.ctx.db.session(readonly=True) as s:
+        found = dict(s.execute(select(ExchangeRecord.customer_id, func.count()).where(
+            ExchangeRecord.kind == "detailed", ExchangeRecord.customer_id.in_(customers))
+            .group_by(ExchangeRecord.customer_id)).all())
+    return {c: found.get(c, 0) for c in customers}
+
+
+@pytest.mark.parametrize("shards", [None, 3])
+def test_chunked_runs_heal_each_link_once_wherever_its_profile_falls(
+        world: World, shards: int | None) -> None:
+    """Chunks of one pending profile each: the linked profiles are in no chunk's range, yet
+    the run (or the shards between them) refreshes each of their links once."""
+    pop = populate(world)
+    backfill(world)
+    forget_pulled_data(world, pop.linkable, pop.shop)
+    before = detailed_lookups(world, pop.linkable)
+    for shard in [None] if shards is None else [(i, shards) for i in range(shards)]:
+        shard_run(world, shard, chunk_size=1)
+    after = detailed_lookups(world, pop.linkable)
+    assert {c: after[c] - before[c] for c in pop.linkable} == {c: 1 for c in pop.linkable}
+    assert all(world.pulled(c, pop.shop).fetched_at is not None  # type: ignore[union-attr]
+               for c in pop.linkable)
+
+
+def test_a_chunked_run_with_nothing_pending_still_heals(world: World) -> None:
+    pop = populate(world)
+    backfill(world)
+    unlinked = [c for c in pop.candidates if c not in pop.linkable]
+    with world.ctx.db.session() as s:  # an interrupted run did every other profile
+        s.add_all(ProgressRow(run_key=run_key([pop.shop]), customer_id=c) for c in unlinked)
+    forget_pulled_data(world, pop.linkable[:2], pop.shop)
+    status = shard_run(world, None)
+    assert (status.total, status.chunks) == (0, {"succeeded": 1})  # the healing chunk
+    assert all(world.pulled(c, pop.shop).fetched_at is not None  # type: ignore[union-attr]
+               for c in pop.linkable[:2])
+    assert count(world, ProgressRow) == 0  # nothing left: the run is complete
+
+
+def test_a_stopped_shard_counts_only_its_own_profiles(world: World) -> None:
+    """Shard 1 runs while shard 0 is stopped after its first batch: shard 0's status counts
+    its own batch, not shard 1's progress rows in its chunk's range."""
+    populate(world)
+    for i in range(150):
+        world.add_customer(f"Extra {i}", [f"extra{i}@nowhere.example"])
+    cancel = threading.Event()
+    other: list[RunStatus] = []
+
+    def shard_one_then_stop(progress: BackfillProgress) -> None:
+        if not other:
+            side = threading.Thread(
+                target=lambda: other.append(shard_run(world, (1, 2), concurrency=4)))
+            side.start()
+            side.join()
+            cancel.set()
+
+    stopped = shard_run(world, (0, 2), concurrency=4, chunk_size=1000,
+                        progress=shard_one_then_stop, cancel=cancel)
+    assert other[0].done == other[0].total > 0
+    assert stopped.chunks == {"aborted": 1}
+    assert stopped.done == 64 < stopped.total  # one batch of 4 * 16
+
+
 def test_shard_helpers() -> None:
     assert parse_shard("1/4") == (1, 4)
     for bad in ("4/4", "-1/2", "x/2", "3", "1/0"):
