@@ -38,6 +38,7 @@ from linker.services.integrations import IntegrationService
 
 if TYPE_CHECKING:
     from linker.services.backfill_jobs import BackfillJobs, RunStatus
+    from linker.services.backfill_live import LiveRun
 
 BAR_WIDTH = 30
 
@@ -74,13 +75,14 @@ def register(subparsers: Any) -> None:
                           help="with --via-workers: queue the jobs and return at once "
                                "(follow with `linker autolink status RUN`)")
     backfill.set_defaults(func=run_backfill)
-    status = commands.add_parser("status", help="where a backfill run of chunk jobs is")
+    status = commands.add_parser(
+        "status", help="the backfills running in processes, and where a run of chunk jobs is")
     status.add_argument("run", nargs="?", default=None,
                         help="the run id (default: the newest run)")
     status.set_defaults(func=run_status)
     cancel = commands.add_parser(
-        "cancel", help="cancel a backfill run of chunk jobs (running chunks stop after "
-                       "their batch; a new run resumes)")
+        "cancel", help="cancel a backfill run: its chunk jobs, or the process running it "
+                       "(it stops after its batch; a new run resumes)")
     cancel.add_argument("run", help="the run id")
     cancel.set_defaults(func=run_cancel)
 
@@ -324,16 +326,40 @@ def print_run(status: RunStatus) -> None:
               "skipped)")
 
 
+def print_live(runs: Sequence[LiveRun]) -> None:
+    """The backfills running in processes of the database, one a line."""
+    print("running in a process:")
+    print_table(["run", "what", "integrations", "by", "since (UTC)", "profiles", "state"], [
+        (r.run, r.what, ", ".join(r.integrations), r.holder, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+         f"{r.done}/{r.total}", "stopping" if r.cancel_requested else "running")
+        for r in runs])
+    print("`linker autolink cancel RUN` stops one after its batch in flight")
+
+
 def run_status(args: argparse.Namespace) -> int:
-    """Print where a run of chunk jobs is."""
+    """Print the backfills running in processes and where a run of chunk jobs is."""
 
     def body(ctx: ServiceContext) -> int:
         from linker.services.backfill_jobs import BackfillJobs
 
         jobs = BackfillJobs(ctx)
+        live = jobs.running(CLI_ACTOR)
+        if args.run is not None:
+            mine = [r for r in live if r.run == args.run]
+            if mine:
+                print_live(mine)
+                return EXIT_OK
+            if ctx.db.is_sqlite:
+                return error(f"no backfill run {args.run!r} is running; `linker autolink "
+                             "status` lists those that are")
+        if live and args.run is None:
+            print_live(live)
         run = args.run or jobs.latest_run(CLI_ACTOR)
         if run is None:
-            return error("no backfill run of chunk jobs was queued on this database")
+            if live:
+                return EXIT_OK
+            return error("no backfill is running in a process and no run of chunk jobs was "
+                         "queued on this database")
         status = jobs.status(CLI_ACTOR, run)
         if not status.chunks:
             return error(f"no backfill run {run!r}; `linker autolink status` shows the newest")
@@ -344,14 +370,17 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    """Cancel a run of chunk jobs."""
+    """Cancel a backfill run: its chunk jobs, or the process running it."""
 
     def body(ctx: ServiceContext) -> int:
         from linker.services.backfill_jobs import BackfillJobs
 
         told = BackfillJobs(ctx).cancel(CLI_ACTOR, args.run)
-        print(f"cancelled backfill run {args.run}: {told} chunk job(s) queued or running were "
-              "told to stop (running ones stop after their batch)")
+        if not told:
+            return error(f"no backfill run {args.run!r} is queued or running; `linker "
+                         "autolink status` lists them")
+        print(f"cancelled backfill run {args.run}: {told} chunk job(s) or process(es) were "
+              "told to stop (running ones stop after their batch; a new run resumes)")
         return EXIT_OK
 
     return run_command(body)

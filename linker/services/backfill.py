@@ -75,6 +75,7 @@ from linker.services.autolinking import (
     record_attempts,
     snapshot_integration,
 )
+from linker.services.backfill_live import Registered, new_run_id
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput
 from linker.services.leases import LeaseKeeper, acquire, holder_name
@@ -404,12 +405,16 @@ class BackfillService:
                      run_key([i.id for i in integrations]), max_results)
         lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
                         holder_name(actor.username), self.ctx.now())
-        with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper:
-            healed, heal_failed = (0, 0) if dry_run else self._heal(state, None, cancel)
+        with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper, Registered(
+                self.ctx.db, self.ctx.now, new_run_id(), [i.name for i in integrations],
+                "dry run" if dry_run else "", lease.holder, 0, cancel) as live:
+            healed, heal_failed = (0, 0) if dry_run else self._heal(state, None, live.cancel)
             pending, resumed = self._pending(state)
+            live.report(0, len(pending))
             size = batch_size or max(64, concurrency * 16)
             summary = run_sync(lambda: self._run_async(state, pending, resumed, size,
-                                                       progress, cancel, keeper.lost))
+                                                       live.tracking(progress), live.cancel,
+                                                       keeper.lost))
         return replace(summary, healed=healed, heal_failed=heal_failed,
                        lease_lost=keeper.lost.is_set())
 

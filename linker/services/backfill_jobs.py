@@ -48,6 +48,7 @@ from linker.services.backfill import (
     in_shard,
     run_key,
 )
+from linker.services.backfill_live import LiveRun, Registered, live_runs, request_cancel
 from linker.services.context import ServiceContext
 from linker.services.errors import Conflict, InvalidInput
 from linker.services.leases import acquire, holder_name, release
@@ -213,21 +214,31 @@ class BackfillJobs:
         with self.ctx.db.session(readonly=True) as session:
             return jobqueue.latest_run(session, CHUNK_TASK)
 
+    def running(self, actor: Actor) -> list[LiveRun]:
+        """Every backfill running in a process of the database (whole runs, chunks run in
+        one process, shards), oldest first; queued chunk jobs are ``status``'s."""
+        actor.require(Permission.RUN_BACKFILL, "follow an auto-link backfill")
+        return live_runs(self.ctx.db, self.ctx.now())
+
     def cancel(self, actor: Actor, run: str) -> int:
         """Cancel the run's queued chunks and ask its running ones to stop after their batch
-        (what they did is kept; a new run resumes). Returns how many jobs were told."""
+        (what they did is kept; a new run resumes); a run going on in a process (``running``)
+        is asked to stop after its batch. Returns how many jobs and processes were told."""
         actor.require(Permission.RUN_BACKFILL, "cancel an auto-link backfill")
-        with self.ctx.db.session(readonly=True) as session:
-            rows = [r for r in jobqueue.jobs_of_run(session, CHUNK_TASK, run)
-                    if r.status in jobqueue.ACTIVE_STATUSES]
+        told = int(request_cancel(self.ctx.db, run, self.ctx.now()))
+        rows: list[Any] = []
+        if not self.ctx.db.is_sqlite:
+            with self.ctx.db.session(readonly=True) as session:
+                rows = [r for r in jobqueue.jobs_of_run(session, CHUNK_TASK, run)
+                        if r.status in jobqueue.ACTIVE_STATUSES]
         if rows:
             with _open_app(self.ctx) as app:
                 for row in rows:
                     app.job_manager.cancel_job_by_id(row.id, abort=True)
         with self.ctx.db.session() as session:
             record_audit(session, actor, "backfill.cancel", "backfill", run, None,
-                         {"jobs": len(rows)})
-        return len(rows)
+                         {"jobs": len(rows), "processes": told})
+        return len(rows) + told
 
     def workers_present(self, stalled_after_s: float = STALLED_AFTER_S) -> bool:
         """True on PostgreSQL when at least one worker has a fresh heartbeat."""
@@ -280,32 +291,51 @@ class BackfillJobs:
                    cancel: threading.Event | None = None,
                    shard: tuple[int, int] | None = None) -> RunStatus:
         """Plan the chunks (of ``shard`` only, when given) and run each in this process, one
-        after another (no job queue); ``cancel`` stops after the batch in flight."""
+        after another (no job queue); ``cancel`` stops after the batch in flight. The run is
+        registered while it goes (``linker.services.backfill_live``): ``running`` lists it
+        and ``cancel`` stops it from any process."""
         chunks = self.plan(actor, integration_ids=integration_ids, concurrency=concurrency,
                            chunk_size=chunk_size, shard=shard)
+        if not chunks:
+            return RunStatus("", (), None, {}, 0, 0)
+        with self.ctx.db.session(readonly=True) as session:
+            names = integrations_store.names_of(session, sorted({c.integration_id
+                                                                 for c in chunks}))
+        with Registered(self.ctx.db, self.ctx.now, chunks[0].run, list(names.values()),
+                        f"{shard[0]}/{shard[1]}" if shard else "chunks",
+                        holder_name(actor.username), sum(c.size for c in chunks),
+                        cancel) as live:
+            states = self._run_chunks_here(chunks, live.tracking(progress), live.cancel,
+                                           shard)
+        with self.ctx.db.session(readonly=True) as session:
+            return _status(session, chunks[0].run, states, shard)
+
+    def _run_chunks_here(self, chunks: list[Chunk],
+                         progress: Callable[[BackfillProgress], None],
+                         cancel: threading.Event, shard: tuple[int, int] | None
+                         ) -> list[tuple[str, int, Chunk]]:
+        """Run the chunks one after another; each one's (status, attempts, chunk)."""
         states: list[tuple[str, int, Chunk]] = [("todo", 0, c) for c in chunks]
         done_before = 0
         start = time.perf_counter()
         total = sum(c.size for c in chunks)
         counts = {o.value: 0 for o in Outcome}
         for n, chunk in enumerate(chunks):
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 states[n:] = [("cancelled", 0, c) for _, _, c in states[n:]]
                 break
 
             def report(p: BackfillProgress, base: int = done_before) -> None:
-                if progress is not None:
-                    merged = {k: counts[k] + p.counts.get(k, 0) for k in counts}
-                    progress(BackfillProgress(base + p.done, total, merged,
-                                              time.perf_counter() - start))
+                merged = {k: counts[k] + p.counts.get(k, 0) for k in counts}
+                progress(BackfillProgress(base + p.done, total, merged,
+                                          time.perf_counter() - start))
 
             summary = self.run_chunk_job(chunk, cancel=cancel, progress=report, shard=shard)
             for key, value in summary.counts.items():
                 counts[key] += value
             done_before += summary.done
             states[n] = ("aborted" if summary.cancelled else "succeeded", 1, chunk)
-        with self.ctx.db.session(readonly=True) as session:
-            return _status(session, chunks[0].run if chunks else "", states, shard)
+        return states
 
 
 def _open_app(ctx: ServiceContext) -> Any:

@@ -1,6 +1,7 @@
 """Backfill runs in the database: the profiles a run or chunk still has to do, the
 ``backfill_progress`` rows (read, written, cleared), the links left without pulled data, the
-lock that serialises the ends of chunks and the outcomes a run recorded."""
+lock that serialises the ends of chunks, the outcomes a run recorded, and the
+``backfill_runs`` rows of the runs going on in a process (progress, heartbeat, cancel flag)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from linker.store.models import AutolinkOutcome, Customer, Integration, Link, PulledData
 from linker.store.models import BackfillProgress as ProgressRow
+from linker.store.models import BackfillRun as RunRow
 
 _PG_CHUNK_LOCK = 0x4C6B4368  # "LkCh": serialises the end of chunks of one integration
 
@@ -127,3 +129,45 @@ def outcome_counts(s: Session, integration_ids: Sequence[int], trigger: str, sin
             AutolinkOutcome.integration_id.in_(integration_ids),
             AutolinkOutcome.trigger == trigger,
             AutolinkOutcome.created_at >= since).group_by(AutolinkOutcome.outcome)).all()}
+
+
+def add_run(s: Session, row: RunRow, stale_before: datetime) -> None:
+    """Register a running run (and forget the runs whose heartbeat is older than
+    ``stale_before``: their processes died)."""
+    s.execute(delete(RunRow).where(RunRow.heartbeat_at < stale_before))
+    s.add(row)
+
+
+def beat(s: Session, run: str, now: datetime, done: int | None = None,
+         total: int | None = None) -> bool:
+    """Renew the run's heartbeat (and its ``done`` and ``total`` counts when given); True
+    when it was asked to stop (or its row is gone)."""
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if done is not None:
+        values["done"] = done
+    if total is not None:
+        values["total"] = total
+    flags = s.execute(update(RunRow).where(RunRow.run == run).values(**values)
+                      .returning(RunRow.cancel_requested_at)).all()
+    return not flags or flags[0][0] is not None
+
+
+def remove_run(s: Session, run: str) -> None:
+    """Forget a run that ended."""
+    s.execute(delete(RunRow).where(RunRow.run == run))
+
+
+def live_runs(s: Session, fresh_since: datetime) -> list[RunRow]:
+    """The runs whose heartbeat is at or after ``fresh_since``, oldest first."""
+    return list(s.scalars(select(RunRow).where(RunRow.heartbeat_at >= fresh_since)
+                          .order_by(RunRow.started_at, RunRow.run)))
+
+
+def request_cancel(s: Session, run: str, now: datetime, fresh_since: datetime) -> bool:
+    """Raise the cancel flag of a live run; False when there is no such run."""
+    flagged = s.execute(update(RunRow).where(
+        RunRow.run == run, RunRow.heartbeat_at >= fresh_since,
+        RunRow.cancel_requested_at.is_(None)).values(cancel_requested_at=now)
+        .returning(RunRow.run)).all()
+    return bool(flagged) or bool(s.scalar(select(func.count()).select_from(RunRow).where(
+        RunRow.run == run, RunRow.heartbeat_at >= fresh_since)))

@@ -386,6 +386,26 @@ class BackfillProgress(Base):
     done_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BackfillRun(Base):
+    """A backfill running in a process (a whole run, the chunks of one run, or one shard):
+    what, who and since when, how far, and whether it was asked to stop. The process renews
+    ``heartbeat_at``; a row whose heartbeat is stale belongs to a dead process."""
+
+    __tablename__ = "backfill_runs"
+
+    run: Mapped[str] = mapped_column(String(32), primary_key=True)
+    integrations: Mapped[str] = mapped_column(String(400))
+    """The integrations' names, comma-separated (for display)."""
+    part: Mapped[str] = mapped_column(String(40))
+    """``""`` a whole run, ``chunks`` its chunks one after another, ``I/N`` one shard."""
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class SignInThrottle(Base):
     """Failed sign-ins of one account (``account:<name>``) or client (``client:<address>``),
     and until when further attempts are refused. Kept in the database so every dashboard

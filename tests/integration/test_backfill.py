@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from alembic import command
+from sqlalchemy import delete, func, inspect, select
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset
 from linker.cli import autolink_cmd
@@ -40,10 +41,12 @@ from linker.services.backfill import (
 )
 from linker.services.backfill import _ResultLog as ResultLog
 from linker.services.backfill_jobs import BackfillJobs, RunStatus
+from linker.services.backfill_live import LiveRun
 from linker.services.errors import InvalidInput, PermissionDenied
 from linker.services.leases import BackfillBusy
 from linker.services.linking import create_link
 from linker.services.profile import ProfileService
+from linker.store.database import Database, alembic_config
 from linker.store.models import (
     AuditEvent,
     AutolinkOutcome,
@@ -702,6 +705,68 @@ def test_cli_usage_errors(served: tuple[World, Population], monkeypatch: pytest.
     assert count(world, AutolinkOutcome) == 0
 
 
+@pytest.mark.parametrize("how", ["whole", "chunks", "shard"])
+def test_status_lists_a_run_going_in_a_process_and_cancel_stops_it(
+        world: World, how: str) -> None:
+    """Between two batches, another reader sees the run (who, since when, how far) and
+    cancels it; the run stops before its next batch and leaves the list."""
+    pop = populate(world)
+    jobs = BackfillJobs(world.ctx)
+    seen: list[LiveRun] = []
+
+    def look_then_cancel(progress: BackfillProgress) -> None:
+        if not seen:
+            seen.extend(jobs.running(ADMIN))
+            assert jobs.cancel(ADMIN, seen[0].run) == 1
+            assert jobs.running(ADMIN)[0].cancel_requested
+
+    if how == "whole":
+        summary = backfill(world, batch_size=4, progress=look_then_cancel)
+        stopped, done = summary.cancelled, summary.done
+    else:
+        status = shard_run(world, (0, 1) if how == "shard" else None, chunk_size=4,
+                           progress=look_then_cancel)
+        stopped, done = status.cancelled, status.done
+        assert seen[0].run == status.run
+    (live,) = seen
+    assert live.what == {"whole": "whole run in one process", "chunks": "chunks in one "
+                         "process", "shard": "shard 0/1"}[how]
+    assert live.integrations == ("Shop",) and live.total == len(pop.candidates)
+    assert f"pid {os.getpid()}" in live.holder and not live.cancel_requested
+    assert stopped and done == 4
+    assert count(world, AutolinkOutcome) == 4
+    assert jobs.running(ADMIN) == []
+    assert jobs.cancel(ADMIN, live.run) == 0  # it has ended
+    told = [e.after["processes"] for e in world.audit("backfill.cancel")]  # type: ignore[index]
+    assert told == [1, 0]
+
+
+def test_cli_status_and_cancel_see_a_run_of_another_process(
+        served: tuple[World, Population], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    world, _ = served
+    cli_env(monkeypatch, world, tmp_path)
+    assert main(["autolink", "status"]) == 1
+    assert "no backfill is running in a process" in capsys.readouterr().err
+    outputs: list[str] = []
+
+    def ask_the_cli(progress: BackfillProgress) -> None:
+        if not outputs:
+            assert main(["autolink", "status"]) == 0
+            outputs.append(capsys.readouterr().out)
+            run = re.search(r"^([0-9a-f]{16}) ", outputs[0], re.MULTILINE)
+            assert run, outputs[0]
+            assert main(["autolink", "cancel", run[1]]) == 0
+            outputs.append(capsys.readouterr().out)
+
+    status = shard_run(world, (1, 2), chunk_size=2, progress=ask_the_cli)
+    assert "shard 1/2" in outputs[0] and "Shop" in outputs[0] and "running" in outputs[0]
+    assert f"0/{status.total}" in outputs[0]
+    assert "1 chunk job(s) or process(es) were told to stop" in outputs[1]
+    assert status.cancelled and status.done < status.total
+    assert main(["autolink", "cancel", status.run]) == 1
+
+
 def test_system_actor_may_backfill(world: World) -> None:
     populate(world)
     assert BackfillService(world.ctx).run(SYSTEM).counts["linked"] == LINKABLE
@@ -767,3 +832,15 @@ def test_a_dead_holder_on_this_host_does_not_block_until_expiry(world: World) ->
     assert not leases.holder_is_dead("root on another-host (pid 1)")
     leases.acquire(world.ctx.db, [(shop, "Shop")], dead, world.ctx.now())
     assert backfill(world).counts["linked"] == LINKABLE  # taken over at once
+
+
+def test_migration_0014_is_reversible(db: Database) -> None:
+    def present() -> bool:
+        return "backfill_runs" in inspect(db.engine).get_table_names()
+
+    assert present()
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0013")
+    assert not present()
+    db.upgrade()
+    assert present()

@@ -281,7 +281,7 @@ def test_cli_detach_then_ctrl_c_while_following_cancels_the_run(
     out, _ = capsys.readouterr()
     assert "still running" in out and "chunk jobs: todo 3" in out
     assert main(["autolink", "cancel", run[1]]) == 0
-    assert "3 chunk job(s) queued or running were told to stop" in capsys.readouterr().out
+    assert "3 chunk job(s) or process(es) were told to stop" in capsys.readouterr().out
 
     # Following a run (no worker: it stays queued), the first Ctrl-C cancels it.
     draw = autolink_cmd.ProgressBar.__call__
