@@ -16,6 +16,7 @@ import pytest
 from linker.core.permissions import Actor, Role
 from linker.services.autolinking import AutolinkService
 from linker.services.backfill import BackfillService
+from linker.services.backfill_jobs import BackfillJobs
 from linker.services.context import ServiceContext
 from linker.services.errors import InvalidInput, NotFound, PermissionDenied
 from linker.services.exchanges import ExchangeService
@@ -41,6 +42,9 @@ MATRIX: dict[str, tuple[Call, set[Role]]] = {
     "linking.systems": (lambda c, a: LinkingService(c).systems(a), {A, D, G, L}),
     "backfill.run": (lambda c, a: BackfillService(c).run(a, dry_run=True), {A}),
     "backfill.eligible": (lambda c, a: BackfillService(c).eligible(a), {A}),
+    "backfill_jobs.running": (lambda c, a: BackfillJobs(c).running(a), {A}),
+    "backfill_jobs.latest_run": (lambda c, a: BackfillJobs(c).latest_run(a), {A}),
+    "backfill_jobs.cancel": (lambda c, a: BackfillJobs(c).cancel(a, "nope"), {A}),
 }
 
 
