@@ -2,12 +2,14 @@
 recent outcomes with filters and a bar chart of counts; the backfill (dry run first, then the
 run with a progress bar and Cancel, and its summary). On PostgreSQL with a live worker pool
 (``linker worker``) the run is queued as chunk jobs instead of running in this process: its
-progress and Cancel read the database, so they survive a dashboard restart.
+progress and Cancel read the database, so they survive a dashboard restart. Backfills running
+in other processes (a CLI run, a shard) are listed with a Cancel each.
 
 Widget keys (for tests): ``autolink.enabled.<id>``, ``autolink.fields.<id>``; filters
 ``outcomes.integration`` (0 = all), ``outcomes.outcome`` ("" = all), ``outcomes.window``,
 ``outcomes.exchange``; ``backfill.integrations``, ``backfill.dry_run``, ``backfill.run``,
-``backfill.cancel``, ``backfill.cancel_jobs`` (a run of chunk jobs); the per-profile results
+``backfill.cancel``, ``backfill.cancel_jobs`` (a run of chunk jobs), ``backfill.cancel_live.<run>``
+(a run in another process); the per-profile results
 filter ``backfill.results.outcome`` ("" = all).
 """
 
@@ -327,6 +329,32 @@ def last_queued_run(status: RunStatus) -> None:
                     f"{status.counts.get('linked', 0)} linked; chunk jobs: {chunks}."))
 
 
+def runs_elsewhere(actor: Actor) -> None:
+    """The backfills running in other processes of the database (a CLI run, a shard), each
+    with a Cancel (the run stops after its batch in flight)."""
+    jobs = state.services().backfill_jobs
+    try:
+        live = jobs.running(actor)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    for run in live:
+        st.caption(text(
+            f"Running elsewhere: {run.what} of {', '.join(run.integrations)}, by {run.holder} "
+            f"since {when(run.started_at)}: {run.done} of {run.total} profiles"
+            + (" (stopping after its batch)" if run.cancel_requested else "")))
+        if not run.cancel_requested and st.button(
+                "Cancel it", key=f"backfill.cancel_live.{run.run}", icon=":material/cancel:"):
+            try:
+                jobs.cancel(actor, run.run)
+            except ServiceError as exc:
+                show_error(exc)
+                return
+            state.flash(f"Backfill run {run.run} was asked to stop after its batch (run it "
+                        "again to resume).", "warning")
+            st.rerun()
+
+
 def backfill_section(actor: Actor, job: state.BackgroundJob | None, job_done: bool) -> None:
     """Choose integrations, dry run, run, progress and summary."""
     st.subheader("Backfill")
@@ -354,6 +382,7 @@ def backfill_section(actor: Actor, job: state.BackgroundJob | None, job_done: bo
     if job is not None and not job_done:
         backfill_progress()
         return
+    runs_elsewhere(actor)
     if queued is not None:
         last_queued_run(queued)
     if job is not None:

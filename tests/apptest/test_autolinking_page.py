@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.core.permissions import SYSTEM
 from linker.services.facade import Services
+from linker.store.models import BackfillRun
 from tests.apptest.conftest import (
     ShopPerson,
     make_integration,
@@ -179,6 +180,26 @@ def test_backfill_shows_progress_and_can_be_cancelled(
         "Dry run of Slow shop" in m for m in texts(at.markdown))
     run_until(at, lambda a: not a.progress, "the dry run to stop")
 
+
+
+def test_a_backfill_of_another_process_is_listed_and_can_be_cancelled(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str) -> None:
+    make_integration(services, "Shop", shop_url, autolink_enabled=True,
+                     autolink_fields=("email",))
+    now = services.ctx.now()
+    with services.ctx.db.session() as s:  # what `linker autolink backfill --shard 1/3` writes
+        s.add(BackfillRun(run="0123456789abcdef", integrations="Shop", part="1/3",
+                          holder="ops on box (pid 7)", started_at=now, heartbeat_at=now,
+                          done=40, total=120))
+    at = app_as("admin", page=PAGE)
+    assert not at.exception, at.exception
+    assert any(c.startswith("Running elsewhere: shard 1/3 of Shop, by ops on box (pid 7)")
+               and c.endswith("40 of 120 profiles") for c in texts(at.caption))
+    at.button(key="backfill.cancel_live.0123456789abcdef").click().run()
+    assert not at.exception, at.exception
+    (live,) = services.backfill_jobs.running(SYSTEM)
+    assert live.cancel_requested
+    assert any("(stopping after its batch)" in c for c in texts(at.caption))
 
 
 def second_unique_person() -> ShopPerson:
