@@ -311,14 +311,20 @@ def queued_progress(actor: Actor, run: str) -> None:
         f"{status.total} profiles, {status.counts.get('linked', 0)} linked so far "
         f"({running} chunk job(s) running, {status.chunks.get('todo', 0)} queued)"))
     if st.button("Cancel", key="backfill.cancel_jobs", icon=":material/cancel:"):
-        try:
-            told = jobs.cancel(actor, run)
-        except ServiceError as exc:
-            show_error(exc)
-            return
-        state.flash(f"Backfill cancelled: {told} chunk job(s) were told to stop (running ones "
-                    "stop after their batch; run it again to resume).", "warning")
-        st.rerun()
+        cancel_run(actor, run, "Backfill cancelled: {told} chunk job(s) were told to stop "
+                   "(running ones stop after their batch; run it again to resume).")
+
+
+def cancel_run(actor: Actor, run: str, told: str) -> None:
+    """Cancel the run (its chunk jobs, or the process running it), flash ``told`` (its
+    ``{told}``: how many were told) and rerun; a refusal is shown instead."""
+    try:
+        count = state.services().backfill_jobs.cancel(actor, run)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    state.flash(told.replace("{told}", str(count)), "warning")
+    st.rerun()
 
 
 def last_queued_run(status: RunStatus) -> None:
@@ -345,14 +351,8 @@ def runs_elsewhere(actor: Actor) -> None:
             + (" (stopping after its batch)" if run.cancel_requested else "")))
         if not run.cancel_requested and st.button(
                 "Cancel it", key=f"backfill.cancel_live.{run.run}", icon=":material/cancel:"):
-            try:
-                jobs.cancel(actor, run.run)
-            except ServiceError as exc:
-                show_error(exc)
-                return
-            state.flash(f"Backfill run {run.run} was asked to stop after its batch (run it "
-                        "again to resume).", "warning")
-            st.rerun()
+            cancel_run(actor, run.run, f"Backfill run {run.run} was asked to stop after its "
+                       "batch (run it again to resume).")
 
 
 def backfill_section(actor: Actor, job: state.BackgroundJob | None, job_done: bool) -> None:
