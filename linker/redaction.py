@@ -31,6 +31,7 @@ ALWAYS_SECRET_HEADERS = frozenset({"authorization", "gladly-authorization", "pro
 
 _SIGNATURE = re.compile(r"(Signature=)[0-9a-fA-F]+")
 _SIGNATURE_AND_USERINFO = r"(?P<sig>Signature=)[0-9a-fA-F]+|(?P<url>://)[^/@\s]+@"
+_USERINFO = re.compile(r"://[^/@\s]+@")
 # Secrets this short are masked only where they stand alone.
 _MIN_SECRET_LEN = 3
 _GO_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e"}
@@ -71,9 +72,10 @@ def _alternative(form: str, standalone: bool) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def _pattern(secrets: tuple[str, ...], credentials: tuple[str, ...]) -> re.Pattern[str]:
+def _pattern(secrets: tuple[str, ...], credentials: tuple[str, ...]
+             ) -> tuple[re.Pattern[str], tuple[str, ...]]:
     """One pattern for every form of every secret (longest first), signatures and URL
-    credentials."""
+    credentials; and the forms, for a quick test before it is run."""
     forms: dict[str, bool] = {}
     for secret in secrets:
         for form in secret_forms(secret):
@@ -83,7 +85,7 @@ def _pattern(secrets: tuple[str, ...], credentials: tuple[str, ...]) -> re.Patte
             forms[form] = False
     ordered = sorted(forms, key=len, reverse=True)
     alternatives = [_SIGNATURE_AND_USERINFO, *(_alternative(f, forms[f]) for f in ordered)]
-    return re.compile("|".join(alternatives))
+    return re.compile("|".join(alternatives)), tuple(ordered)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -101,7 +103,7 @@ class Redactor:
                  credentials: Iterable[str] = ()) -> None:
         self._secrets = tuple(sorted({s for s in secrets if s}))
         self._credentials = tuple(sorted({c for c in credentials if c}))
-        self._pattern = _pattern(self._secrets, self._credentials)
+        self._pattern, self._forms = _pattern(self._secrets, self._credentials)
         self._secret_headers = ALWAYS_SECRET_HEADERS | {h.lower() for h in secret_headers}
 
     @classmethod
@@ -120,14 +122,20 @@ class Redactor:
         credentials = [f"{username}:{password}"] if username or password else []
         return cls(secrets, headers.keys(), credentials)
 
+    def _may_hold(self, value: str) -> bool:
+        """False when ``value`` surely holds nothing to mask: none of the pattern's literal
+        parts is in it (substring tests are far cheaper than the pattern's scan)."""
+        return ("Signature=" in value or any(form in value for form in self._forms)
+                or ("://" in value and _USERINFO.search(value) is not None))
+
     def text(self, value: str) -> str:
         """``value`` with every secret value (in any of its forms), URL credential and
         signature masked."""
-        return self._pattern.sub(_replace, value)
+        return self._pattern.sub(_replace, value) if self._may_hold(value) else value
 
     def finds_secret(self, value: str) -> bool:
         """True when ``value`` holds something ``text`` would mask."""
-        return self._pattern.search(value) is not None
+        return self._may_hold(value) and self._pattern.search(value) is not None
 
     def header_value(self, name: str, value: str) -> str:
         """One header's value as it may be shown."""

@@ -46,6 +46,8 @@ def forbidden_character(text: str, *, multiline: bool = False) -> str | None:
 
     ``multiline`` allows line breaks and tabs (names and addresses written on several lines).
     """
+    if text.isascii() and text.isprintable():  # printable ASCII holds none of them
+        return None
     for index, char in enumerate(text):
         if multiline and char in "\n\r\t":
             continue

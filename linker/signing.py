@@ -7,6 +7,7 @@ key and signed with HMAC-SHA256.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -103,7 +104,12 @@ def string_to_sign(gladly_time: str, canonical: str) -> str:
 
 def salted_key(signing_key: str, gladly_time: str) -> bytes:
     """HMAC of the date (first 8 chars of Gladly-Time) under the configured key; raw bytes."""
-    day = gladly_time.strip()[:8]
+    return _salted_key(signing_key, gladly_time.strip()[:8])
+
+
+@functools.lru_cache(maxsize=256)
+def _salted_key(signing_key: str, day: str) -> bytes:
+    """``salted_key`` of one key and day (the same for every request of that day)."""
     return hmac.new(signing_key.encode("utf-8"), day.encode("utf-8"), hashlib.sha256).digest()
 
 
@@ -128,9 +134,17 @@ def authorization_header(
     signing_key: str, method: str, url: str, headers: Mapping[str, str], body: bytes
 ) -> str:
     """The Gladly-Authorization value for a request, signing every non-transport header."""
+    return signed_authorization(signing_key, method, url, headers, body)[0]
+
+
+def signed_authorization(
+    signing_key: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+) -> tuple[str, str]:
+    """``authorization_header``'s value and the signature in it (lower-case hex)."""
     signed = signable_header_names(headers)
     signature = compute_signature(signing_key, method, url, headers, signed, body)
-    return f"SigningAlgorithm={ALGORITHM}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    value = f"SigningAlgorithm={ALGORITHM}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    return value, signature
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 import phonenumbers
@@ -56,6 +57,13 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
     """
     if not isinstance(value, str):
         raise InvalidContact(f"{value!r} is not a phone number (expected text)")
+    return _normalize_phone(value, region)
+
+
+@functools.lru_cache(maxsize=16384)
+def _normalize_phone(value: str, region: str) -> str:
+    """``normalize_phone`` of a string (a backfill normalises each number several times;
+    phonenumbers' parse is its writer's largest pure-Python cost). Failures are not cached."""
     text = value.strip()
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else region.upper())

@@ -41,6 +41,7 @@ from linker.lookup.exchange import (
     RecordedResponse,
     Trigger,
 )
+from linker.lookup.httpclient import LookupHttpClient
 from linker.lookup.netguard import NetworkPolicy
 from linker.lookup.ratelimit import LocalGate, RequestGate
 from linker.lookup.runner import run_sync
@@ -74,14 +75,35 @@ def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> dict[str, float | None]:
+    """httpx's timeout extension for ``seconds`` (a fresh copy is not needed: it is only read)."""
+    return httpx.Timeout(seconds).as_dict()
+
+
 def utc_now() -> datetime:
     """The current time in UTC (the default clock)."""
     return datetime.now(UTC)
 
 
+_ID_SIZE = 16
+_ID_BLOCK = 256
+_spare_ids: list[bytes] = []
+os.register_at_fork(after_in_child=_spare_ids.clear)  # a child never reuses its parent's ids
+
+
 def random_id() -> bytes:
-    """16 random bytes (the default correlation id source)."""
-    return os.urandom(16)
+    """16 random bytes (the default correlation id source), from ``os.urandom`` in blocks.
+
+    One system call per 256 ids instead of one each; ``list.pop`` is atomic, so threads never
+    share an id, and a forked child starts with an empty pool.
+    """
+    try:
+        return _spare_ids.pop()
+    except IndexError:
+        block = os.urandom(_ID_SIZE * _ID_BLOCK)
+        _spare_ids.extend(block[i:i + _ID_SIZE] for i in range(_ID_SIZE, len(block), _ID_SIZE))
+        return block[:_ID_SIZE]
 
 
 def correlation_id(raw: bytes) -> str:
@@ -241,9 +263,11 @@ class LookupClient:
 
         The wire is aiohttp's (``AiohttpTransport``), every connection checked by ``network``;
         connections are not limited in number, so a fan-out never queues behind the pool.
+        Requests go straight to the transport (``LookupHttpClient``: no cookie jar, auth flow
+        or redirect loop).
         """
         transport = self._transport or AiohttpTransport(self._network, _tls_context())
-        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        return LookupHttpClient(transport)
 
     def prepare(self, target: AdaptorTarget, request: LookupRequest) -> PreparedLookup:
         """Build and sign the HTTP request for a lookup without sending it (dry runs).
@@ -254,17 +278,18 @@ class LookupClient:
         started_at = self._now()
         raw_id = self._new_id()
         headers = _contract_headers(target, started_at, raw_id)
-        http_request = httpx.Request(METHOD, _parsed_url(target.url), headers=headers,
-                                     content=request.body())
-        http_request.extensions["timeout"] = httpx.Timeout(target.timeout_s).as_dict()
+        body = request.body()
+        url = _parsed_url(target.url)
+        # What httpx would append itself, written here so the signature is computed over the
+        # headers as built and the request is built once (Host, unsigned, is httpx's).
+        headers["Content-Length"] = str(len(body))
         signature = ""
         if target.signing_key:
-            sent = dict(http_request.headers.items())
-            value = signing.authorization_header(
-                target.signing_key, METHOD, str(http_request.url), sent, http_request.content
-            )
-            signature = signing.parse_authorization(value).signature
-            http_request.headers[signing.AUTHORIZATION_HEADER] = value
+            value, signature = signing.signed_authorization(
+                target.signing_key, METHOD, str(url), headers, body)
+            headers[signing.AUTHORIZATION_HEADER] = value
+        http_request = httpx.Request(METHOD, url, headers=headers, content=body)
+        http_request.extensions["timeout"] = _timeout(target.timeout_s)
         return PreparedLookup(http_request, correlation_id(raw_id), started_at, signature)
 
     async def lookup(
