@@ -1,11 +1,21 @@
-"""What the benchmarks print about the machine they ran on."""
+"""What the benchmarks print about the machine they ran on.
+
+Importing it (before ``linker``) also puts this checkout first on ``sys.path``: a script's own
+folder is first there, not the checkout, so a bench run from another worktree would otherwise
+measure the installed (editable) copy's ``linker``.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def cpu_model() -> str:

@@ -30,8 +30,16 @@ def loads(text: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise JsonTooDeep(max_depth) from None
-    check_depth(value, max_depth)
+    if _openings(text) > max_depth:  # fewer brackets than the cap: it cannot be too deep
+        check_depth(value, max_depth)
     return value
+
+
+def _openings(text: str | bytes | bytearray) -> int:
+    """How many ``[`` and ``{`` the text holds (in strings too): a bound on its depth."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
 
 
 def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:

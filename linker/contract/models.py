@@ -63,7 +63,28 @@ class LookupRequest(BaseModel):
 
     def body(self) -> bytes:
         """Compact JSON, keys sorted, raw UTF-8 (non-ASCII not escaped): the bytes signed."""
-        return encode_json(self.model_dump(by_alias=True, mode="json"))
+        if not _plain_json(self.query):  # pydantic turns tuples, dates, floats... into JSON
+            return encode_json(self.model_dump(by_alias=True, mode="json"))
+        return encode_json({"lookupLevel": self.lookup_level.value, "query": self.query,
+                            "uniqueMatchRequired": self.unique_match_required})
+
+
+def _plain_json(value: Any) -> bool:
+    """True when ``value`` is made of str, int, bool, None, lists and str-keyed dicts only (what
+    pydantic's JSON dump leaves as it is)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(key) is str for key in item):
+                return False
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind not in (str, int, bool) and item is not None:
+            return False
+    return True
 
 
 def encode_json(value: Any) -> bytes:

@@ -25,6 +25,11 @@ from linker.lookup.netguard import ConnectFailed, NetworkPolicy, is_ip_literal
 KEEPALIVE_S = 5.0
 """How long an idle connection is kept (httpx's default)."""
 
+AUTO_HEADERS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
+"""Headers aiohttp would add of its own when a request lacks them: it is told to skip them
+(a lookup always sends all four; skipping costs aiohttp a header copy per request)."""
+_AUTO_NAMES = frozenset(name.lower() for name in AUTO_HEADERS)
+
 
 class GuardedResolver(AbstractResolver):
     """aiohttp's resolver hook: the policy's checked addresses, AddressRefused otherwise."""
@@ -109,8 +114,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             socket_factory=self._socket_factory)
         return aiohttp.ClientSession(
             connector=connector, auto_decompress=False, trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"))
+            cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` (headers as built, body bytes) and return its streaming response."""
@@ -125,9 +129,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if url.host not in self._allowed_literals and is_ip_literal(url.host):
                 await self._policy.addresses(url.host, url.port or 0)
                 self._allowed_literals.add(url.host)
+            headers, complete = _headers(request)
             response = await self._session.request(
                 request.method, str(url), data=request.content, allow_redirects=False,
-                headers=_headers(request), proxy=None, compress=None,
+                headers=headers, skip_auto_headers=None if complete else AUTO_HEADERS,
+                proxy=None, compress=None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout.get("connect"),
                                               sock_read=timeout.get("read")))
         except (aiohttp.ClientError, ConnectFailed) as exc:
@@ -144,6 +150,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
-def _headers(request: httpx.Request) -> list[tuple[str, str]]:
-    """The request's headers as aiohttp takes them, names as written (Host included)."""
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+def _headers(request: httpx.Request) -> tuple[list[tuple[str, str]], bool]:
+    """The request's headers as aiohttp takes them, names as written (Host included), and
+    whether they hold every one of ``AUTO_HEADERS`` (so aiohttp adds none of its own)."""
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    names = {name.lower() for name, _ in headers}
+    return headers, names >= _AUTO_NAMES
