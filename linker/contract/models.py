@@ -87,11 +87,13 @@ def _plain_json(value: Any) -> bool:
     return True
 
 
+_CONTRACT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every body (``json.dumps`` with options builds a new one per call)."""
+
+
 def encode_json(value: Any) -> bytes:
     """Serialise as the contract does: sorted keys, no spaces, raw UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return _CONTRACT_JSON.encode(value).encode("utf-8")
 
 
 class Email(BaseModel):
