@@ -326,12 +326,20 @@ def print_run(status: RunStatus) -> None:
               "skipped)")
 
 
+def live_counts(run: LiveRun) -> str:
+    """A live run's outcomes so far, as the progress bar shows them (``-`` before any)."""
+    shown = ", ".join(f"{outcome_label(k, dry_run=run.part == 'dry run')} {v}"
+                      for k, v in run.counts.items() if v)
+    return shown or "-"
+
+
 def print_live(runs: Sequence[LiveRun]) -> None:
     """The backfills running in processes of the database, one a line."""
     print("running in a process:")
-    print_table(["run", "what", "integrations", "by", "since (UTC)", "profiles", "state"], [
+    print_table(["run", "what", "integrations", "by", "since (UTC)", "profiles", "outcomes",
+                 "state"], [
         (r.run, r.what, ", ".join(r.integrations), r.holder, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-         f"{r.done}/{r.total}", "stopping" if r.cancel_requested else "running")
+         f"{r.done}/{r.total}", live_counts(r), "stopping" if r.cancel_requested else "running")
         for r in runs])
     print("`linker autolink cancel RUN` stops one after its batch in flight")
 

@@ -16,8 +16,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -50,6 +50,8 @@ class LiveRun:
     done: int
     total: int
     cancel_requested: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    """Outcome → how many so far (as of the last batch)."""
 
     @property
     def what(self) -> str:
@@ -59,11 +61,11 @@ class LiveRun:
         return f"shard {self.part}" if self.part else "whole run in one process"
 
     def progress(self) -> BackfillProgress:
-        """The run as the progress bars take it (outcome counts are not kept here)."""
+        """The run as the progress bars take it (outcome counts as of its last batch)."""
         from linker.services.backfill import BackfillProgress
 
         elapsed = max(0.0, time.time() - self.started_at.timestamp())
-        return BackfillProgress(self.done, self.total, {}, elapsed)
+        return BackfillProgress(self.done, self.total, dict(self.counts), elapsed)
 
 
 def new_run_id() -> str:
@@ -91,7 +93,8 @@ def request_cancel(db: Database, run: str, now: datetime) -> bool:
 def _live(row: RunRow) -> LiveRun:
     return LiveRun(row.run, tuple(n for n in row.integrations.split(",") if n), row.part,
                    row.holder, row.started_at, row.heartbeat_at, row.done, row.total,
-                   row.cancel_requested_at is not None)
+                   row.cancel_requested_at is not None,
+                   {str(k): int(v) for k, v in (row.counts or {}).items()})
 
 
 class Registered:
@@ -126,12 +129,13 @@ class Registered:
         with self.db.session() as session:
             runs_store.remove_run(session, self.run)
 
-    def report(self, done: int | None = None, total: int | None = None) -> None:
-        """Renew the heartbeat (record ``done``, ``total``); set ``cancel`` when asked to
-        stop."""
+    def report(self, done: int | None = None, total: int | None = None,
+               counts: Mapping[str, int] | None = None) -> None:
+        """Renew the heartbeat (record ``done``, ``total``, the outcome ``counts``); set
+        ``cancel`` when asked to stop."""
         try:
             with self.db.session() as session:
-                stop = runs_store.beat(session, self.run, self.now(), done, total)
+                stop = runs_store.beat(session, self.run, self.now(), done, total, counts)
         except Exception as exc:  # retried at the next beat; status may miss the run meanwhile
             _LOG.warning("could not renew backfill run %s: %s", self.run, exc)
             return
@@ -145,7 +149,7 @@ class Registered:
         def after_batch(p: BackfillProgress) -> None:
             if progress is not None:
                 progress(p)
-            self.report(p.done, p.total)  # the last thing before the next batch
+            self.report(p.done, p.total, p.counts)  # the last thing before the next batch
 
         return after_batch
 

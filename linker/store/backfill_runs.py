@@ -5,7 +5,7 @@ lock that serialises the ends of chunks, the outcomes a run recorded, and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -139,14 +139,16 @@ def add_run(s: Session, row: RunRow, stale_before: datetime) -> None:
 
 
 def beat(s: Session, run: str, now: datetime, done: int | None = None,
-         total: int | None = None) -> bool:
-    """Renew the run's heartbeat (and its ``done`` and ``total`` counts when given); True
-    when it was asked to stop (or its row is gone)."""
+         total: int | None = None, counts: Mapping[str, int] | None = None) -> bool:
+    """Renew the run's heartbeat (and its ``done`` and ``total`` counts and its outcome
+    ``counts`` when given); True when it was asked to stop (or its row is gone)."""
     values: dict[str, Any] = {"heartbeat_at": now}
     if done is not None:
         values["done"] = done
     if total is not None:
         values["total"] = total
+    if counts is not None:
+        values["counts"] = {str(k): int(v) for k, v in counts.items()}
     flags = s.execute(update(RunRow).where(RunRow.run == run).values(**values)
                       .returning(RunRow.cancel_requested_at)).all()
     return not flags or flags[0][0] is not None

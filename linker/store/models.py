@@ -404,6 +404,8 @@ class BackfillRun(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    counts: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True, default=None)
+    """Outcome → how many so far (renewed after every batch; None before the first)."""
 
 
 class SignInThrottle(Base):

@@ -190,11 +190,11 @@ def test_a_backfill_of_another_process_is_listed_and_can_be_cancelled(
     with services.ctx.db.session() as s:  # what `linker autolink backfill --shard 1/3` writes
         s.add(BackfillRun(run="0123456789abcdef", integrations="Shop", part="1/3",
                           holder="ops on box (pid 7)", started_at=now, heartbeat_at=now,
-                          done=40, total=120))
+                          done=40, total=120, counts={"linked": 31, "no_match": 9}))
     at = app_as("admin", page=PAGE)
     assert not at.exception, at.exception
     assert any(c.startswith("Running elsewhere: shard 1/3 of Shop, by ops on box (pid 7)")
-               and c.endswith("40 of 120 profiles") for c in texts(at.caption))
+               and c.endswith("40 of 120 profiles, 31 linked so far") for c in texts(at.caption))
     at.button(key="backfill.cancel_live.0123456789abcdef").click().run()
     assert not at.exception, at.exception
     (live,) = services.backfill_jobs.running(SYSTEM)

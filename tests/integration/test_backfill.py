@@ -767,6 +767,129 @@ def test_cli_status_and_cancel_see_a_run_of_another_process(
     assert main(["autolink", "cancel", status.run]) == 1
 
 
+@pytest.mark.parametrize("how", ["whole", "chunks", "shard"])
+def test_a_live_run_keeps_the_outcome_counts_of_its_last_batch(world: World, how: str
+                                                                ) -> None:
+    """After each batch the run's row holds the outcome counts so far: another reader sees
+    those of the batch before (none before the first batch)."""
+    populate(world)
+    jobs = BackfillJobs(world.ctx)
+    seen: list[LiveRun] = []
+    reported: list[dict[str, int]] = []
+
+    def look(progress: BackfillProgress) -> None:
+        (live,) = jobs.running(ADMIN)
+        seen.append(live)
+        reported.append(dict(progress.counts))
+
+    if how == "whole":
+        backfill(world, batch_size=4, progress=look)
+    else:
+        shard_run(world, (0, 1) if how == "shard" else None, chunk_size=4, progress=look)
+    assert len(seen) >= 2
+    assert seen[0].counts == {} and seen[0].progress().counts == {}
+    for live, before in zip(seen[1:], reported, strict=False):
+        assert live.counts == before and live.progress().counts == before
+    assert sum(reported[0].values()) == 4
+    assert jobs.running(ADMIN) == []
+
+
+def test_cli_status_shows_the_outcomes_of_a_live_run(
+        served: tuple[World, Population], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    world, _ = served
+    cli_env(monkeypatch, world, tmp_path)
+    outputs: list[str] = []
+    reported: list[dict[str, int]] = []
+
+    def ask_the_cli(progress: BackfillProgress) -> None:
+        if len(reported) == 1:  # the first batch's counts are in the row now
+            assert main(["autolink", "status"]) == 0
+            outputs.append(capsys.readouterr().out)
+        reported.append(dict(progress.counts))
+
+    shard_run(world, (0, 1), chunk_size=4, progress=ask_the_cli)
+    shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reported[0].items() if v)
+    assert shown and "outcomes" in outputs[0] and shown in outputs[0], (shown, outputs[0])
+
+
+def test_print_live_shows_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    started = datetime(2026, 12, 4, 1, 2, 3, tzinfo=UTC)
+    runs = [LiveRun("0123456789abcdef", ("Shop",), "1/3", "ops on box (pid 7)", started,
+                    started, 40, 120, False, {"linked": 31, "no_match": 9, "error": 0}),
+            LiveRun("fedcba9876543210", ("Shop",), "dry run", "ops on box (pid 8)", started,
+                    started, 0, 120, True)]
+    autolink_cmd.print_live(runs)
+    out = capsys.readouterr().out
+    (first,) = [line for line in out.splitlines() if line.startswith("0123456789abcdef")]
+    assert "40/120" in first and "linked 31, no match 9" in first and "error" not in first
+    (second,) = [line for line in out.splitlines() if line.startswith("fedcba9876543210")]
+    assert " - " in second and "stopping" in second
+
+
+KILLED_HOLDER = """
+import sys, threading
+from datetime import UTC, datetime
+from linker.services.backfill_live import Registered
+from linker.store.database import Database
+
+db = Database(sys.argv[1])
+with Registered(db, lambda: datetime.now(UTC), sys.argv[2], ["Shop"], "1/2",
+                "doomed (pid killed)", 10, None) as live:
+    live.report(3, 10, {"linked": 2, "no_match": 1})
+    print("registered", flush=True)
+    threading.Event().wait()  # until killed
+"""
+
+
+def test_the_row_of_a_killed_process_is_ignored_then_deleted(world: World) -> None:
+    """A separate process registers a run and is killed (SIGKILL: no clean-up); once its
+    heartbeat is older than the lease time-to-live, status ignores the row and the next
+    registration deletes it (the clock is moved on instead of waited out)."""
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from linker.services.backfill_live import Registered, live_runs
+    from linker.store.models import BackfillRun
+
+    db = world.ctx.db
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    process = subprocess.Popen([sys.executable, "-c", KILLED_HOLDER,
+                                world.ctx.settings.database_url, "0000000000dead01"],
+                               cwd=root, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        seen: list[LiveRun] = []
+        while not (seen and seen[0].counts):  # registered, and its batch reported
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the process never reported its run"
+            threading.Event().wait(0.05)
+            seen = live_runs(db, datetime.now(UTC))
+        (live,) = seen
+        assert live.run == "0000000000dead01" and live.what == "shard 1/2"
+        assert live.done == 3 and live.counts == {"linked": 2, "no_match": 1}
+    finally:
+        process.kill()  # SIGKILL
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = datetime.now(UTC)
+    assert [r.run for r in live_runs(db, killed_at)] == ["0000000000dead01"]  # not stale yet
+    later = killed_at + timedelta(seconds=leases.LEASE_TTL_S + 1)
+    assert live_runs(db, later) == []  # status ignores it
+    assert count(world, BackfillRun) == 1  # ignored, not deleted yet
+    with Registered(db, lambda: later, "0000000000a11ve0", ["Shop"], "", "next (pid 1)", 5,
+                    None):
+        assert count(world, BackfillRun, BackfillRun.run == "0000000000dead01") == 0
+        assert [r.run for r in live_runs(db, later)] == ["0000000000a11ve0"]
+    assert count(world, BackfillRun) == 0
+
+
 def test_system_actor_may_backfill(world: World) -> None:
     populate(world)
     assert BackfillService(world.ctx).run(SYSTEM).counts["linked"] == LINKABLE
@@ -832,6 +955,18 @@ def test_a_dead_holder_on_this_host_does_not_block_until_expiry(world: World) ->
     assert not leases.holder_is_dead("root on another-host (pid 1)")
     leases.acquire(world.ctx.db, [(shop, "Shop")], dead, world.ctx.now())
     assert backfill(world).counts["linked"] == LINKABLE  # taken over at once
+
+
+def test_migration_0015_is_reversible(db: Database) -> None:
+    def present() -> bool:
+        return "counts" in {c["name"] for c in inspect(db.engine).get_columns("backfill_runs")}
+
+    assert present()
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0014")
+    assert not present()
+    db.upgrade()
+    assert present()
 
 
 def test_migration_0014_is_reversible(db: Database) -> None:
