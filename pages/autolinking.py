@@ -349,7 +349,7 @@ def runs_elsewhere(actor: Actor) -> None:
             f"Running elsewhere: {run.what} of {', '.join(run.integrations)}, by {run.holder} "
             f"since {when(run.started_at)}: {run.done} of {run.total} profiles, "
             f"{run.counts.get('linked', 0)} "
-            f"{outcome_label('linked', dry_run=run.part == 'dry run')} so far"
+            f"{outcome_label('linked', dry_run=run.dry_run)} so far"
             + (" (stopping after its batch)" if run.cancel_requested else "")))
         if not run.cancel_requested and st.button(
                 "Cancel it", key=f"backfill.cancel_live.{run.run}", icon=":material/cancel:"):

@@ -328,7 +328,7 @@ def print_run(status: RunStatus) -> None:
 
 def live_counts(run: LiveRun) -> str:
     """A live run's outcomes so far, as the progress bar shows them (``-`` before any)."""
-    shown = ", ".join(f"{outcome_label(k, dry_run=run.part == 'dry run')} {v}"
+    shown = ", ".join(f"{outcome_label(k, dry_run=run.dry_run)} {v}"
                       for k, v in run.counts.items() if v)
     return shown or "-"
 

@@ -54,6 +54,11 @@ class LiveRun:
     """Outcome → how many so far (as of the last batch)."""
 
     @property
+    def dry_run(self) -> bool:
+        """True for a dry run (its ``linked`` counts mean *would link*)."""
+        return self.part == "dry run"
+
+    @property
     def what(self) -> str:
         """How the run goes, in words."""
         if self.part in ("chunks", "dry run"):
