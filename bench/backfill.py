@@ -248,6 +248,7 @@ def one_round(args: argparse.Namespace, persons: list[Person], url: str) -> Roun
                                                   args.concurrency, detailed=True))
         cpu1 = time.process_time()
         summary = BackfillService(ctx).run(SYSTEM, concurrency=args.concurrency,
+                                           batch_size=args.batch_size or None,
                                            progress=progress_bar)
         cpu2 = time.process_time()
         sys.stderr.write("\n")
@@ -280,6 +281,8 @@ def main() -> int:
     parser.add_argument("--bound-size", type=int, default=0,
                         help="measure the HTTP-only bound on the first N profiles only "
                              "(default: all; for very large runs)")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="profiles per backfill batch (default: the service's own)")
     parser.add_argument("--in-process-adaptor", action="store_true",
                         help="the older variant: adaptor in a thread of this process")
     parser.add_argument("--database-url", default=None,

@@ -280,7 +280,7 @@ def backfill_progress() -> None:
     else:
         st.progress(0.0, text=f"{started}: finding the profiles to process…")
     if job.cancel.is_set():
-        st.caption("Cancelling after the current batch…")
+        st.caption("Cancelling after the batches in flight…")
     elif st.button("Cancel", key="backfill.cancel", icon=":material/cancel:"):
         job.cancel.set()
         st.rerun()
@@ -337,7 +337,7 @@ def last_queued_run(status: RunStatus) -> None:
 
 def runs_elsewhere(actor: Actor) -> None:
     """The backfills running in other processes of the database (a CLI run, a shard), each
-    with a Cancel (the run stops after its batch in flight)."""
+    with a Cancel (the run stops after its batches in flight)."""
     jobs = state.services().backfill_jobs
     try:
         live = jobs.running(actor)

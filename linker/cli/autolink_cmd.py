@@ -1,6 +1,6 @@
 """`linker autolink backfill`: auto-link every unlinked profile, with a progress bar.
 
-Ctrl-C once stops cleanly after the batch in flight (the next run resumes); twice aborts.
+Ctrl-C once stops cleanly after the batches in flight (the next run resumes); twice aborts.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def stop_on_ctrl_c(cancel: threading.Event, stream: TextIO) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        stream.write("\nstopping after the current batch (Ctrl-C again to abort now)...\n")
+        stream.write("\nstopping after the batches in flight (Ctrl-C again to abort now)...\n")
         stream.flush()
 
     try:
@@ -263,7 +263,7 @@ def backfill_via_jobs(ctx: ServiceContext, args: argparse.Namespace,
 def backfill_shard(ctx: ServiceContext, args: argparse.Namespace, ids: list[int] | None
                    ) -> int:
     """Run the chunks of one shard in this process (the other shards run in other
-    processes, side by side); Ctrl-C stops after the batch in flight."""
+    processes, side by side); Ctrl-C stops after the batches in flight."""
     from linker.services.backfill_jobs import BackfillJobs
 
     return _run_inline(BackfillJobs(ctx), args, ids, args.shard)
@@ -341,7 +341,7 @@ def print_live(runs: Sequence[LiveRun]) -> None:
         (r.run, r.what, ", ".join(r.integrations), r.holder, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
          f"{r.done}/{r.total}", live_counts(r), "stopping" if r.cancel_requested else "running")
         for r in runs])
-    print("`linker autolink cancel RUN` stops one after its batch in flight")
+    print("`linker autolink cancel RUN` stops one after its batches in flight")
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -6,15 +6,16 @@ How it works:
   integration with auto-linking on and at least one field), in id order. Splitting the work
   over processes is ``linker.services.backfill_jobs``: chunk jobs (``run_chunk``) that workers
   take, or the chunks of one shard (``crc32(customer id) % N == I``) in this process.
-- *Concurrency*: profiles go in batches; within a batch the auto-link requests (and the
-  DETAILED lookups after new links) run on one event loop with at most ``concurrency`` in
-  flight over one connection pool; the database work runs in writer threads (one on SQLite,
-  whose writes serialise anyway; two on PostgreSQL). The writes of the attempts waiting
-  at a moment (record, then the DETAILED apply; a write lingers ``WRITE_LINGER_S`` for
-  others) share one transaction (``_WriteBatcher``, at most ``WRITE_BATCH`` of them), written
-  set-wise with a few multi-row statements (``record_attempts``, ``apply_refreshes``); if that
-  transaction fails, each is retried in its own with the one-at-a-time functions, so one bad
-  attempt never takes others down.
+- *Concurrency*: profiles go in batches, two launched at a time (the next is planned and
+  started while one runs, so no request slot idles while a batch ends); their auto-link
+  requests (and the DETAILED lookups after new links) run on one event loop with at most
+  ``concurrency`` in flight over one connection pool; the database work runs in writer
+  threads (one on SQLite, whose writes serialise anyway; two on PostgreSQL). The writes of
+  the attempts waiting at a moment (record, then the DETAILED apply; a write lingers
+  ``WRITE_LINGER_S`` for others) share one transaction (``_WriteBatcher``, at most
+  ``WRITE_BATCH`` of them), written set-wise with a few multi-row statements
+  (``record_attempts``, ``apply_refreshes``); if that transaction fails, each is retried in
+  its own with the one-at-a-time functions, so one bad attempt never takes others down.
 - *Resume*: after each batch its profiles are recorded in ``backfill_progress`` under a run key
   derived from the integration set. A run that stops early (cancelled, Ctrl-C, crash) leaves
   those rows, and the next run with the same integrations skips the profiles already done; a
@@ -33,7 +34,8 @@ How it works:
 - *Dry run*: sends the same auto-link requests and reports what would happen, but records
   nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
   link, no outcome, no progress. It ignores the progress of interrupted runs.
-- *Cancel*: the ``cancel`` event is checked between batches; the batch in flight completes.
+- *Cancel*: the ``cancel`` event is checked before each batch is launched; the batches in
+  flight (the one ending and the one launched behind it) complete.
 - *Per-profile results*: the summary lists the attempts one by one (``results``), bounded to
   ``max_results`` (default 1,000) so memory stays flat over any number of profiles. When there
   are more, the telling outcomes (``linked``, ``ambiguous``, ``conflict``, ``error``) are kept
@@ -49,6 +51,7 @@ import heapq
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -100,6 +103,10 @@ WRITE_BATCH = 128
 WRITE_LINGER_S = 0.02
 """How long a write waits for others to share its transaction (unless the batch is full):
 a transaction's cost is mostly per statement, so fuller batches cost less per attempt."""
+BATCHES_IN_FLIGHT = 2
+"""Batches launched at a time: the next one is planned and started while one runs, so no
+request slot idles while a batch ends (its last writes and DETAILED lookups) and the next
+is planned; progress is still reported batch by batch, in order."""
 HEAL_BATCH = 64
 """Links without pulled data refreshed per round at the start of a real run."""
 DRY_RUN_NOTE = "backfill dry run"
@@ -385,8 +392,9 @@ class BackfillService:
         """Auto-link every unlinked profile of the chosen integrations (all eligible by default).
 
         ``concurrency`` bounds requests in flight (1..256); ``progress`` is called after every
-        batch (in the calling thread); ``cancel`` is checked between batches; ``max_results``
-        bounds the per-attempt ``results`` of the summary (0 lists none). Raises
+        batch, in order (in the calling thread); ``cancel`` is checked before each batch is
+        launched (the two in flight complete); ``max_results`` bounds the per-attempt
+        ``results`` of the summary (0 lists none). Raises
         PermissionDenied without RUN_BACKFILL and InvalidInput for bad arguments or unusable
         integrations. Several processes split a backfill with ``BackfillJobs`` (chunk jobs,
         or one shard per process)."""
@@ -584,23 +592,38 @@ class BackfillService:
             writes = _WriteBatcher(self.ctx, in_db, writers)
             steps = self._steps(state)
             async with self.ctx.client.http_client() as http:
-                for batch in _batches(pending, size):
-                    if (cancel is not None and cancel.is_set()) or lease_lost.is_set():
-                        cancelled = True
-                        break
-                    attempts = await in_db(self._plan, state, batch)
-                    results = await asyncio.gather(*(
-                        self._attempt(state, attempt, http, slots, in_db, writes, steps)
-                        for attempt in attempts))
-                    if not state.dry_run:
-                        await in_db(self._mark_done, state.key, batch)
-                    done += len(batch)
-                    for attempt, result in zip(attempts, results, strict=True):
-                        counts[result.outcome.value] += 1
-                        log.add(_listed(attempt, result))
-                    if progress is not None:
-                        progress(BackfillProgress(done, len(pending), dict(counts),
-                                                  time.perf_counter() - start))
+                launched: deque[tuple[Sequence[str], list[Attempt],
+                                      asyncio.Future[list[AutolinkResult]]]] = deque()
+                batches = iter(_batches(pending, size))
+                try:
+                    while True:
+                        while not cancelled and len(launched) < BATCHES_IN_FLIGHT:
+                            batch = next(batches, None)
+                            if batch is None:
+                                break
+                            if (cancel is not None and cancel.is_set()) or lease_lost.is_set():
+                                cancelled = True
+                                break
+                            attempts = await in_db(self._plan, state, batch)
+                            launched.append((batch, attempts, asyncio.gather(*(
+                                self._attempt(state, attempt, http, slots, in_db, writes,
+                                              steps) for attempt in attempts))))
+                        if not launched:
+                            break
+                        batch, attempts, running = launched.popleft()
+                        results = await running
+                        if not state.dry_run:
+                            await in_db(self._mark_done, state.key, batch)
+                        done += len(batch)
+                        for attempt, result in zip(attempts, results, strict=True):
+                            counts[result.outcome.value] += 1
+                            log.add(_listed(attempt, result))
+                        if progress is not None:
+                            progress(BackfillProgress(done, len(pending), dict(counts),
+                                                      time.perf_counter() - start))
+                finally:
+                    for _, _, running in launched:  # only after an error: stop the other batch
+                        running.cancel()
             summary = BackfillSummary(
                 run_key=state.key, dry_run=state.dry_run,
                 integrations=tuple(i.name for i in state.integrations),

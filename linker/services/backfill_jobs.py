@@ -291,7 +291,7 @@ class BackfillJobs:
                    cancel: threading.Event | None = None,
                    shard: tuple[int, int] | None = None) -> RunStatus:
         """Plan the chunks (of ``shard`` only, when given) and run each in this process, one
-        after another (no job queue); ``cancel`` stops after the batch in flight. The run is
+        after another (no job queue); ``cancel`` stops after the batches in flight. The run is
         registered while it goes (``linker.services.backfill_live``): ``running`` lists it
         and ``cancel`` stops it from any process."""
         chunks = self.plan(actor, integration_ids=integration_ids, concurrency=concurrency,

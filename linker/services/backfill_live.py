@@ -5,7 +5,7 @@ and a shard (``BackfillJobs.run_inline``) register a ``backfill_runs`` row while
 (``Registered``): what, who and since when, how far. The process renews the row's heartbeat
 after every batch and every ``BEAT_S`` seconds in a daemon thread, and reads its cancel flag
 each time: ``linker autolink cancel RUN`` (``BackfillJobs.cancel``) raises the flag, and the
-run stops after the batch in flight, as on Ctrl-C. A row whose heartbeat is older than the
+run stops after the batches in flight, as on Ctrl-C. A row whose heartbeat is older than the
 lease time-to-live belongs to a dead process: status ignores it, the next registration
 deletes it.
 """

@@ -1,7 +1,7 @@
 """Background jobs on Procrastinate (PostgreSQL): the tasks ``linker worker`` runs.
 
 - ``linker.backfill_chunk`` (queue ``backfill``): one chunk of a backfill run
-  (``BackfillJobs.run_chunk_job``). Cancelling the run aborts it after its batch in flight
+  (``BackfillJobs.run_chunk_job``). Cancelling the run aborts it after its batches in flight
   (status ``aborted``). Any error, a worker shutdown, or a lease still held by someone else
   (``BackfillBusy``) retries it later, with growing waits; the retry resumes from the chunk's
   progress rows, so nothing is attempted twice that was recorded done.

@@ -259,6 +259,27 @@ def test_real_run_links_refreshes_and_records(world: World) -> None:
     assert audit.after is not None and audit.after["done"] == len(pop.candidates)
 
 
+def test_the_next_batch_is_launched_before_the_running_one_ends(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No request slot idles between batches: batch N+1 is planned (and its lookups started)
+    while batch N runs; progress still comes batch by batch, in order, each batch once."""
+    pop = populate(world)
+    events: list[tuple[str, Any]] = []
+    plan = BackfillService._plan
+
+    def planning(self: BackfillService, state: Any, batch: Any) -> Any:
+        events.append(("plan", list(batch)))
+        return plan(self, state, batch)
+
+    monkeypatch.setattr(BackfillService, "_plan", planning)
+    summary = backfill(world, batch_size=4, progress=lambda p: events.append(("done", p.done)))
+    assert summary.done == len(pop.candidates) == 14
+    assert [what if what == "plan" else value for what, value in events] == [
+        "plan", "plan", 4, "plan", 8, "plan", 12, 14]
+    planned = [cid for what, value in events if what == "plan" for cid in value]
+    assert planned == sorted(pop.candidates)  # every profile planned once, in order
+
+
 def test_the_detailed_request_after_a_new_link_carries_the_profile(world: World) -> None:
     """The backfill builds the DETAILED request from its snapshots instead of reloading the
     link: the same request ``plan_refresh`` builds (normalised emails and every phone in
@@ -404,7 +425,8 @@ def test_a_renewal_that_finds_the_lease_taken_stops_the_run(
 
     monkeypatch.setattr(leases.LeaseKeeper, "__enter__", remember)
     summary = backfill(world, batch_size=3, progress=taken_over)
-    assert summary.lease_lost and summary.cancelled and summary.done == 3
+    # the batch that ended and the one launched behind it complete; no third one starts
+    assert summary.lease_lost and summary.cancelled and summary.done == 2 * 3
     assert count(world, BackfillLease) == 1  # the other run's lease is left alone
 
 
@@ -467,18 +489,19 @@ def test_cancelled_run_resumes_where_it_stopped(world: World) -> None:
     pop = populate(world)
     cancel = threading.Event()
 
-    def stop_after_first_batch(progress: BackfillProgress) -> None:
+    def cancel_at_first_progress(progress: BackfillProgress) -> None:
         cancel.set()
 
-    first = backfill(world, batch_size=4, progress=stop_after_first_batch, cancel=cancel)
-    assert first.cancelled and first.done == 4 and first.total == len(pop.candidates)
-    assert count(world, ProgressRow) == 4
-    assert count(world, AutolinkOutcome) == 4
+    first = backfill(world, batch_size=4, progress=cancel_at_first_progress, cancel=cancel)
+    # the first batch and the one launched behind it complete; no third one starts
+    assert first.cancelled and first.done == 8 and first.total == len(pop.candidates)
+    assert count(world, ProgressRow) == 8
+    assert count(world, AutolinkOutcome) == 8
     done_first = set(column(world, ProgressRow.customer_id))
 
     second = backfill(world, batch_size=4)
     assert not second.cancelled
-    assert second.resumed == 4 - sum(1 for c in done_first if c in pop.linkable)
+    assert second.resumed == 8 - sum(1 for c in done_first if c in pop.linkable)
     with world.ctx.db.session(readonly=True) as s:
         attempted = [r.customer_id for r in s.scalars(select(AutolinkOutcome))]
     # Every candidate was attempted exactly once across the two runs.
@@ -574,7 +597,7 @@ def test_a_stopped_shard_counts_only_its_own_profiles(world: World) -> None:
     """Shard 1 runs while shard 0 is stopped after its first batch: shard 0's status counts
     its own batch, not shard 1's progress rows in its chunk's range."""
     populate(world)
-    for i in range(150):
+    for i in range(300):
         world.add_customer(f"Extra {i}", [f"extra{i}@nowhere.example"])
     cancel = threading.Event()
     other: list[RunStatus] = []
@@ -591,7 +614,7 @@ def test_a_stopped_shard_counts_only_its_own_profiles(world: World) -> None:
                         progress=shard_one_then_stop, cancel=cancel)
     assert other[0].done == other[0].total > 0
     assert stopped.chunks == {"aborted": 1}
-    assert stopped.done == 64 < stopped.total  # one batch of 4 * 16
+    assert stopped.done == 2 * 64 < stopped.total  # the batch of 4 * 16 and the next one
 
 
 def test_shard_helpers() -> None:
@@ -733,8 +756,9 @@ def test_status_lists_a_run_going_in_a_process_and_cancel_stops_it(
                          "process", "shard": "shard 0/1"}[how]
     assert live.integrations == ("Shop",) and live.total == len(pop.candidates)
     assert f"pid {os.getpid()}" in live.holder and not live.cancel_requested
-    assert stopped and done == 4
-    assert count(world, AutolinkOutcome) == 4
+    # a whole run completes the batch launched behind the first; chunks of 4 go one by one
+    assert stopped and done == (8 if how == "whole" else 4)
+    assert count(world, AutolinkOutcome) == done
     assert jobs.running(ADMIN) == []
     assert jobs.cancel(ADMIN, live.run) == 0  # it has ended
     told = [e.after["processes"] for e in world.audit("backfill.cancel")]  # type: ignore[index]
@@ -895,30 +919,36 @@ def test_system_actor_may_backfill(world: World) -> None:
     assert BackfillService(world.ctx).run(SYSTEM).counts["linked"] == LINKABLE
 
 
-def test_cli_ctrl_c_stops_after_the_batch_and_resumes(served: tuple[World, Population],
+def test_cli_ctrl_c_stops_after_the_batches_in_flight_and_resumes(served: tuple[World, Population],
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]
                                                       ) -> None:
     world, pop = served
-    extra = [world.add_customer(f"Extra {i}", [f"extra{i}@nowhere.example"]) for i in range(60)]
+    extra = [world.add_customer(f"Extra {i}", [f"extra{i}@nowhere.example"])
+             for i in range(200)]
     total = len(pop.candidates) + len(extra)
     cli_env(monkeypatch, world, tmp_path)
     draw = autolink_cmd.ProgressBar.__call__
+    pressed: list[int] = []
 
     def draw_then_press_ctrl_c(self: autolink_cmd.ProgressBar, p: BackfillProgress) -> None:
         draw(self, p)
-        os.kill(os.getpid(), signal.SIGINT)
+        if not pressed:
+            pressed.append(p.done)
+            os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw_then_press_ctrl_c)
     before = signal.getsignal(signal.SIGINT)
-    # One request in flight: batches of 64 profiles; Ctrl-C after the first one.
+    # One request in flight: batches of 64 profiles; Ctrl-C after the first one, so the
+    # second (launched behind it) completes and no third starts.
     assert main(["autolink", "backfill", "--concurrency", "1"]) == 0
     out, err = capsys.readouterr()
-    assert "stopping after the current batch" in err
-    assert f"64 of {total} profiles" in out
-    assert "run the same command again to resume from profile 65" in out
-    assert count(world, ProgressRow) == 64
+    assert pressed == [64]
+    assert "stopping after the batches in flight" in err
+    assert f"128 of {total} profiles" in out
+    assert "run the same command again to resume from profile 129" in out
+    assert count(world, ProgressRow) == 128
     assert signal.getsignal(signal.SIGINT) is before  # the handler was restored
 
     monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw)

@@ -296,7 +296,7 @@ def test_cli_detach_then_ctrl_c_while_following_cancels_the_run(
     monkeypatch.setattr(autolink_cmd.ProgressBar, "__call__", draw_then_press_ctrl_c)
     assert main(["autolink", "backfill", "--via-workers"]) == 0
     out, err = capsys.readouterr()
-    assert "stopping after the current batch" in err
+    assert "stopping after the batches in flight" in err
     assert "chunk jobs: cancelled 1" in out and "stopped early" in out
     assert count(world, AutolinkOutcome) == 0
     assert main(["autolink", "status", "nope"]) == 1
