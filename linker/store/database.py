@@ -33,10 +33,6 @@ from linker.store.files import ensure_private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-SQLITE_CACHE_KIB = 65536
-"""Page cache per SQLite connection (SQLite's default is 2 MiB): with 100,000 profiles and
-their exchanges the indexes a write touches no longer fit in 2 MiB, and every miss is a read
-from the OS; SQLite takes the memory only as pages are read."""
 # Any constant identifies Linker's migration lock among PostgreSQL advisory locks.
 _PG_MIGRATION_LOCK_ID = 0x4C696E6B  # "Link"
 # Execution option marking connections of read-only sessions (plain BEGIN on SQLite).
@@ -164,7 +160,6 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
         cursor.execute("PRAGMA foreign_keys = ON")
         # Safe with WAL (no corruption); only the last commits may be lost on power failure.
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")  # negative: KiB, not pages
     finally:
         cursor.close()
 

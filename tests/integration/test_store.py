@@ -26,7 +26,7 @@ from linker.lookup.exchange import (
     Trigger,
 )
 from linker.store import jobqueue
-from linker.store.database import SQLITE_CACHE_KIB, Database, head_revision
+from linker.store.database import SQLITE_BUSY_TIMEOUT_S, Database, head_revision
 from linker.store.exchanges import (
     MAX_STORED_BODY_BYTES,
     load_exchange,
@@ -200,14 +200,14 @@ def test_foreign_keys_are_enforced_and_deletes_cascade(db: Database) -> None:
 # --- sessions ---------------------------------------------------------------------------
 
 
-def test_sqlite_connections_are_tuned_for_a_busy_writer(db: Database) -> None:
+def test_sqlite_connections_are_set_up_for_a_busy_writer(db: Database) -> None:
     if not db.is_sqlite:
         pytest.skip("SQLite pragmas")
     with db.engine.connect() as connection:
         pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                   for name in ("journal_mode", "foreign_keys", "synchronous", "cache_size")}
+                   for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")}
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1,
-                       "cache_size": -SQLITE_CACHE_KIB}
+                       "busy_timeout": int(SQLITE_BUSY_TIMEOUT_S * 1000)}
 
 
 def test_session_commits_on_success_and_rolls_back_on_error(db: Database) -> None:
