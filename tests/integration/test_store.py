@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from linker.lookup.exchange import (
     RecordedResponse,
     Trigger,
 )
-from linker.store import jobqueue
+from linker.store import jobqueue, refresh_writes
 from linker.store.database import SQLITE_BUSY_TIMEOUT_S, Database, head_revision
 from linker.store.exchanges import (
     MAX_STORED_BODY_BYTES,
@@ -446,3 +446,34 @@ def test_ctx_fixture_is_a_migrated_service_context_with_its_own_key(ctx: Any,
     assert ctx.secrets.decrypt(ctx.secrets.encrypt("pw")) == "pw"
     with ctx.db.session(readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_the_refresh_reads_of_pairs_search_an_index_instead_of_scanning(db: Database) -> None:
+    """A row-value ``IN`` list alone makes SQLite scan every link and all pulled data once
+    per DETAILED batch, so a backfill slowed as the database grew; the reads must search."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's query planner")
+    statements: list[tuple[str, Any]] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                 executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    pairs = [("c1", 1), ("c2", 1), ("c3", 2)]
+    event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        with db.session(readonly=True) as s:
+            assert refresh_writes.lock_links(s, pairs) == {}
+            assert refresh_writes.pulled_values(s, pairs) == {}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", remember)
+    reads = [(q, p) for q, p in statements if q.lstrip().startswith("SELECT")]
+    assert len(reads) == 2
+    with db.engine.connect() as connection:
+        for query, parameters in reads:
+            plan = [row[-1] for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + query, parameters)]
+            assert any(step.startswith(("SEARCH links", "SEARCH pulled_data"))
+                       for step in plan), plan
+            assert not any(step.startswith(("SCAN links", "SCAN pulled_data"))
+                           for step in plan), plan
