@@ -57,6 +57,7 @@ from linker.services.targets import target_for
 from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store
 from linker.store import links as links_store
+from linker.store import refresh_writes
 from linker.store.exchanges import record_exchange
 from linker.store.models import Customer, CustomerEmail, CustomerPhone, Link, PulledData
 
@@ -207,7 +208,9 @@ def apply_refresh(ctx: ServiceContext, session: Session, actor: Actor, plan: Ref
         exchange_id = record_exchange(session, exchange, integration_id=plan.integration_id,
                                       customer_id=plan.customer_id,
                                       actor=actor.username).id
-    # FOR UPDATE: refreshes of one pair (and an unlink) apply one after the other
+    # the profile first, then the link (FOR UPDATE: refreshes of one pair and an unlink apply
+    # one after the other); the lock order of every refresh, see ``lock_profiles``
+    refresh_writes.lock_profiles(session, [plan.customer_id])
     link = links_store.link_of(session, plan.customer_id, plan.integration_id, for_update=True)
     if link is None or link.external_customer_id != plan.external_customer_id:
         return link_changed(plan, exchange_id)
@@ -254,6 +257,7 @@ def _run_plans(ctx: ServiceContext, actor: Actor, plans: Sequence[RefreshPlan],
         trigger=trigger)
     by_plan = dict(zip((id(p) for p in callable_plans), exchanges, strict=True))
     with ctx.db.session() as session:
+        refresh_writes.lock_profiles(session, [p.customer_id for p in plans])
         return [apply_refresh(ctx, session, actor, p, by_plan.get(id(p))) for p in plans]
 
 

@@ -68,6 +68,7 @@ class _Batch:
     def __init__(self, session: Session, plans: Sequence[RefreshPlan]) -> None:
         self.session = session
         pairs = sorted({(p.customer_id, p.integration_id) for p in plans})
+        refresh_writes.lock_profiles(session, [c for c, _ in pairs])
         self.links = refresh_writes.lock_links(session, pairs)
         self.pulled = refresh_writes.pulled_values(session, pairs)
         self.new_pulled: set[tuple[str, int]] = set()

@@ -46,6 +46,17 @@ def _of_pairs(customer_id: Any, integration_id: Any, pairs: Sequence[Pair]
                 tuple_(customer_id, integration_id).in_(list(pairs)))
 
 
+def lock_profiles(s: Session, customer_ids: Sequence[str]) -> None:
+    """Lock these profiles until commit, in id order, before any of their links: refreshes of
+    one profile from several integrations (an agent opening it, a backfill batch) then apply
+    one after the other instead of inserting the same contacts in opposite orders, which
+    PostgreSQL ends as a deadlock. FOR NO KEY UPDATE: new links and contacts of the profile
+    (which only take a key-share lock on it) are not held up."""
+    s.connection().execute(
+        select(Customer.id).where(Customer.id.in_(sorted(set(customer_ids))))
+        .order_by(Customer.id).with_for_update(key_share=True))
+
+
 def lock_links(s: Session, pairs: Sequence[Pair]) -> dict[Pair, str]:
     """The external customer id of each pair's link (pairs without one are left out), the
     links locked until commit (FOR UPDATE: refreshes of one pair and an unlink apply one after
