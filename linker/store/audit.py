@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from linker.store.bulk import bulk_insert
 from linker.store.models import AuditEvent, Integration, table_of
 
 AuditCursor = tuple[datetime, int]
@@ -43,10 +44,9 @@ def add_event(s: Session, *, at: datetime, actor: str, role: str, action: str,
 
 
 def insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert many audit rows (column values) with one multi-row Core INSERT; nothing when
+    """Insert many audit rows (column values) in one statement (``bulk_insert``); nothing when
     ``rows`` is empty."""
-    if rows:
-        s.connection().execute(insert(table_of(AuditEvent)), rows)
+    bulk_insert(s, table_of(AuditEvent), rows)
 
 
 def events_page(s: Session, f: AuditFilter, before: AuditCursor | None, limit: int

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linker.contract import RequestKind, Severity, Violation
@@ -24,6 +24,7 @@ from linker.lookup.exchange import (
     Trigger,
     call_fields,
 )
+from linker.store.bulk import bulk_insert
 from linker.store.models import ExchangeRecord, table_of
 
 MAX_STORED_BODY_BYTES = 256 * 1024
@@ -60,15 +61,13 @@ def record_exchange(
 
 
 def insert_exchanges(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Store many ``exchange_row`` rows with one multi-row Core INSERT; their ids, in order.
+    """Store many ``exchange_row`` rows in one statement (``bulk_insert``); their ids, in order.
 
     For hot paths (the backfill): no ORM object is built.
     """
     if not rows:
         return []
-    table = table_of(ExchangeRecord)
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.connection().execute(statement, list(rows)).scalars()]
+    return bulk_insert(session, table_of(ExchangeRecord), rows, ids=True)
 
 
 def exchange_row(

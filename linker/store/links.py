@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from linker.store.bulk import bulk_insert
 from linker.store.models import Customer, Integration, Link, PulledData, Suppression, table_of
 
 
@@ -126,13 +127,11 @@ def add_link(s: Session, link: Link) -> None:
 
 
 def insert_links(s: Session, rows: list[dict[str, Any]]) -> list[int] | None:
-    """Insert link rows (column values) with one multi-row INSERT in a savepoint; their ids in
+    """Insert link rows (column values) in one statement in a savepoint; their ids in
     order, or None when one collides with a link already there (then none is inserted)."""
-    links = table_of(Link)
     try:
         with s.begin_nested():
-            return [int(i) for i in s.connection().execute(insert(links).returning(
-                links.c.id, sort_by_parameter_order=True), rows).scalars()]
+            return bulk_insert(s, table_of(Link), rows, ids=True)
     except IntegrityError:
         return None
 

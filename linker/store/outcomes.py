@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from linker.store.bulk import bulk_insert
 from linker.store.models import AutolinkOutcome, Customer, Integration, table_of
 
 
@@ -58,8 +59,6 @@ def add(s: Session, row: AutolinkOutcome) -> AutolinkOutcome:
 
 
 def insert_many(s: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert outcome rows (column values) with one multi-row Core INSERT; their ids, in
+    """Insert outcome rows (column values) in one statement (``bulk_insert``); their ids, in
     order."""
-    outcomes = table_of(AutolinkOutcome)
-    return [int(i) for i in s.connection().execute(insert(outcomes).returning(
-        outcomes.c.id, sort_by_parameter_order=True), rows).scalars()]
+    return bulk_insert(s, table_of(AutolinkOutcome), rows, ids=True)

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, insert, select, tuple_, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from linker.store.bulk import bulk_insert
 from linker.store.models import (
     Customer,
     CustomerEmail,
@@ -119,10 +120,9 @@ def update_profiles(s: Session, rows: Sequence[tuple[str, str, str]]) -> None:
 
 
 def insert_pulled(s: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert pulled data rows (``customer_id``, ``integration_id`` and ``PULLED_COLUMNS``) with
-    one multi-row INSERT; nothing when ``rows`` is empty."""
-    if rows:
-        s.connection().execute(insert(table_of(PulledData)), list(rows))
+    """Insert pulled data rows (``customer_id``, ``integration_id`` and ``PULLED_COLUMNS``) in
+    one statement (``bulk_insert``); nothing when ``rows`` is empty."""
+    bulk_insert(s, table_of(PulledData), rows)
 
 
 def update_pulled(s: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -148,7 +148,7 @@ def insert_contacts(s: Session, model: type[CustomerEmail] | type[CustomerPhone]
     table = table_of(model)
     try:
         with s.begin_nested():
-            s.connection().execute(insert(table), list(rows))
+            bulk_insert(s, table, rows)
         return [True] * len(rows)
     except IntegrityError:
         pass
