@@ -34,7 +34,6 @@ _DEV_NOTICE = "_app_dev_notice"
 _OIDC_REFUSAL = "_app_oidc_refusal"
 _ACCOUNT_NOTICE = "_app_account_notice"
 _TOKEN = "_app_session_token"
-_SET_COOKIE = "_app_set_cookie"
 _CLEAR_COOKIE = "_app_clear_cookie"
 _REQUESTED_PAGE = "_app_requested_page"
 SIGN_IN_PATH = "sign-in"
@@ -132,10 +131,22 @@ def write_cookie(value: str, max_age_s: int) -> None:
 
 
 def remember_sign_in(actor: Actor) -> None:
-    """After a password sign-in: a session token for reloads, set as a cookie next run."""
-    token = state.services().console_sessions.issue(actor)
-    st.session_state[_TOKEN] = token
-    st.session_state[_SET_COOKIE] = True
+    """After a password sign-in: a session token for reloads, set as a cookie from the
+    next run on (see ``keep_session_cookie``)."""
+    st.session_state[_TOKEN] = state.services().console_sessions.issue(actor)
+
+
+def keep_session_cookie() -> None:
+    """Write the session cookie on every run until the browser has sent it back.
+
+    Writing it once was not enough: a click made just after Sign in starts a new run that
+    can interrupt the one carrying the cookie script before the browser ran it, and the
+    next reload then asked for the password again. The browser's cookies are those it sent
+    when the tab connected, so this writes until a reload brings the token; the script is
+    idempotent and an unchanged element is not re-run."""
+    token = st.session_state.get(_TOKEN)
+    if token and st.context.cookies.get(SESSION_COOKIE) != token:
+        write_cookie(str(token), int(SESSION_TTL.total_seconds()))
 
 
 def password_session_actor(signed_in: Actor) -> Actor | None:
@@ -241,7 +252,7 @@ def sign_in_form(requested: auth.PageSpec | None = None) -> None:
 
 
 def sidebar(actor: Actor) -> None:
-    """The signed-in user, the role and Sign out."""
+    """The signed-in user, the role, Sign out (and the session cookie's script)."""
     with st.sidebar:
         st.markdown(f"Signed in as **{actor.username}**")
         st.caption(f"Role: {actor.role.value.replace('_', ' ')}")
@@ -253,6 +264,7 @@ def sidebar(actor: Actor) -> None:
             auth.sign_out_session()
             st.session_state[_CLEAR_COOKIE] = True
             st.rerun()
+        keep_session_cookie()  # last in the sidebar: its empty element's gap shows nowhere
 
 
 def main() -> None:
@@ -265,9 +277,6 @@ def main() -> None:
             write_cookie("", 0)
         st.navigation(signed_out_pages(), position="hidden").run()
         return
-    if st.session_state.pop(_SET_COOKIE, False):
-        write_cookie(str(st.session_state.get(_TOKEN, "")),
-                     int(SESSION_TTL.total_seconds()))
     state.start_probe_ticker()
     pages = {spec.key: st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
                                url_path=spec.key, default=index == 0)

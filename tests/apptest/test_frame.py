@@ -101,6 +101,20 @@ def test_sign_in_sets_a_session_cookie_holding_no_password(services: Services) -
     assert any("max-age=0" in str(h.proto.body) for h in at.get("html"))
 
 
+def test_the_cookie_is_written_again_on_later_runs_until_the_browser_sends_it(
+        services: Services) -> None:
+    # A click right after Sign in can interrupt the run carrying the cookie script before
+    # the browser ran it: every later run must carry it again (AppTest sends no cookies,
+    # like a tab that has not reloaded since signing in).
+    services.users.create(SYSTEM, "ada", "admin", password=PASSWORD)
+    at = sign_in_form(new_app().run(), "ada", PASSWORD)
+    token = at.session_state["_app_session_token"]
+    at.switch_page("../pages/workbench.py").run()
+    assert not at.exception
+    scripts = [str(h.proto.body) for h in at.get("html")]
+    assert [s for s in scripts if f"linker_session={token};" in s] != []
+
+
 @pytest.mark.parametrize(("username", "password"), [
     ("ada", "wrong password here"),   # right user, wrong password
     ("nobody", PASSWORD),             # unknown user
