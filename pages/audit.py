@@ -86,7 +86,7 @@ def main() -> None:
                  shown=f"{len(page.entries)} event(s), newest first",
                  first=("Newest", "audit.newest"), following=("Older", "audit.older"))
     st.download_button("Download the filtered log as CSV", key="audit.export", mime="text/csv",
-                       icon=":material/download:", file_name="audit-log.csv",
+                       icon=":material/download:", file_name="audit-log.csv", on_click="ignore",
                        data=lambda: state.services().audit_log.export_csv(actor, chosen))
 
 

@@ -117,7 +117,7 @@ def worklist_section(actor: Actor, coverage: Coverage) -> None:
     why_section(actor, page)
     st.download_button(
         "Download this worklist as CSV", key="coverage.export", mime="text/csv",
-        icon=":material/download:",
+        icon=":material/download:", on_click="ignore",
         file_name=f"worklist-{integration_id}-{reason or 'all'}.csv",
         data=lambda: state.services().coverage.export_csv(actor, integration_id,
                                                           reason or None))

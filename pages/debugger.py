@@ -293,7 +293,8 @@ def exchange_log_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
             st.download_button("Export JSONL (redacted)", key="log.export",
                                data=lambda: export_file(actor, filters),
                                file_name="linker-exchanges.jsonl",
-                               mime="application/x-ndjson", icon=":material/download:")
+                               mime="application/x-ndjson", icon=":material/download:",
+                               on_click="ignore")
     widgets.caption(f"Page {len(cursors) + 1} · {len(page.rows)} exchange(s), newest first.")
     chosen = st.session_state.get(OPEN)
     if chosen is not None:
