@@ -30,6 +30,7 @@ from linker.demo import (
     reset_demo,
     seed_demo,
 )
+from linker.lookup.exchange import ErrorKind
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, CustomerView
 from linker.services.integrations import IntegrationService
@@ -109,8 +110,12 @@ def test_integrations_are_configured_and_reachable_over_loopback(demo: Demo) -> 
         assert view.autolink_enabled == bool(integration.autolink_fields)
         assert view.autolink_fields == integration.autolink_fields
         exchange = service.test_connection(SYSTEM, view.id, email="ana.lopez@example.com")
-        if integration.faults:  # the flaky copy answers 500/503 now and then: reachable anyway
-            assert exchange.response is not None and exchange.response.status in (200, 500, 503)
+        if integration.faults:  # the flaky copy answers 500/503 now and then and hangs one
+            # request in fifty until the client's timeout: reachable anyway
+            if exchange.response is None:
+                assert exchange.error is not None and exchange.error.kind is ErrorKind.TIMEOUT
+            else:
+                assert exchange.response.status in (200, 500, 503)
         else:
             assert exchange.error is None, exchange.error
             assert exchange.response is not None and exchange.response.status == 200
