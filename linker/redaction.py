@@ -137,6 +137,10 @@ class Redactor:
         """True when ``value`` holds something ``text`` would mask."""
         return self._may_hold(value) and self._pattern.search(value) is not None
 
+    def is_secret_header(self, name: str) -> bool:
+        """True when ``header_value`` masks this header by its name (whatever its value)."""
+        return name.lower() in self._secret_headers
+
     def header_value(self, name: str, value: str) -> str:
         """One header's value as it may be shown."""
         lower = name.lower()

@@ -147,7 +147,13 @@ class _Masker:
         return safejson.map_strings(payload, self.text), True
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        return {name: self._base.header_value(name, self.text(value))
+        """The headers as they may be stored and shown. The values of headers not masked by
+        name are searched at once; when nothing is found they are kept as they are."""
+        secret = self._base.is_secret_header
+        if self.finds("\n".join(v for n, v in headers.items() if not secret(n))):
+            return {name: self._base.header_value(name, self.text(value))
+                    for name, value in headers.items()}
+        return {name: self._base.header_value(name, self.text(value)) if secret(name) else value
                 for name, value in headers.items()}
 
 

@@ -37,6 +37,7 @@ from linker.store import customers as customers_store
 from linker.store import integrations as integrations_store
 from linker.store import links as links_store
 from linker.store import outcomes as outcomes_store
+from linker.store.customers import ProfileContacts
 from linker.store.exchanges import exchange_row, insert_exchanges, record_exchange
 from linker.store.models import AutolinkOutcome, Customer, Integration, utcnow
 
@@ -119,13 +120,21 @@ class ProfileSnapshot:
         """Snapshot of a loaded customer (emails and phones in position order)."""
         emails = sorted(customer.emails, key=lambda e: e.position)
         phones = sorted(customer.phones, key=lambda p: p.position)
-        return cls(customer.id, customer.name or "", tuple(e.original.strip() for e in emails),
-                   tuple(dict.fromkeys(p.e164 for p in phones)),
-                   tuple(p.e164 for p in phones if p.type == PhoneType.MOBILE.value),
-                   normalized_emails=tuple(e.normalized for e in emails),
-                   all_phones=tuple(p.e164 for p in phones),
+        return cls.of_contacts(customer.id, ProfileContacts(
+            customer.name or "", dict(customer.custom_attributes or {}),
+            [(e.original, e.normalized) for e in emails], [(p.e164, p.type) for p in phones]))
+
+    @classmethod
+    def of_contacts(cls, customer_id: str, profile: ProfileContacts) -> ProfileSnapshot:
+        """Snapshot of a profile read with its contacts (in position order)."""
+        phones = profile.phones
+        return cls(customer_id, profile.name, tuple(o.strip() for o, _ in profile.emails),
+                   tuple(dict.fromkeys(e164 for e164, _ in phones)),
+                   tuple(e164 for e164, kind in phones if kind == PhoneType.MOBILE.value),
+                   normalized_emails=tuple(n for _, n in profile.emails),
+                   all_phones=tuple(e164 for e164, _ in phones),
                    custom_attributes=tuple((str(k), str(v)) for k, v in
-                                           (customer.custom_attributes or {}).items()))
+                                           profile.custom_attributes.items()))
 
 
 @dataclass(frozen=True)
@@ -204,8 +213,8 @@ def plan_attempt(profile: ProfileSnapshot, integration: IntegrationSnapshot, *,
 
 def load_profiles(session: Session, customer_ids: Sequence[str]) -> dict[str, ProfileSnapshot]:
     """Snapshots of the given customers (missing ids are left out)."""
-    return {c.id: ProfileSnapshot.of(c)
-            for c in customers_store.many_with_contacts(session, customer_ids)}
+    return {cid: ProfileSnapshot.of_contacts(cid, profile)
+            for cid, profile in customers_store.many_with_contacts(session, customer_ids).items()}
 
 
 def plan_attempts(session: Session, customer_ids: Sequence[str],

@@ -267,6 +267,28 @@ def test_a_clean_body_keeps_its_results_as_sent() -> None:
     assert exchange.results[0].emails[0].original == "martha@example.com"
 
 
+@pytest.mark.parametrize("echoed", [False, True])
+def test_headers_are_kept_as_sent_unless_one_holds_a_secret(echoed: bool) -> None:
+    """Header values are searched at once: clean ones are stored as they came, a secret in
+    any of them is masked there, and credentials are masked by name either way."""
+    headers = {"x-plain": "hello world", "x-other": "Signature? no"}
+    if echoed:
+        headers["x-echo"] = f"key={SIGNING_KEY}"
+    adaptor = FakeAdaptor(answer(headers=headers))
+    exchange = run(adaptor.client(), AdaptorTarget(URL, username="alice", password=PASSWORD,
+                                                   signing_key=SIGNING_KEY))
+    assert exchange.response is not None
+    stored = exchange.response.headers
+    assert stored["x-plain"] == "hello world" and stored["x-other"] == "Signature? no"
+    assert stored.get("x-echo") == ("key=****" if echoed else None)
+    sent = adaptor.seen[0].headers
+    recorded = {k.lower(): v for k, v in exchange.request.headers.items()}
+    assert recorded["authorization"] == "Basic ****"
+    assert "Signature=****" in recorded["gladly-authorization"]
+    assert recorded["gladly-correlation-id"] == sent["gladly-correlation-id"]
+    assert recorded["content-type"] == sent["content-type"]
+
+
 def test_warnings_keep_the_exchange_ok_and_results_are_parsed() -> None:
     body = {"results": [{"externalCustomerId": 42, "name": "Martha",
                          "phones": [{"original": "+15013299800"}]}]}
