@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -45,22 +42,11 @@ from tests.integration.test_backfill import (
     expected_counts,
     populate,
 )
+from tests.integration.workers import Workers, wait_for
 from tests.integration.world import SIGNING_KEY, World
 
-ROOT = Path(__file__).resolve().parents[2]
 EXTRA = 40
 """Profiles that match nobody, added so a run has several chunks."""
-DEADLINE_S = 120.0
-STALLED_AFTER_S = 2.0
-
-
-def wait_for(check: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.1)  # a poll interval, not a wait for an event
 
 
 @pytest.fixture
@@ -94,57 +80,9 @@ def pg(served: tuple[World, Population]) -> tuple[World, Population]:
     return served
 
 
-class Workers:
-    """`linker worker` subprocesses on the test database; stopped (SIGTERM, then SIGKILL) at
-    the end."""
-
-    def __init__(self, world: World, home: Path) -> None:
-        settings = world.ctx.settings
-        self.env = {**os.environ, "LINKER_HOME": str(home),
-                    "LINKER_DATABASE_URL": settings.database_url,
-                    "LINKER_SECRET_KEY": settings.secret_key or "",
-                    "PYTHONPATH": str(ROOT)}
-        self.world = world
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        self.home = home
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        """One more worker; returns once the queue lists one more live worker."""
-        before = self.newest()
-        log = self.home / f"worker{len(self.procs)}.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "linker.cli.main", "worker", "--concurrency", "1",
-             "--stalled-after", str(STALLED_AFTER_S), "--shutdown-timeout", "1", *extra],
-            env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        self.logs.append(log)
-        wait_for(lambda: self.newest() > before or proc.poll() is not None,
-                 "a worker to start")
-        assert proc.poll() is None, log.read_text()
-        return proc
-
-    def newest(self) -> int:
-        """The id of the newest worker the queue registered (0: none yet)."""
-        with self.world.ctx.db.session(readonly=True) as s:
-            return int(s.scalar(text("SELECT coalesce(max(id), 0) FROM procrastinate_workers"))
-                       or 0)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
 def workers(pg: tuple[World, Population], tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(pg[0], tmp_path)
+    pool = Workers(pg[0].ctx, tmp_path)
     try:
         yield pool
     finally:

@@ -27,7 +27,7 @@ from linker.store import probes as probes_store
 from linker.store.database import Database, alembic_config
 from linker.store.models import AuditEvent, ConformanceRun, Integration
 from tests.integration.test_backfill import cli_env
-from tests.integration.test_jobs import Workers, wait_for
+from tests.integration.workers import Workers, wait_for
 from tests.integration.world import SIGNING_KEY, World, race, unique_record
 
 EMAIL = unique_record().emails[0]
@@ -307,7 +307,7 @@ def test_the_scheduler_queues_one_locked_job_per_due_probe(
 def test_a_worker_process_runs_a_due_probe_and_stores_its_card(
         served_shop: tuple[World, int], tmp_path: Path) -> None:
     world, shop = served_shop
-    pool = Workers(world, tmp_path)
+    pool = Workers(world.ctx, tmp_path)
 
     def last_run() -> int | None:
         with world.ctx.db.session(readonly=True) as s:

@@ -1,5 +1,6 @@
-"""The rate caps hold across processes: three ``linker autolink backfill --shard I/3`` processes
-on one PostgreSQL database against one reference adaptor served over a loopback socket.
+"""The rate caps hold across processes: three ``linker autolink backfill --shard I/3`` processes,
+and three ``linker worker`` processes taking one backfill's chunk jobs, on one PostgreSQL
+database against one reference adaptor served over a loopback socket.
 
 The adaptor (a BackgroundServer in this process; the backfills are separate OS processes)
 records when each request arrives and how many are in flight. With a cap of 3 at once and
@@ -24,17 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.config import Settings
 from linker.core.permissions import SYSTEM
+from linker.services.backfill_jobs import CHUNK_TASK, BackfillJobs
 from linker.services.context import ServiceContext
 from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
 from linker.store.database import Database
 from linker.store.models import Customer, CustomerEmail, ExchangeRecord
 from linker.store.secretbox import SecretBox, generate_key
 from tests.integration.conftest import POSTGRES_URL_ENV, postgres_schema
+from tests.integration.workers import Workers, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -193,3 +196,54 @@ def test_three_backfill_processes_stay_within_the_caps(pg_settings: Settings) ->
           f"{MAX_PER_SECOND:g}/s: {capped_adaptor.requests_per_second():.1f} requests/s, "
           f"{capped_adaptor.max_in_flight} in flight at most, "
           f"{capped_adaptor.most_in_one_second()} in the busiest second")
+
+
+def _backfill_with_workers(ctx: ServiceContext, integration_id: int) -> int:
+    """Queue one backfill of the integration as WORKERS chunk jobs, wait for the end; how
+    many workers took its chunks."""
+    jobs = BackfillJobs(ctx)
+    status = jobs.start(SYSTEM, integration_ids=[integration_id], concurrency=8,
+                        chunk_size=-(-PROFILES // WORKERS))
+    assert sum(status.chunks.values()) == WORKERS
+    wait_for(lambda: not jobs.status(SYSTEM, status.run).active, "the chunk jobs to finish",
+             RUN_TIMEOUT_S)
+    assert jobs.status(SYSTEM, status.run).chunks == {"succeeded": WORKERS}
+    with ctx.db.session(readonly=True) as s:
+        return int(s.scalar(text(
+            "SELECT count(DISTINCT worker_id) FROM procrastinate_jobs WHERE task_name = :t "
+            "AND args->>'run' = :r"), {"t": CHUNK_TASK, "r": status.run}) or 0)
+
+
+def test_three_workers_sharing_a_backfill_stay_within_the_caps(pg_settings: Settings,
+                                                               tmp_path: Path) -> None:
+    ctx = _context(pg_settings)
+    faults = [parse_fault(f"latency:{LATENCY_MS}")]
+    open_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
+    capped_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
+    pool = Workers(ctx, tmp_path)
+    try:
+        with BackgroundServer(open_adaptor) as open_server, \
+                BackgroundServer(capped_adaptor) as capped_server:
+            open_id = _add_integration(ctx, "Open", open_server.url, capped=False)
+            capped_id = _add_integration(ctx, "Capped", capped_server.url, capped=True)
+            _add_customers(ctx, "w")
+            for _ in range(WORKERS):
+                pool.start()
+            _backfill_with_workers(ctx, open_id)
+            sharing_capped_run = _backfill_with_workers(ctx, capped_id)
+    finally:
+        pool.stop()
+        ctx.db.dispose()
+
+    assert sharing_capped_run == WORKERS  # the capped run's chunks ran on all three workers
+    assert len(open_adaptor.arrivals) == _exchanges(ctx, open_id) > PROFILES
+    assert len(capped_adaptor.arrivals) == _exchanges(ctx, capped_id) > PROFILES
+    assert open_adaptor.max_in_flight > MAX_CONCURRENT
+    assert open_adaptor.most_in_one_second() > MAX_PER_SECOND + JITTER_ALLOWANCE
+    assert capped_adaptor.max_in_flight <= MAX_CONCURRENT
+    assert capped_adaptor.most_in_one_second() <= MAX_PER_SECOND + JITTER_ALLOWANCE
+
+    print(f"\nthree workers without a cap: {open_adaptor.max_in_flight} in flight at most, "
+          f"{open_adaptor.most_in_one_second()} in the busiest second; with {MAX_CONCURRENT} "
+          f"at once and {MAX_PER_SECOND:g}/s: {capped_adaptor.max_in_flight} in flight at "
+          f"most, {capped_adaptor.most_in_one_second()} in the busiest second")
