@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,37 +165,55 @@ def _exchanges(ctx: ServiceContext, integration_id: int) -> int:
             ExchangeRecord.integration_id == integration_id)) or 0)
 
 
+@dataclass
+class CapRuns:
+    """Both adaptors of a run pair: one behind an integration without caps, one with."""
+
+    open: Recorder
+    capped: Recorder
+    open_id: int = 0
+    capped_id: int = 0
+
+    def assert_caps_held(self, ctx: ServiceContext) -> None:
+        """Every request reached its adaptor and was stored; without a cap the processes
+        exceed both caps (the recorder sees a broken cap); with them they stay within."""
+        assert len(self.open.arrivals) == _exchanges(ctx, self.open_id) > PROFILES
+        assert len(self.capped.arrivals) == _exchanges(ctx, self.capped_id) > PROFILES
+        assert self.open.max_in_flight > MAX_CONCURRENT
+        assert self.open.most_in_one_second() > MAX_PER_SECOND + JITTER_ALLOWANCE
+        assert self.capped.max_in_flight <= MAX_CONCURRENT
+        assert self.capped.most_in_one_second() <= MAX_PER_SECOND + JITTER_ALLOWANCE
+        print(f"\nwithout a cap: {self.open.requests_per_second():.1f} requests/s, "
+              f"{self.open.max_in_flight} in flight at most; with {MAX_CONCURRENT} at once "
+              f"and {MAX_PER_SECOND:g}/s: {self.capped.requests_per_second():.1f} requests/s, "
+              f"{self.capped.max_in_flight} in flight at most, "
+              f"{self.capped.most_in_one_second()} in the busiest second")
+
+
+def _run_open_then_capped(ctx: ServiceContext, backfill: Callable[[str, int], object]) -> CapRuns:
+    """Serve two recorded adaptors, add an integration for each and the profiles, then run
+    ``backfill(name, integration_id)`` against the open one and then the capped one."""
+    faults = [parse_fault(f"latency:{LATENCY_MS}")]
+    runs = CapRuns(Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults)),
+                   Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults)))
+    with BackgroundServer(runs.open) as open_server, \
+            BackgroundServer(runs.capped) as capped_server:
+        runs.open_id = _add_integration(ctx, "Open", open_server.url, capped=False)
+        runs.capped_id = _add_integration(ctx, "Capped", capped_server.url, capped=True)
+        _add_customers(ctx, "c")
+        backfill("Open", runs.open_id)
+        backfill("Capped", runs.capped_id)
+    return runs
+
+
 def test_three_backfill_processes_stay_within_the_caps(pg_settings: Settings) -> None:
     ctx = _context(pg_settings)
-    faults = [parse_fault(f"latency:{LATENCY_MS}")]
-    open_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
-    capped_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
     try:
-        with BackgroundServer(open_adaptor) as open_server, \
-                BackgroundServer(capped_adaptor) as capped_server:
-            open_id = _add_integration(ctx, "Open", open_server.url, capped=False)
-            capped_id = _add_integration(ctx, "Capped", capped_server.url, capped=True)
-            _add_customers(ctx, "c")
-
-            _backfill_in_processes(pg_settings, "Open")
-            _backfill_in_processes(pg_settings, "Capped")
+        runs = _run_open_then_capped(
+            ctx, lambda name, _: _backfill_in_processes(pg_settings, name))
     finally:
         ctx.db.dispose()
-
-    # Every request of both runs reached its adaptor and was stored.
-    assert len(open_adaptor.arrivals) == _exchanges(ctx, open_id) > PROFILES
-    assert len(capped_adaptor.arrivals) == _exchanges(ctx, capped_id) > PROFILES
-    # Without a cap the three processes exceed both caps: the recorder sees a broken cap.
-    assert open_adaptor.max_in_flight > MAX_CONCURRENT
-    assert open_adaptor.most_in_one_second() > MAX_PER_SECOND + JITTER_ALLOWANCE
-    # With the caps, all three processes together stay within them.
-    assert capped_adaptor.max_in_flight <= MAX_CONCURRENT
-    assert capped_adaptor.most_in_one_second() <= MAX_PER_SECOND + JITTER_ALLOWANCE
-    print(f"\nwithout a cap: {open_adaptor.requests_per_second():.1f} requests/s, "
-          f"{open_adaptor.max_in_flight} in flight at most; with {MAX_CONCURRENT} at once and "
-          f"{MAX_PER_SECOND:g}/s: {capped_adaptor.requests_per_second():.1f} requests/s, "
-          f"{capped_adaptor.max_in_flight} in flight at most, "
-          f"{capped_adaptor.most_in_one_second()} in the busiest second")
+    runs.assert_caps_held(ctx)
 
 
 def _backfill_with_workers(ctx: ServiceContext, integration_id: int) -> int:
@@ -217,33 +235,16 @@ def _backfill_with_workers(ctx: ServiceContext, integration_id: int) -> int:
 def test_three_workers_sharing_a_backfill_stay_within_the_caps(pg_settings: Settings,
                                                                tmp_path: Path) -> None:
     ctx = _context(pg_settings)
-    faults = [parse_fault(f"latency:{LATENCY_MS}")]
-    open_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
-    capped_adaptor = Recorder(create_app("shop", signing_key=SIGNING_KEY, faults=faults))
     pool = Workers(ctx, tmp_path)
+    sharing: dict[str, int] = {}
     try:
-        with BackgroundServer(open_adaptor) as open_server, \
-                BackgroundServer(capped_adaptor) as capped_server:
-            open_id = _add_integration(ctx, "Open", open_server.url, capped=False)
-            capped_id = _add_integration(ctx, "Capped", capped_server.url, capped=True)
-            _add_customers(ctx, "w")
-            for _ in range(WORKERS):
-                pool.start()
-            _backfill_with_workers(ctx, open_id)
-            sharing_capped_run = _backfill_with_workers(ctx, capped_id)
+        for _ in range(WORKERS):
+            pool.start()
+        runs = _run_open_then_capped(
+            ctx, lambda name, integration_id: sharing.update(
+                {name: _backfill_with_workers(ctx, integration_id)}))
     finally:
         pool.stop()
         ctx.db.dispose()
-
-    assert sharing_capped_run == WORKERS  # the capped run's chunks ran on all three workers
-    assert len(open_adaptor.arrivals) == _exchanges(ctx, open_id) > PROFILES
-    assert len(capped_adaptor.arrivals) == _exchanges(ctx, capped_id) > PROFILES
-    assert open_adaptor.max_in_flight > MAX_CONCURRENT
-    assert open_adaptor.most_in_one_second() > MAX_PER_SECOND + JITTER_ALLOWANCE
-    assert capped_adaptor.max_in_flight <= MAX_CONCURRENT
-    assert capped_adaptor.most_in_one_second() <= MAX_PER_SECOND + JITTER_ALLOWANCE
-
-    print(f"\nthree workers without a cap: {open_adaptor.max_in_flight} in flight at most, "
-          f"{open_adaptor.most_in_one_second()} in the busiest second; with {MAX_CONCURRENT} "
-          f"at once and {MAX_PER_SECOND:g}/s: {capped_adaptor.max_in_flight} in flight at "
-          f"most, {capped_adaptor.most_in_one_second()} in the busiest second")
+    assert sharing["Capped"] == WORKERS  # the capped run's chunks ran on all three workers
+    runs.assert_caps_held(ctx)
