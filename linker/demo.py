@@ -6,10 +6,10 @@ one by one:
 - ``DemoAdaptors`` serves the four demo adaptors (Shop, Loyalty, Travel and a flaky copy of
   Shop) with uvicorn in background threads, each with its signing key (Loyalty also with Basic
   auth);
-- ``seed_demo`` makes the database match the demo, idempotently and only through the services:
-  the integrations (pointing at the adaptors' URLs), the sign-in accounts of ``DEMO_ACCOUNTS``
-  and about fifty customers drawn from the adaptors' population, created one by one so that
-  auto-linking runs for each;
+- ``seed_demo`` adds what the demo needs and the database lacks, only through the services: the
+  integrations (pointing at the adaptors' URLs), the sign-in accounts of ``DEMO_ACCOUNTS`` and
+  about fifty customers drawn from the adaptors' population, created one by one so that
+  auto-linking runs for each. Seeding again never undoes what users changed;
 - ``start_dashboard`` / ``wait_for_dashboard`` / ``stop_process`` run Streamlit as a child
   process on the demo database.
 
@@ -43,15 +43,25 @@ from linker.adaptor import (
     people,
 )
 from linker.config import Settings
-from linker.core.permissions import SYSTEM, Role
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.lookup.netguard import ALLOW_ENV, LOOPBACK_NETWORKS
+from linker.services.audit_log import PAGE_SIZE_MAX, AuditFilter, AuditLogService
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, PhoneInput
 from linker.services.errors import Conflict
-from linker.services.integrations import AttributeSpec, IntegrationService, IntegrationSpec
+from linker.services.integrations import (
+    AttributeSpec,
+    IntegrationChanges,
+    IntegrationService,
+    IntegrationSpec,
+    IntegrationView,
+)
 from linker.services.users import UserService
 from linker.store.files import ensure_private_dir
 
+SEED_ACTOR = Actor("system, demo seed", Role.ADMIN)
+"""Who the seed's integration and account changes are audited as, so it can tell them from
+changes users made (it moves an integration's URL only when it set the URL last)."""
 DEMO_HOME = Path(".linker") / "demo"
 """Default data directory of the demo (relative to the working directory)."""
 DASHBOARD_HOST = "127.0.0.1"
@@ -314,9 +324,10 @@ class SeedReport:
     """What ``seed_demo`` did."""
 
     integrations: dict[str, str] = field(default_factory=dict)
-    """Integration name → ``created``, ``updated`` or ``unchanged``."""
+    """Integration name → ``created``, ``updated`` (its URL followed a moved adaptor),
+    ``unchanged`` or ``deleted`` (a user deleted it: not brought back)."""
     accounts: dict[str, str] = field(default_factory=dict)
-    """Username → ``created``, ``updated`` or ``unchanged``."""
+    """Username → ``created`` or ``unchanged``."""
     customers_created: int = 0
     customers_existing: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -338,33 +349,110 @@ def seed_demo(ctx: ServiceContext, urls: Mapping[str, str],
               customers: Sequence[DemoCustomer] | None = None,
               integrations: Sequence[DemoIntegration] = DEMO_INTEGRATIONS,
               accounts: Sequence[DemoAccount] = DEMO_ACCOUNTS) -> SeedReport:
-    """Make the database hold the demo: integrations pointing at ``urls`` (integration key →
-    adaptor URL), the accounts and the customers (default ``demo_customers()``).
+    """Add to the database what the demo needs and it lacks: integrations pointing at ``urls``
+    (integration key → adaptor URL), the accounts and the customers (default
+    ``demo_customers()``).
 
-    Idempotent: integrations are applied (an adaptor that moved gets its new URL), accounts
-    ensured, and customers already present (found by email or phone) are left alone. New
-    customers are created through the customer service, so auto-linking runs for each; the
-    adaptors must be running.
+    Seeding again only adds what is missing and never undoes what users changed since: an
+    existing integration or account is left as it is (settings, auto-linking, probe, role,
+    password, disabled), and an integration the seed created that a user renamed or deleted
+    is not brought back. One thing follows the adaptors: when an adaptor moved (other ports),
+    an integration whose URL the seed set last gets the new URL, and nothing else. Integration
+    and account changes are audited as ``SEED_ACTOR``. New customers are created through the
+    customer service, so auto-linking runs for each; the adaptors must be running.
     """
     report = SeedReport()
-    integration_service = IntegrationService(ctx)
+    _seed_integrations(ctx, urls, integrations, report)
+    user_service = UserService(ctx)
+    existing = {user.username for user in user_service.list(SEED_ACTOR)}
+    for account in accounts:
+        report.accounts[account.username] = _seed_account(user_service, account, existing)
+    customer_service = CustomerService(ctx)
+    for customer in demo_customers() if customers is None else customers:
+        _seed_customer(customer_service, customer, report)
+    return report
+
+
+def _seed_integrations(ctx: ServiceContext, urls: Mapping[str, str],
+                       integrations: Sequence[DemoIntegration], report: SeedReport) -> None:
+    """Create the missing integrations; move the URLs the seed set when an adaptor moved."""
+    service = IntegrationService(ctx)
+    audit = AuditLogService(ctx)
+    views = {view.id: view for view in service.list(SEED_ACTOR)}
+    by_name = {view.name: view for view in views.values()}
+    created = _seed_created_ids(audit)
     for integration in integrations:
         url = urls.get(integration.key)
         if url is None:
             raise KeyError(f"no adaptor URL for the {integration.name} integration "
                            f"(key {integration.key!r})")
-        applied = integration_service.apply(SYSTEM, integration.spec(url))
-        report.integrations[integration.name] = applied.action
-    user_service = UserService(ctx)
-    for account in accounts:
-        ensured = user_service.ensure_user(SYSTEM, account.username, account.role,
-                                           account.password)
-        report.accounts[account.username] = ("created" if ensured.created else
-                                             "updated" if ensured.changed else "unchanged")
-    customer_service = CustomerService(ctx)
-    for customer in demo_customers() if customers is None else customers:
-        _seed_customer(customer_service, customer, report)
-    return report
+        seeded_id = created.get(integration.name)
+        if seeded_id is not None:  # the seed made it once: whatever became of it is the user's
+            view = views.get(seeded_id)
+            action = "deleted" if view is None else _follow_adaptor(service, audit, view, url)
+        elif integration.name in by_name:
+            action = _follow_adaptor(service, audit, by_name[integration.name], url)
+        else:
+            action = _create_integration(service, integration.spec(url))
+        report.integrations[integration.name] = action
+
+
+def _seed_created_ids(audit: AuditLogService) -> dict[str, int]:
+    """Integration name → id of each integration the seed created (from the audit log)."""
+    page = audit.page(SEED_ACTOR, AuditFilter(actor=SEED_ACTOR.username,
+                                              action="integration.created"), limit=PAGE_SIZE_MAX)
+    created: dict[str, int] = {}
+    for entry in reversed(page.entries):  # oldest first: the newest creation of a name wins
+        name = (entry.after or {}).get("name")
+        if isinstance(name, str) and entry.entity_id.isdigit():
+            created[name] = int(entry.entity_id)
+    return created
+
+
+def _create_integration(service: IntegrationService, spec: IntegrationSpec) -> str:
+    try:
+        service.create(SEED_ACTOR, spec)
+    except Conflict:  # created meanwhile (another seed): it is there
+        return "unchanged"
+    return "created"
+
+
+def _follow_adaptor(service: IntegrationService, audit: AuditLogService, view: IntegrationView,
+                    url: str) -> str:
+    """Give an existing integration its adaptor's new URL when the seed set the URL it has;
+    ``updated`` or ``unchanged``."""
+    if view.url == url or _url_set_by(audit, view.id) != SEED_ACTOR.username:
+        return "unchanged"
+    service.update(SEED_ACTOR, view.id, IntegrationChanges(url=url))
+    return "updated"
+
+
+def _url_set_by(audit: AuditLogService, integration_id: int) -> str | None:
+    """Who gave the integration its current URL (the newest audited change of it)."""
+    for action in ("integration.updated", "integration.created"):
+        before = None
+        while True:
+            page = audit.page(SEED_ACTOR, AuditFilter(action=action,
+                                                      integration_id=integration_id),
+                              before=before, limit=PAGE_SIZE_MAX)
+            for entry in page.entries:
+                if entry.entity_id == str(integration_id) and "url" in (entry.after or {}):
+                    return entry.actor
+            if page.next_before is None:
+                break
+            before = page.next_before
+    return None
+
+
+def _seed_account(service: UserService, account: DemoAccount, existing: set[str]) -> str:
+    """Create the account when missing (``created``); an existing one is left as it is."""
+    if account.username in existing:
+        return "unchanged"
+    try:
+        service.create(SEED_ACTOR, account.username, account.role, account.password)
+    except Conflict:
+        return "unchanged"
+    return "created"
 
 
 def _seed_customer(service: CustomerService, customer: DemoCustomer, report: SeedReport) -> None:
