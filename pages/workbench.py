@@ -15,11 +15,20 @@ Widget keys (the AppTest and e2e tests use them):
 - the open profile: ``wb.card.allow.<integration id>`` (allow auto-linking again),
   ``wb.refresh.<integration id>``, ``wb.unlink.<integration id>`` and ``wb.unlink_all`` (each
   opens a dialog whose confirm button is ``<key>.yes``), ``wb.why.<integration id>``;
-- link: ``wb.search.in``, ``wb.search.field.<attribute>``, ``wb.search.submit``, the results
-  table ``wb.results`` (single-row selection), ``wb.link.system``, ``wb.link.submit``.
+- link: ``wb.search.in``, the search fields, ``wb.search.submit``, the results table
+  (single-row selection), the system to link and ``wb.link.submit``. The fields, the table and
+  the system picker are keyed per profile and per form / search (``field_key``,
+  ``results_key``, ``system_key``), so the browser can never send back what it held for
+  another profile or an earlier search; each field sits in a container keyed
+  ``wb.search.field.<attribute>`` and the table in one keyed ``wb.results``, stable places for
+  the browser tests.
 
 The open profile's id is kept in ``wb.customer_id`` (and in the ``customer`` query parameter,
 so a reload or a link from another page opens it).
+
+What opening or creating the profile did (``wb.opened``) is shown until the next action on
+the profile (link, unlink, unlink all, refresh, allow auto-linking again): a message belongs to
+the action that produced it.
 """
 
 from __future__ import annotations
@@ -61,9 +70,46 @@ FOUND = "wb.found"
 PENDING = "wb.lookalike_pending"
 """A create held back as it looks like existing profiles: ``(NewCustomer, [LookAlike])``."""
 SEARCHED = "wb.searched"
-"""``(customer id, Search In choice, SearchOutcome)`` of the last search: shown only while
-the same profile and the same Search In choice are open."""
+"""The last search (``Searched``): shown only while the same profile and the same Search In
+choice are open."""
 RESULTS = "wb.results"
+FORM_SERIAL = "wb.search.form_serial"
+"""Bumped whenever the search form starts again from the open profile's values (a profile
+opened, closed, linked, unlinked): the fields' keys carry it."""
+SEARCH_SERIAL = "wb.search.serial"
+"""Bumped by every search: the results table's and the system picker's keys carry it."""
+
+
+class Searched(NamedTuple):
+    """A search made on the open profile, and the serial its table and picker are keyed by."""
+
+    customer_id: str
+    chosen: str
+    outcome: SearchOutcome
+    serial: int
+
+
+def next_serial(name: str) -> int:
+    """Bump the session counter ``name`` and return its new value."""
+    value = int(st.session_state.get(name, 0)) + 1
+    st.session_state[name] = value
+    return value
+
+
+def field_key(customer_id: str, attribute: str) -> str:
+    """The widget key of a search field: per profile and per search form, so a field never
+    keeps (in the browser) a value typed or prefilled for another profile."""
+    return f"wb.search.value.{customer_id}.{st.session_state.get(FORM_SERIAL, 0)}.{attribute}"
+
+
+def results_key(searched: Searched) -> str:
+    """The results table's widget key: per profile and per search (a fresh selection)."""
+    return f"{RESULTS}.{searched.customer_id}.{searched.serial}"
+
+
+def system_key(searched: Searched, row: int) -> str:
+    """The system picker's widget key: per profile, search and picked row."""
+    return f"wb.link.system.{searched.customer_id}.{searched.serial}.{row}"
 
 
 # -- integrations --------------------------------------------------------------------------------
@@ -105,12 +151,15 @@ def close_profile() -> None:
 
 
 def forget_search() -> None:
-    """Drop the last search, its selection and the search fields (they are prefilled per
-    profile)."""
+    """Drop the last search and start the search form again from the profile's values (new
+    widget keys: the browser's values of the old ones are never read again)."""
     st.session_state.pop(SEARCHED, None)
-    st.session_state.pop(RESULTS, None)
-    state.reset_widgets("wb.search.field.")
-    state.reset_widgets("wb.link.")
+    next_serial(FORM_SERIAL)
+
+
+def forget_opened() -> None:
+    """A later action on the profile: what opening or creating it did is no longer shown."""
+    st.session_state.pop(OPENED, None)
 
 
 def refresh_lines(outcomes: Sequence[RefreshOutcome]) -> list[str]:
@@ -338,7 +387,9 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
 
 
 def act(call: Callable[[], object], message: str, kind: state.FlashKind = "success") -> None:
-    """Run a write; on success clear caches, flash ``message`` and rerun; else show why."""
+    """Run a write on the open profile; on success clear caches, flash ``message`` and rerun;
+    else show why."""
+    forget_opened()
     try:
         call()
     except ServiceError as exc:
@@ -372,6 +423,7 @@ def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bo
 
 def unlink_all(svc: Services, actor: Actor, customer_id: str) -> None:
     """Unlink from every system, then say how many."""
+    forget_opened()
     count = svc.linking.unlink_all(actor, customer_id)
     forget_search()
     state.done(f"Unlinked from {count} system(s); auto-linking to them is off for this profile.",
@@ -380,6 +432,7 @@ def unlink_all(svc: Services, actor: Actor, customer_id: str) -> None:
 
 def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
     """Unlink from one system."""
+    forget_opened()
     svc.linking.unlink(actor, customer_id, link.integration_id)
     forget_search()
     state.done(f"Unlinked from {link.integration_name}; auto-linking to it is off for this "
@@ -388,6 +441,7 @@ def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) ->
 
 def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
     """Refresh one linked system now and say how it went."""
+    forget_opened()
     try:
         outcomes = svc.refresh.refresh(actor, customer_id, link.integration_id)
     except ServiceError as exc:
@@ -477,9 +531,10 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
         values = {}
         for field in fields:
             help_text = "Searched in " + ", ".join(field.integrations)
-            values[field.attribute] = st.text_input(
-                field.label, value=field.prefill, key=f"wb.search.field.{field.attribute}",
-                help=help_text)
+            with st.container(key=f"wb.search.field.{field.attribute}"):
+                values[field.attribute] = st.text_input(
+                    field.label, value=field.prefill, key=field_key(view.id, field.attribute),
+                    help=help_text)
         submitted = st.form_submit_button("Search", key="wb.search.submit", type="primary",
                                           icon=":material/search:")
     if submitted:
@@ -488,12 +543,11 @@ def link_section(svc: Services, actor: Actor, view: CustomerView,
         except ServiceError as exc:
             widgets.show_error(exc)
             return
-        st.session_state[SEARCHED] = (view.id, chosen, outcome)
-        st.session_state.pop(RESULTS, None)
-        state.reset_widgets("wb.link.")
-    searched = st.session_state.get(SEARCHED)
-    if searched is not None and searched[:2] == (view.id, chosen):
-        search_results(svc, actor, view, searched[2])
+        st.session_state[SEARCHED] = Searched(view.id, str(chosen), outcome,
+                                              next_serial(SEARCH_SERIAL))
+    searched: Searched | None = st.session_state.get(SEARCHED)
+    if searched is not None and (searched.customer_id, searched.chosen) == (view.id, chosen):
+        search_results(svc, actor, view, searched)
 
 
 def search_problems(svc: Services, actor: Actor, outcome: SearchOutcome) -> None:
@@ -554,8 +608,9 @@ def selected_row(event: Any) -> int | None:
 
 
 def search_results(svc: Services, actor: Actor, view: CustomerView,
-                   outcome: SearchOutcome) -> None:
+                   searched: Searched) -> None:
     """Failures, the results table with row selection, the system choice and Link."""
+    outcome = searched.outcome
     search_problems(svc, actor, outcome)
     if outcome.all_failed:
         return
@@ -565,12 +620,14 @@ def search_results(svc: Services, actor: Actor, view: CustomerView,
         return
     widgets.caption(f"{len(outcome.rows)} result(s) from {', '.join(outcome.answered)}. "
                          "Pick a row, then the system to link.")
-    event = st.dataframe(results_frame(outcome, view.id), hide_index=True, key=RESULTS,
-                         on_select="rerun", selection_mode="single-row")
+    with st.container(key=RESULTS):
+        event = st.dataframe(results_frame(outcome, view.id), hide_index=True,
+                             key=results_key(searched), on_select="rerun",
+                             selection_mode="single-row")
     index = selected_row(event)
     if index is None or index >= len(outcome.rows):
         return
-    link_choice(svc, actor, view, outcome.rows[index])
+    link_choice(svc, actor, view, outcome.rows[index], system_key(searched, index))
 
 
 def hit_label(hit: SystemHit, customer_id: str) -> str:
@@ -580,13 +637,15 @@ def hit_label(hit: SystemHit, customer_id: str) -> str:
     return f"{hit.integration_name} · {hit.external_customer_id}{held}"
 
 
-def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow) -> None:
-    """Choose the system of the picked row and link."""
+def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow,
+                key: str) -> None:
+    """Choose the system of the picked row (picker keyed ``key``) and link."""
     hits = {hit_label(h, view.id): h for h in row.systems}
-    choice = st.selectbox("System to link", list(hits), key="wb.link.system")
+    choice = st.selectbox("System to link", list(hits), key=key)
     if not st.button("Link", key="wb.link.submit", type="primary", icon=":material/link:"):
         return
     hit = hits[str(choice)]
+    forget_opened()
     try:
         outcome = svc.linking.link(actor, view.id, hit.integration_id, hit.external_customer_id)
     except ServiceError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -87,6 +88,43 @@ def keys_of(at: AppTest) -> set[str]:
     """Keys of every button (form submit buttons included) in the run."""
     found = {b.key for b in at.button if b.key}
     return found | {b.key for b in at.get("form_submit_button") if getattr(b, "key", None)}
+
+
+def search_fields(at: AppTest) -> dict[str, str]:
+    """The search form's fields: attribute → value (their widget keys end in the attribute)."""
+    return {str(t.key).rsplit(".", 1)[1]: t.value for t in at.text_input
+            if str(t.key).startswith("wb.search.value.")}
+
+
+def search_field(at: AppTest, attribute: str) -> Any:
+    """The search field of ``attribute`` (a text input)."""
+    [field] = [t for t in at.text_input if str(t.key).startswith("wb.search.value.")
+               and str(t.key).endswith(f".{attribute}")]
+    return field
+
+
+def results_keys(at: AppTest) -> list[str]:
+    """Keys of the search results tables shown (one per search, ``wb.results.…``)."""
+    return [str(d.key) for d in at.dataframe if str(d.key).startswith("wb.results.")]
+
+
+def results(at: AppTest) -> pd.DataFrame:
+    """The data of the one search results table shown."""
+    [key] = results_keys(at)
+    return at.dataframe(key=key).value
+
+
+def select_row_0(at: AppTest) -> AppTest:
+    """Select the results table's first row (AppTest cannot click a dataframe) and run."""
+    [key] = results_keys(at)
+    at.session_state[key] = SELECT_ROW_0
+    return ok(at.run())
+
+
+def system_picker(at: AppTest) -> Any:
+    """The "System to link" select box."""
+    [picker] = [s for s in at.selectbox if str(s.key).startswith("wb.link.system.")]
+    return picker
 
 
 def find(at: AppTest, by: str, query: str) -> AppTest:
@@ -254,18 +292,15 @@ def test_search_one_system_select_a_row_and_link(
     assert "Customer: Grace Evans" in all_text(at)
     at.selectbox(key="wb.search.in").select("Shop")
     at = ok(at.run())
-    fields = {t.key: t.value for t in at.text_input if str(t.key).startswith("wb.search.field.")}
-    assert fields == {"wb.search.field.email": GRACE.emails[0], "wb.search.field.phone": "",
-                      "wb.search.field.orderNumber": ""}
-    assert at.text_input(key="wb.search.field.orderNumber").label == "Order Number"
+    assert search_fields(at) == {"email": GRACE.emails[0], "phone": "", "orderNumber": ""}
+    assert search_field(at, "orderNumber").label == "Order Number"
     at = ok(at.button(key="wb.search.submit").click().run())
-    results = at.dataframe(key="wb.results").value
-    assert list(results.columns) == ["Systems", "Name", "Email", "Phone", "Customer since",
-                                     "Orders"]
-    assert len(results) == 2 and set(results["Systems"]) == {"Shop"}
-    at.session_state["wb.results"] = SELECT_ROW_0
-    at = ok(at.run())
-    choice = at.selectbox(key="wb.link.system")
+    table = results(at)
+    assert list(table.columns) == ["Systems", "Name", "Email", "Phone", "Customer since",
+                                   "Orders"]
+    assert len(table) == 2 and set(table["Systems"]) == {"Shop"}
+    at = select_row_0(at)
+    choice = system_picker(at)
     assert choice.options[0].startswith("Shop · shop-")
     external_id = choice.options[0].split(" · ")[1]
     at = ok(at.button(key="wb.link.submit").click().run())
@@ -285,8 +320,8 @@ def test_search_all_unlinked_names_the_failing_system_and_shows_the_others(
     warnings = texts(at.warning)
     assert any(w.startswith("Broken shop could not be searched: http_status") and "exchange "
                in w for w in warnings), warnings
-    results = at.dataframe(key="wb.results").value
-    assert len(results) == 2 and set(results["Systems"]) == {"Shop"}
+    table = results(at)
+    assert len(table) == 2 and set(table["Systems"]) == {"Shop"}
     assert not any("Sorry, search is not working" in e for e in texts(at.error))
     summary = next(c for c in texts(at.caption) if "result(s) from" in c)
     assert "Broken shop" not in summary and "Shop" in summary, summary
@@ -296,10 +331,10 @@ def test_results_disappear_when_the_search_target_changes(
         workbench: Callable[[str], AppTest], seeded: Services) -> None:
     at = find(workbench("agent"), "Email", GRACE.emails[0])
     at = ok(at.button(key="wb.search.submit").click().run())
-    assert "wb.results" in [d.key for d in at.dataframe]
+    assert results_keys(at)
     at.selectbox(key="wb.search.in").select("Shop")
     at = ok(at.run())
-    assert "wb.results" not in [d.key for d in at.dataframe]
+    assert not results_keys(at)
     assert not any("could not be searched" in w for w in texts(at.warning))
 
 
@@ -387,3 +422,103 @@ def test_find_by_name_lists_matches_with_open_buttons(
     text = all_text(at)
     assert "Customer: Grace Evans" in text
     assert "Not linked to any external system." in text
+
+
+# -- what is shown belongs to the open profile and to the action that produced it -----------------
+
+
+def test_the_search_fields_hold_the_open_profiles_values_under_new_keys(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.run())
+    grace_keys = {str(t.key) for t in at.text_input if str(t.key).startswith("wb.search.")}
+    at = ok(at.button(key="wb.search.submit").click().run())
+    at = select_row_0(at)
+    assert system_picker(at) is not None
+    at = find(at, "Email", JUN.emails[0])
+    assert "Customer: Jun Martin" in all_text(at)
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.run())
+    assert search_fields(at) == {"email": JUN.emails[0], "phone": JUN.phones[0][0],
+                                 "orderNumber": ""}
+    # New keys: a browser holding Grace's values under the old ones never sends them here.
+    jun_keys = {str(t.key) for t in at.text_input if str(t.key).startswith("wb.search.")}
+    assert not jun_keys & grace_keys
+    assert not results_keys(at)
+    assert not [s for s in at.selectbox if str(s.key).startswith("wb.link.system.")]
+
+
+def test_each_search_gets_a_results_table_of_its_own(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    at = ok(at.button(key="wb.search.submit").click().run())
+    at = select_row_0(at)
+    [first] = results_keys(at)
+    at = ok(at.button(key="wb.search.submit").click().run())
+    [second] = results_keys(at)
+    assert second != first  # a fresh table: the earlier selection cannot apply to it
+    assert not [s for s in at.selectbox if str(s.key).startswith("wb.link.system.")]
+
+
+def opening_shown(at: AppTest) -> list[str]:
+    """What opening the profile said (its captions)."""
+    return [c for c in texts(at.caption)
+            if c.startswith(("Opened: ", "Done by the system because you opened"))]
+
+
+def test_created_is_no_longer_shown_after_unlink_all(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = workbench("agent")
+    at.text_input(key="wb.create.name").input("Dmitri Lopez")
+    at.text_input(key="wb.create.email").input("dmitri.lopez@example.com")
+    at = ok(at.button(key="wb.create.submit").click().run())
+    assert any(s.startswith("Created Dmitri Lopez.") for s in texts(at.success))
+    at = ok(at.button(key="wb.unlink_all").click().run())
+    at = ok(at.button(key="wb.unlink_all.yes").click().run())
+    assert any(s.startswith("Unlinked from 1 system(s)") for s in texts(at.success))
+    assert not any(s.startswith("Created ") for s in texts(at.success)), texts(at.success)
+    assert not [frame for frame in frames(at) if "Outcome" in frame]
+
+
+def refresh_shop(at: AppTest, services: Services) -> AppTest:
+    return ok(at.button(key=f"wb.refresh.{integration_id(services, 'Shop')}").click().run())
+
+
+def unlink_loyalty(at: AppTest, services: Services) -> AppTest:
+    loyalty = integration_id(services, "Loyalty")
+    at = ok(at.button(key=f"wb.unlink.{loyalty}").click().run())
+    return ok(at.button(key=f"wb.unlink.{loyalty}.yes").click().run())
+
+
+def allow_loyalty_again(at: AppTest, services: Services) -> AppTest:
+    return ok(at.button(key=f"wb.card.allow.{integration_id(services, 'Loyalty')}")
+              .click().run())
+
+
+@pytest.mark.parametrize("action", [refresh_shop, unlink_loyalty, allow_loyalty_again])
+def test_what_opening_did_is_no_longer_shown_after_an_action(
+        workbench: Callable[[str], AppTest], seeded: Services,
+        action: Callable[[AppTest, Services], AppTest]) -> None:
+    if action is allow_loyalty_again:
+        seeded.linking.unlink(SYSTEM, customer_id(seeded, JUN.emails[0]),
+                              integration_id(seeded, "Loyalty"))
+    at = find(workbench("agent"), "Email", JUN.emails[0])
+    assert opening_shown(at)
+    at = action(at, seeded)
+    assert texts(at.success), "the action said nothing"
+    assert not opening_shown(at), opening_shown(at)
+
+
+def test_what_opening_did_is_no_longer_shown_after_a_link(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    assert opening_shown(at)
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.run())
+    at = ok(at.button(key="wb.search.submit").click().run())
+    at = select_row_0(at)
+    assert opening_shown(at)  # a search is no action on the profile
+    at = ok(at.button(key="wb.link.submit").click().run())
+    assert any(s.startswith("Linked to Shop") for s in texts(at.success)), texts(at.success)
+    assert not opening_shown(at), opening_shown(at)
