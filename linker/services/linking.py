@@ -538,7 +538,9 @@ def _suppression_audit(suppression: Suppression, integration: Integration) -> di
 
 
 def _remove_link(session: Session, actor: Actor, link: Link, integration: Integration) -> bool:
-    """Delete a link and its pulled data, suppress auto-linking for the pair, audit both.
+    """Delete a link and its pulled data (the emails and phones the integration brought to
+    the profile included; those entered locally stay), suppress auto-linking for the pair,
+    audit each change.
 
     Returns False (and changes nothing) when a concurrent transaction removed the link first,
     so each real removal is audited exactly once. Statements with RETURNING tell what really
@@ -548,6 +550,7 @@ def _remove_link(session: Session, actor: Actor, link: Link, integration: Integr
     if not links_store.delete_link(session, link):
         return False
     record_audit(session, actor, "link.removed", "customer", link.customer_id, before, None)
+    _remove_pulled_contacts(session, actor, link.customer_id, integration.name)
     now = utcnow()
     if links_store.add_suppression(session, link.customer_id, integration.id, actor.username,
                                    now):
@@ -556,3 +559,15 @@ def _remove_link(session: Session, actor: Actor, link: Link, integration: Integr
         record_audit(session, actor, "suppression.added", "customer", link.customer_id, None,
                      _suppression_audit(suppression, integration))
     return True
+
+
+def _remove_pulled_contacts(session: Session, actor: Actor, customer_id: str,
+                            integration_name: str) -> None:
+    """Take the emails and phones an unlinked integration brought off the profile (as the
+    reference product does), and audit what went (``customer.contacts_removed``)."""
+    emails, phones = customers_store.remove_pulled_contacts(session, customer_id,
+                                                            integration_name)
+    if emails or phones:
+        record_audit(session, actor, "customer.contacts_removed", "customer", customer_id,
+                     {"integration": integration_name, "emails": emails, "phones": phones},
+                     None)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -121,6 +121,21 @@ def add_contact(s: Session, row: CustomerEmail | CustomerPhone) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def remove_pulled_contacts(s: Session, customer_id: str, source: str
+                           ) -> tuple[list[str], list[str]]:
+    """Delete the profile's emails and phones pulled from ``source`` (an integration's name),
+    never those entered locally (empty source); the (emails, E.164 phones) deleted."""
+    if not source:
+        return [], []
+    emails = s.scalars(delete(CustomerEmail).where(
+        CustomerEmail.customer_id == customer_id, CustomerEmail.source == source)
+        .returning(CustomerEmail.original)).all()
+    phones = s.scalars(delete(CustomerPhone).where(
+        CustomerPhone.customer_id == customer_id, CustomerPhone.source == source)
+        .returning(CustomerPhone.e164)).all()
+    return list(emails), list(phones)
 
 
 @dataclass(frozen=True)
