@@ -11,6 +11,12 @@ the population behind them: matched by email, by phone only (a record that carri
 email), in several systems, ambiguous (an email two Shop accounts share), conflicting (two
 profiles of one person, each matching the same record), in no system, some with non-ASCII names.
 
+Each exchange is what a real lookup would have recorded: the request is built and signed by the
+lookup client (``LookupClient.prepare``: the contract's body, Accept, Content-Type, Gladly-Time,
+the correlation and trace ids, Basic credentials, Gladly-Authorization over every signed header)
+with the demo's credentials, then masked by the integration's Redactor as a real exchange is
+stored; every exchange starts at its own moment (to the microsecond), with Gladly-Time matching.
+
 Everything derives from ``seed``: the same seed writes the same rows (ids included). Seeding is
 done once per database (an audit event marks it); reset the demo to write it again.
 """
@@ -26,12 +32,18 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from linker.adaptor import Dataset, Person, Record, load_dataset, people
+from linker.contract import LookupRequest
+from linker.contract.requests import autolink_request, detailed_request, search_request
+from linker.demo import DEMO_INTEGRATIONS
+from linker.lookup import AdaptorTarget, LookupClient
+from linker.redaction import MASK, Redactor
 from linker.store.database import Database
 from linker.store.models import (
     AuditEvent,
@@ -63,7 +75,8 @@ MANUAL_LINK_SHARE = 0.6
 UNLINK_SHARE = 0.03
 AGENT_SEARCHES = 400
 """Extra "all unlinked systems" searches by agents spread over the month."""
-_HEADERS = {"Content-Type": "application/json", "Gladly-Authorization": "****"}
+_HISTORY_SECRET = "demo-history-secret"
+"""The password or signing key of an integration the demo does not define (masked anyway)."""
 _FLAKY_ERRORS = (("http_status", 500), ("http_status", 503), ("http_status", 500),
                  ("http_status", 503), ("timeout", None), ("invalid_json", 200))
 
@@ -78,6 +91,9 @@ class SystemSpec:
     dataset: Dataset
     autolink_fields: tuple[str, ...]
     flaky: bool
+    target: AdaptorTarget
+    """How the lookup client would call it (the demo's credentials), to build its requests."""
+    redactor: Redactor
 
 
 @dataclass
@@ -111,15 +127,53 @@ class _Profile:
     person: Person | None
 
 
+class _Wire:
+    """The lookup client building and signing requests at a given moment with a given id."""
+
+    def __init__(self) -> None:
+        self._at = datetime.now(UTC)
+        self._id = bytes(16)
+        self._client = LookupClient(now=lambda: self._at, new_id=lambda: self._id)
+
+    def request(self, system: SystemSpec, request: LookupRequest, at: datetime,
+                raw_id: bytes) -> tuple[dict[str, str], str]:
+        """The headers and body of ``request`` sent to ``system`` at ``at``, as a real
+        exchange stores them (signature and credentials masked)."""
+        self._at, self._id = at, raw_id
+        prepared = self._client.prepare(system.target, request)
+        return (system.redactor.headers(prepared.header_pairs()),
+                system.redactor.text(prepared.body.decode("utf-8")))
+
+
 @dataclass
 class _Rows:
-    """Rows to insert, per table, and the next exchange id."""
+    """Rows to insert, per table, the next exchange id, and the exchanges' start times.
+
+    ``times`` draws what only shapes when exchanges start (its own generator, so the rest of
+    the history is what the seed alone decides)."""
 
     next_exchange_id: int
+    times: random.Random
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    wire: _Wire = field(default_factory=_Wire)
+    started: set[datetime] = field(default_factory=set)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.tables.setdefault(table, []).append(row)
+
+    def start(self, at: datetime) -> datetime:
+        """A start time just before ``at`` (under a millisecond) that no other exchange has."""
+        moment = at - timedelta(microseconds=1 + int(self.times.random() * 999))
+        while moment in self.started:
+            moment -= timedelta(microseconds=1)
+        self.started.add(moment)
+        return moment
+
+    def before(self, now: datetime, earliest: datetime, at: datetime) -> datetime:
+        """``at``, or a moment between ``earliest`` and ``now`` when it is past ``now``."""
+        if at <= now:
+            return at
+        return earliest + (now - earliest) * self.times.random()
 
 
 def history_seeded(db: Database) -> bool:
@@ -160,7 +214,7 @@ def seed_history(db: Database, *, seed: int = HISTORY_SEED, profiles: int = HIST
     population = people(systems[0].dataset) if systems else []
     planned = _plan_profiles(rng, population, profiles, taken_emails, taken_mobiles, moment,
                              days)
-    rows = _Rows(first_id)
+    rows = _Rows(first_id, random.Random(f"linker-demo-history-times:{seed}"))
     indexes = {s.id: _index(s.dataset) for s in systems}
     for profile in planned:
         _profile_rows(rows, profile, report)
@@ -182,7 +236,8 @@ def seed_history(db: Database, *, seed: int = HISTORY_SEED, profiles: int = HIST
 def _systems(connection: Connection, names: Mapping[str, str], size: int | None,
              flaky: frozenset[str]) -> list[SystemSpec]:
     found = connection.execute(select(Integration.id, Integration.name, Integration.url,
-                                      Integration.autolink_enabled,
+                                      Integration.username, Integration.realm,
+                                      Integration.headers, Integration.autolink_enabled,
                                       Integration.autolink_fields)).all()
     by_name = {row.name: row for row in found}
     systems = []
@@ -191,9 +246,24 @@ def _systems(connection: Connection, names: Mapping[str, str], size: int | None,
         if row is None:
             continue
         fields = tuple(row.autolink_fields) if row.autolink_enabled else ()
+        target = _target(row.name, row.url, row.username, row.realm, row.headers)
         systems.append(SystemSpec(row.id, name, row.url, load_dataset(dataset, size), fields,
-                                  name in flaky))
+                                  name in flaky, target, target.redactor()))
     return systems
+
+
+def _target(name: str, url: str, username: str, realm: str,
+            headers: Sequence[Mapping[str, Any]]) -> AdaptorTarget:
+    """The integration as the lookup client calls it, with the demo's credentials (secrets it
+    does not know are placeholders: what is stored masks them)."""
+    demo = next((i for i in DEMO_INTEGRATIONS if i.name == name), None)
+    secret = {str(h["name"]) for h in headers if h.get("secret")}
+    return AdaptorTarget(
+        url=url, name=name, username=username, realm=realm,
+        password=demo.password if demo else _HISTORY_SECRET if username else "",
+        signing_key=demo.signing_key if demo else _HISTORY_SECRET,
+        headers={str(h["name"]): MASK if h["name"] in secret else str(h.get("value", ""))
+                 for h in headers}, secret_headers=frozenset(secret))
 
 
 def _customer_id(rng: random.Random) -> str:
@@ -299,14 +369,16 @@ def _body(payload: dict[str, Any]) -> str:
 
 
 def _exchange(rng: random.Random, rows: _Rows, system: SystemSpec, profile: _Profile,
-              at: datetime, *, kind: str, trigger: str, actor: str, query: dict[str, Any],
+              at: datetime, *, kind: str, trigger: str, actor: str, request: LookupRequest,
               results: Sequence[dict[str, Any]], error: tuple[str, int | None] | None) -> int:
-    """Add one exchange row; returns its id."""
+    """Add one exchange row, started just before ``at``; returns its id."""
     exchange_id = rows.next_exchange_id
     rows.next_exchange_id += 1
-    level = "DETAILED" if kind == "detailed" else "BASIC"
-    request = _body({"lookupLevel": level, "query": query,
-                     "uniqueMatchRequired": kind == "detailed"})
+    raw_id = rng.getrandbits(128).to_bytes(16, "big")
+    elapsed_ms = (round(rng.lognormvariate(4.2 if system.flaky else 3.0, 0.5), 1)
+                  if error is None or error[0] != "timeout" else 5000.0)
+    started = rows.start(at)
+    headers, body = rows.wire.request(system, request, started, raw_id)
     status: int | None = 200
     answer: str | None = _body({"results": list(results)})
     message = None
@@ -321,17 +393,31 @@ def _exchange(rng: random.Random, rows: _Rows, system: SystemSpec, profile: _Pro
     rows.add("exchanges", {
         "id": exchange_id, "integration_id": system.id, "integration_name": system.name,
         "customer_id": profile.id, "actor": actor, "kind": kind, "trigger": trigger,
-        "correlation_id": f"{rng.getrandbits(128):032x}"[:22], "started_at": at,
-        "elapsed_ms": round(rng.lognormvariate(4.2 if system.flaky else 3.0, 0.5), 1)
-        if error is None or error[0] != "timeout" else 5000.0,
-        "method": "POST", "url": system.url, "request_headers": dict(_HEADERS),
-        "request_body": request, "response_status": status,
-        "response_headers": {"content-type": "application/json"} if status else None,
+        "correlation_id": headers["Gladly-Correlation-Id"], "started_at": started,
+        "elapsed_ms": elapsed_ms, "method": "POST", "url": system.url,
+        "request_headers": headers, "request_body": body, "response_status": status,
+        "response_headers": _response_headers(started, elapsed_ms, answer) if status else None,
         "response_body": answer, "response_size": len(answer.encode()) if answer else None,
         "body_truncated": False, "error_kind": error[0] if error else None,
         "error_message": message, "violations": [],
         "result_count": len(results) if error is None else 0, "replay_of": None})
     return exchange_id
+
+
+def _response_headers(started: datetime, elapsed_ms: float, answer: str | None
+                      ) -> dict[str, str]:
+    """What the reference adaptor (uvicorn) answers with."""
+    return {"date": format_datetime(started + timedelta(milliseconds=elapsed_ms), usegmt=True),
+            "server": "uvicorn", "content-length": str(len((answer or "").encode())),
+            "content-type": "application/json"}
+
+
+def _emails(profile: _Profile) -> list[str]:
+    return [profile.email.lower()] if profile.email else []
+
+
+def _phones(profile: _Profile) -> list[str]:
+    return [profile.mobile] if profile.mobile else []
 
 
 def _candidates(profile: _Profile, system: SystemSpec, index: _Index,
@@ -371,8 +457,9 @@ def _autolink(rng: random.Random, rows: _Rows, profile: _Profile, system: System
         return
     error = ("timeout", None) if rng.random() < AUTOLINK_ERROR_RATE else None
     found = [] if error else _candidates(profile, system, index, system.autolink_fields)
+    request = autolink_request(profile.id, profile.name, _emails(profile), _phones(profile))
     exchange_id = _exchange(rng, rows, system, profile, at, kind="autolink",
-                            trigger="autolink", actor="system", query=query,
+                            trigger="autolink", actor="system", request=request,
                             results=[r.basic() for r in found], error=error)
     outcome.update(exchange_id=exchange_id, candidates=len(found))
     if error:
@@ -403,11 +490,11 @@ def _link(rng: random.Random, rows: _Rows, profile: _Profile, system: SystemSpec
                        "created_by": actor, "created_at": at})
     later = at + timedelta(milliseconds=rng.randrange(100, 1500))
     detailed = record.detailed()
+    request = detailed_request(profile.id, record.external_customer_id, profile.name,
+                               _emails(profile), _phones(profile))
     exchange_id = _exchange(rng, rows, system, profile, later, kind="detailed",
                             trigger="autolink" if method == "auto" else "detailed",
-                            actor=actor, query={"externalCustomerId":
-                                                record.external_customer_id},
-                            results=[detailed], error=None)
+                            actor=actor, request=request, results=[detailed], error=None)
     rows.add("pulled_data", {"customer_id": profile.id, "integration_id": system.id,
                              "name": detailed.get("name"), "address": detailed.get("address"),
                              "custom_attributes": detailed.get("customAttributes") or {},
@@ -437,7 +524,8 @@ def _agent_work(rng: random.Random, rows: _Rows, planned: Sequence[_Profile],
             continue
         profile = by_id[row["customer_id"]]
         system = next(s for s in systems if s.id == row["integration_id"])
-        at = min(now, row["created_at"] + timedelta(minutes=rng.randrange(5, 3000)))
+        at = rows.before(now, row["created_at"],
+                         row["created_at"] + timedelta(minutes=rng.randrange(5, 3000)))
         _searches(rng, rows, profile, searchable, indexes, at)
         pick = [r for r in _candidates(profile, system, indexes[system.id], ("email", "mobile"))
                 if (system.id, r.external_customer_id) not in linked]
@@ -446,7 +534,8 @@ def _agent_work(rng: random.Random, rows: _Rows, planned: Sequence[_Profile],
                   "agent", linked)
     for _ in range(AGENT_SEARCHES if planned else 0):
         searched = planned[rng.randrange(len(planned))]
-        at = min(now, searched.created_at + timedelta(minutes=rng.randrange(1, 20_000)))
+        at = rows.before(now, searched.created_at,
+                         searched.created_at + timedelta(minutes=rng.randrange(1, 20_000)))
         _searches(rng, rows, searched, searchable, indexes, at)
     _unlinks(rng, rows, systems, now)
 
@@ -454,14 +543,16 @@ def _agent_work(rng: random.Random, rows: _Rows, planned: Sequence[_Profile],
 def _searches(rng: random.Random, rows: _Rows, profile: _Profile,
               systems: Sequence[SystemSpec], indexes: Mapping[int, _Index],
               at: datetime) -> None:
-    query = {"email": profile.email} if profile.email else {"phone": profile.mobile or ""}
+    fields = {"email": profile.email} if profile.email else {"phone": profile.mobile or ""}
+    request = search_request(profile.id, fields)
     for system in systems:
         error = (rng.choice(_FLAKY_ERRORS) if system.flaky and rng.random() < FLAKY_ERROR_RATE
                  else None)
         found = [] if error else _candidates(profile, system, indexes[system.id],
                                              ("email", "mobile"))
         _exchange(rng, rows, system, profile, at, kind="search", trigger="search",
-                  actor="agent", query=query, results=[r.basic() for r in found], error=error)
+                  actor="agent", request=request, results=[r.basic() for r in found],
+                  error=error)
 
 
 def _unlinks(rng: random.Random, rows: _Rows, systems: Sequence[SystemSpec],
