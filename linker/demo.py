@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +56,7 @@ from linker.services.integrations import (
     IntegrationSpec,
     IntegrationView,
 )
+from linker.services.reports import AuditEntry
 from linker.services.users import UserService
 from linker.store.files import ensure_private_dir
 
@@ -324,8 +325,9 @@ class SeedReport:
     """What ``seed_demo`` did."""
 
     integrations: dict[str, str] = field(default_factory=dict)
-    """Integration name → ``created``, ``updated`` (its URL followed a moved adaptor),
-    ``unchanged`` or ``deleted`` (a user deleted it: not brought back)."""
+    """Integration name → ``created``, ``updated`` (made to match the demo, or its URL
+    followed a moved adaptor), ``unchanged`` or ``deleted`` (a user deleted it: not brought
+    back)."""
     accounts: dict[str, str] = field(default_factory=dict)
     """Username → ``created`` or ``unchanged``."""
     customers_created: int = 0
@@ -354,12 +356,14 @@ def seed_demo(ctx: ServiceContext, urls: Mapping[str, str],
     ``demo_customers()``).
 
     Seeding again only adds what is missing and never undoes what users changed since: an
-    existing integration or account is left as it is (settings, auto-linking, probe, role,
-    password, disabled), and an integration the seed created that a user renamed or deleted
-    is not brought back. One thing follows the adaptors: when an adaptor moved (other ports),
-    an integration whose URL the seed set last gets the new URL, and nothing else. Integration
-    and account changes are audited as ``SEED_ACTOR``. New customers are created through the
-    customer service, so auto-linking runs for each; the adaptors must be running.
+    existing account is left as it is (role, password, disabled); an integration a user
+    changed (settings, auto-linking, probe, active) keeps their settings, and one the seed
+    created that a user renamed or deleted is not brought back. The adaptors' addresses are
+    followed: an integration no user has changed (per the audit log; one made outside the
+    services has no trail) is made to match the demo, and one users changed gets a moved
+    adaptor's new URL when the seed set the URL it has, nothing else. Integration and account
+    changes are audited as ``SEED_ACTOR``. New customers are created through the customer
+    service, so auto-linking runs for each; the adaptors must be running.
     """
     report = SeedReport()
     _seed_integrations(ctx, urls, integrations, report)
@@ -375,7 +379,8 @@ def seed_demo(ctx: ServiceContext, urls: Mapping[str, str],
 
 def _seed_integrations(ctx: ServiceContext, urls: Mapping[str, str],
                        integrations: Sequence[DemoIntegration], report: SeedReport) -> None:
-    """Create the missing integrations; move the URLs the seed set when an adaptor moved."""
+    """Create the missing integrations; configure the ones no user has changed; move the
+    URLs the seed set when an adaptor moved."""
     service = IntegrationService(ctx)
     audit = AuditLogService(ctx)
     views = {view.id: view for view in service.list(SEED_ACTOR)}
@@ -387,14 +392,21 @@ def _seed_integrations(ctx: ServiceContext, urls: Mapping[str, str],
             raise KeyError(f"no adaptor URL for the {integration.name} integration "
                            f"(key {integration.key!r})")
         seeded_id = created.get(integration.name)
-        if seeded_id is not None:  # the seed made it once: whatever became of it is the user's
-            view = views.get(seeded_id)
-            action = "deleted" if view is None else _follow_adaptor(service, audit, view, url)
-        elif integration.name in by_name:
-            action = _follow_adaptor(service, audit, by_name[integration.name], url)
-        else:
+        view = views.get(seeded_id) if seeded_id is not None else by_name.get(integration.name)
+        if view is None and seeded_id is not None:
+            action = "deleted"  # the seed made it once and a user deleted it: theirs
+        elif view is None:
             action = _create_integration(service, integration.spec(url))
+        elif not _changed_by_users(audit, view.id):
+            action = service.apply(SEED_ACTOR, integration.spec(url)).action
+        else:
+            action = _follow_adaptor(service, audit, view, url)
         report.integrations[integration.name] = action
+
+
+_SETTING_ACTIONS = ("integration.created", "integration.updated", "integration.autolink_changed",
+                    "integration.activated", "integration.deactivated", "probe.configure")
+"""The audited changes of an integration's settings (probe included)."""
 
 
 def _seed_created_ids(audit: AuditLogService) -> dict[str, int]:
@@ -409,6 +421,26 @@ def _seed_created_ids(audit: AuditLogService) -> dict[str, int]:
     return created
 
 
+def _events(audit: AuditLogService, action: str, integration_id: int) -> Iterator[AuditEntry]:
+    """The audit events ``action`` on the integration itself, newest first."""
+    before = None
+    while True:
+        page = audit.page(SEED_ACTOR, AuditFilter(action=action, integration_id=integration_id),
+                          before=before, limit=PAGE_SIZE_MAX)
+        yield from (e for e in page.entries
+                    if e.entity_type == "integration" and e.entity_id == str(integration_id))
+        if page.next_before is None:
+            return
+        before = page.next_before
+
+
+def _changed_by_users(audit: AuditLogService, integration_id: int) -> bool:
+    """Whether anyone but the seed changed the integration's settings (or created it through
+    the services); one made outside them, with no audit trail, counts as untouched."""
+    return any(entry.actor != SEED_ACTOR.username
+               for action in _SETTING_ACTIONS for entry in _events(audit, action, integration_id))
+
+
 def _create_integration(service: IntegrationService, spec: IntegrationSpec) -> str:
     try:
         service.create(SEED_ACTOR, spec)
@@ -419,8 +451,8 @@ def _create_integration(service: IntegrationService, spec: IntegrationSpec) -> s
 
 def _follow_adaptor(service: IntegrationService, audit: AuditLogService, view: IntegrationView,
                     url: str) -> str:
-    """Give an existing integration its adaptor's new URL when the seed set the URL it has;
-    ``updated`` or ``unchanged``."""
+    """Give an integration users changed its adaptor's new URL, when the seed set the URL it
+    has, and change nothing else; ``updated`` or ``unchanged``."""
     if view.url == url or _url_set_by(audit, view.id) != SEED_ACTOR.username:
         return "unchanged"
     service.update(SEED_ACTOR, view.id, IntegrationChanges(url=url))
@@ -430,17 +462,9 @@ def _follow_adaptor(service: IntegrationService, audit: AuditLogService, view: I
 def _url_set_by(audit: AuditLogService, integration_id: int) -> str | None:
     """Who gave the integration its current URL (the newest audited change of it)."""
     for action in ("integration.updated", "integration.created"):
-        before = None
-        while True:
-            page = audit.page(SEED_ACTOR, AuditFilter(action=action,
-                                                      integration_id=integration_id),
-                              before=before, limit=PAGE_SIZE_MAX)
-            for entry in page.entries:
-                if entry.entity_id == str(integration_id) and "url" in (entry.after or {}):
-                    return entry.actor
-            if page.next_before is None:
-                break
-            before = page.next_before
+        for entry in _events(audit, action, integration_id):
+            if "url" in (entry.after or {}):
+                return entry.actor
     return None
 
 

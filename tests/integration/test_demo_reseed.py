@@ -145,3 +145,17 @@ def test_an_integration_a_user_deleted_is_not_brought_back(ctx: ServiceContext) 
     assert "Travel" not in views(ctx)
     assert again.integrations["Travel"] == "deleted"
     assert again.integrations["Shop"] == "unchanged"
+
+
+def test_integrations_nobody_changed_are_made_to_match_the_demo(ctx: ServiceContext) -> None:
+    # A database filled outside the services (bench/gen_big_db.py): no audit trail, no keys.
+    with ctx.db.session() as s:
+        s.add(Integration(name="Shop", name_key="shop", url="http://127.0.0.1:8401/"))
+    adaptor_urls = urls(20001)
+
+    report = seed(ctx, adaptor_urls)
+
+    shop = views(ctx)["Shop"]
+    assert report.integrations["Shop"] == "updated"
+    assert shop.url == adaptor_urls["shop"] and shop.autolink_fields == ("email", "mobile")
+    assert signing_key(ctx, "Shop") == "demo-shop-signing-key"
