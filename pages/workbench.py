@@ -415,8 +415,9 @@ def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bo
             "Unlink customer", key="wb.unlink_all", title="Unlink from all systems",
             message=f"Unlink {present.bold(view.name or view.id)} from **all** systems "
                     f"({present.text(names)})? Their "
-                    "transactions and custom attributes disappear from the profile, and it is "
-                    "never auto-linked to them again unless someone allows it.",
+                    "transactions and custom attributes, and the emails and phones they "
+                    "brought, disappear from the profile (what it had on its own stays), and "
+                    "it is never auto-linked to them again unless someone allows it.",
             confirm_label="Yes, unlink from all",
             on_confirm=lambda: unlink_all(svc, actor, view.id))
 
@@ -471,9 +472,9 @@ def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkVie
                 title=f"Unlink from {present.text(link.integration_name)}",
                 message=f"Unlink {present.bold(view.name or view.id)} from "
                         f"{present.bold(link.integration_name)} (external id "
-                        f"{present.text(link.external_customer_id)})? Its data disappears "
-                        "from the profile and auto-linking to it is turned off for this "
-                        "profile.",
+                        f"{present.text(link.external_customer_id)})? Its data, and the "
+                        "emails and phones it brought, disappear from the profile and "
+                        "auto-linking to it is turned off for this profile.",
                 confirm_label="Yes, unlink", on_confirm=lambda: unlink_one(svc, actor, view.id,
                                                                            link))
     if not link.integration_active:
