@@ -164,7 +164,8 @@ def workbench_round(url: str, email: str) -> dict[str, tuple[float, int, float, 
     at.selectbox(key="wb.search.in").select("Shop")
     at.run()
     at = step("search Shop", lambda: at.button(key="wb.search.submit").click().run())
-    at.session_state["wb.results"] = SELECT_ROW_0
+    [table] = [d.key for d in at.dataframe if str(d.key).startswith("wb.results.")]
+    at.session_state[table] = SELECT_ROW_0  # the results table is keyed per profile and search
     at.run()
     at = step("link (+ its detailed lookup)", lambda: at.button(key="wb.link.submit").click().run())
     with clock.engine.connect() as connection:
