@@ -18,9 +18,8 @@ Widget keys (for tests):
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import streamlit as st
 
@@ -41,6 +40,8 @@ CUSTOMER = "dbg.customer_id"
 RUN = "dbg.run"
 CURSORS = "log.cursors"
 """The cursors of the pages before the current one (a stack, newest page first)."""
+FIELDS_FOR = "dbg.fields_for"
+"""The (profile, adaptor) the Basic fields were last filled for."""
 OPEN = "log.open"
 REPLAYED = "log.replayed"
 PAGE_SIZE = 50
@@ -103,10 +104,7 @@ def workflows_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
     fields: dict[str, str] = {}
     try:
         if workflow == BASIC_WORKFLOW:
-            for attribute, label, prefill in svc.debugger.search_fields(actor, integration_id,
-                                                                         customer_id):
-                fields[attribute] = st.text_input(label, value=prefill,
-                                                  key=f"dbg.field.{attribute}")
+            fields = basic_fields(actor, customer_id, integration_id)
         elif not svc.debugger.autolink_fields(actor, integration_id):
             widgets.info(f"{names[integration_id]} has no auto-linking fields (or auto-linking "
                          "is off), so auto-linking would send no request. Test shows why.")
@@ -129,6 +127,23 @@ def workflows_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
         if (run.customer_id, run.integration_id, run.workflow) == (customer_id, integration_id,
                                                                    workflow):
             show_run(actor, run, run_fields)
+
+
+def basic_fields(actor: Actor, customer_id: str, integration_id: int) -> dict[str, str]:
+    """The Basic search fields (``dbg.field.<attribute>``), prefilled from the profile and
+    filled again whenever another profile or adaptor is chosen, so no value typed for or
+    taken from the previous selection stays."""
+    specs = state.services().debugger.search_fields(actor, integration_id, customer_id)
+    selection = (customer_id, integration_id)
+    refill = st.session_state.get(FIELDS_FOR) != selection
+    st.session_state[FIELDS_FOR] = selection
+    fields: dict[str, str] = {}
+    for attribute, label, prefill in specs:
+        key = f"dbg.field.{attribute}"
+        if refill or key not in st.session_state:
+            st.session_state[key] = prefill
+        fields[attribute] = st.text_input(label, key=key)
+    return fields
 
 
 def show_run(actor: Actor, run: DebugRun, fields: dict[str, str]) -> None:
@@ -256,7 +271,22 @@ def log_filters(views: Sequence[IntegrationView]) -> ExchangeFilter:
 
 def _first_page() -> None:
     st.session_state[CURSORS] = []
+    close_exchange()
+
+
+def close_exchange() -> None:
+    """No exchange open: none below the log, none in the address bar."""
     st.session_state.pop(OPEN, None)
+    st.query_params.pop("exchange", None)
+
+
+def show_exchange(exchange_id: int) -> None:
+    """Open exchange ``exchange_id`` below the log and put ``?exchange=<id>`` in the address
+    bar (the link can be shared); a replay of another exchange is no longer shown."""
+    if st.session_state.get(OPEN) != exchange_id:
+        st.session_state.pop(REPLAYED, None)
+    st.session_state[OPEN] = exchange_id
+    st.query_params["exchange"] = str(exchange_id)
 
 
 def exchange_log_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
@@ -318,17 +348,15 @@ def log_table(rows: Sequence[Any]) -> None:
                                         "Status": st.column_config.NumberColumn(format="%d")})
     index = _selected_row(event)
     if index is not None and index < len(rows) and st.session_state.get(OPEN) != rows[index].id:
-        st.session_state[OPEN] = rows[index].id
-        st.session_state.pop(REPLAYED, None)
+        show_exchange(rows[index].id)
 
 
-def export_file(actor: Actor, filters: ExchangeFilter) -> BinaryIO:
-    """The filtered log as redacted JSON lines, spooled to disk past 8 MiB."""
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024))  # noqa: SIM115
-    for line in state.services().exchange_log.export_jsonl(actor, filters):
-        spool.write(line.encode() + b"\n")
-    spool.seek(0)
-    return spool
+def export_file(actor: Actor, filters: ExchangeFilter) -> bytes:
+    """The filtered log as redacted JSON lines. Bytes: Streamlit keeps a download in memory
+    and accepts only str, bytes or a few ``io`` types from the callable (a
+    ``SpooledTemporaryFile`` made the button do nothing)."""
+    lines = state.services().exchange_log.export_jsonl(actor, filters)
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def open_exchange(actor: Actor, exchange_id: int) -> None:
@@ -338,7 +366,7 @@ def open_exchange(actor: Actor, exchange_id: int) -> None:
         exchange = svc.exchange_log.get(actor, exchange_id)
     except ServiceError as exc:
         widgets.show_error(exc)
-        st.session_state.pop(OPEN, None)
+        close_exchange()
         return
     st.subheader(f"Exchange {exchange_id}")
     widgets.exchange_viewer(exchange, key="log.viewer")
@@ -355,13 +383,13 @@ def curl_section(actor: Actor, exchange: StoredExchange) -> None:
         except ServiceError as exc:
             widgets.show_error(exc)
             return
-        st.code(curl.command, language="bash")
+        st.code(curl.command, language="bash", wrap_lines=True)
         if curl.env:
             st.dataframe(widgets.dataframe_of([{"Variable": f"${e.name}", "Meaning": e.meaning}
                                                for e in curl.env], ["Variable", "Meaning"]),
                          hide_index=True, key="log.curl.env")
         widgets.caption(curl.note)
-        st.code(curl.lookup_command, language="bash")
+        st.code(curl.lookup_command, language="bash", wrap_lines=True)
 
 
 def replay_section(actor: Actor, exchange: StoredExchange) -> None:
