@@ -2,7 +2,8 @@
 
 - ``customer_card(customer, *, key, on_allow_autolink=None)``: name, contact data, the link
   icon whose tooltip lists the linked systems (one system: its external id), suppression notes.
-- ``exchange_viewer(exchange, *, key)``: request and response side by side.
+- ``exchange_viewer(exchange, *, key, expanded=False)``: a one-line summary, then request and
+  response side by side with headers and bodies in collapsible, wrapped, copyable blocks.
 - ``status_badge(value)`` / ``badge_label(value)``: health statuses and auto-link outcomes.
 - ``autolink_rule_sentence(integration)``: an integration's auto-link rule in one sentence.
 - ``confirm_button(label, *, key, title, message, confirm_label, on_confirm)``: a button that
@@ -224,16 +225,37 @@ def exchange_link(actor: Actor, exchange_id: int) -> None:
 # -- exchange viewer ------------------------------------------------------------------------------
 
 
-def headers_frame(headers: Mapping[str, str]) -> pd.DataFrame:
-    """Headers as a two-column table (secrets arrive already masked)."""
-    return dataframe_of(present.header_rows(headers), ["header", "value"])
+def header_lines(headers: Mapping[str, str]) -> str:
+    """Headers as ``Name: value`` lines, every value whole (secrets arrive already masked)."""
+    return "\n".join(f"{row['header']}: {row['value']}" for row in present.header_rows(headers))
 
 
-def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
-    """One exchange: a summary line (integration, kind, trigger, status, elapsed ms, error kind,
-    correlation id), request and response side by side (method + URL, headers, pretty JSON
-    body; status, headers, body, truncated flag), the error, and the contract violations with
-    their JSON paths and severity."""
+def exchange_summary(exchange: StoredExchange | Exchange) -> str:
+    """One line: ``POST url → HTTP 200 · 38 bytes · 123 ms · 1 result(s) · correlation id …``."""
+    response = exchange.response
+    answer = (f"HTTP {response.status} · {response.size} bytes"
+              + (" (truncated)" if response.truncated else "")) if response else "no answer"
+    results = (exchange.result_count if isinstance(exchange, StoredExchange)
+               else len(exchange.results))
+    return (f"{exchange.request.method} {exchange.request.url} → {answer} · "
+            f"{present.millis(exchange.elapsed_ms)} · {results} result(s) · correlation id "
+            f"{exchange.correlation_id} · started {present.when(exchange.started_at)}")
+
+
+def code_block(label: str, body: str, *, key: str, language: str = "text",
+               expanded: bool = False) -> None:
+    """``body`` in a collapsible section: wrapped long lines and a one-click copy button."""
+    with st.expander(label, expanded=expanded, key=key):
+        st.code(body, language=language, wrap_lines=True)
+
+
+def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str,
+                    expanded: bool = False) -> None:
+    """One exchange, compact: a heading (number, integration, kind, trigger, ok/failed), a
+    summary line (method + URL → status, size, elapsed, results, correlation id), the error,
+    then request and response side by side, each with its headers and body in collapsible
+    sections (``expanded`` opens the bodies) whose long lines wrap, and the contract
+    violations with their JSON paths and severity."""
     response = exchange.response
     with st.container(border=True, key=f"{key}.exchange"):
         head = st.container(horizontal=True, vertical_alignment="center")
@@ -245,15 +267,7 @@ def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
             st.markdown(f"**{number}** · {present.text(integration or '(no integration)')} · "
                         f"{exchange.kind.value} · trigger {exchange.trigger.value}")
             status_badge("ok" if exchange.error is None else "failed")
-        stats = st.columns(4)
-        stats[0].metric("Status", response.status if response else "no answer")
-        stats[1].metric("Elapsed", present.millis(exchange.elapsed_ms))
-        stats[2].metric("Error kind", exchange.error.kind.value if exchange.error else "none")
-        results = (exchange.result_count if isinstance(exchange, StoredExchange)
-                   else len(exchange.results))
-        stats[3].metric("Results", results)
-        caption(f"Correlation id {exchange.correlation_id} · started "
-                f"{present.when(exchange.started_at)}")
+        caption(exchange_summary(exchange))
         if exchange.error is not None:
             error(f"{exchange.error.kind.value}: {exchange.error.message}")
         truncated = (exchange.body_truncated if isinstance(exchange, StoredExchange)
@@ -263,23 +277,25 @@ def exchange_viewer(exchange: StoredExchange | Exchange, *, key: str) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**Request**")
-            st.code(f"{exchange.request.method} {exchange.request.url}", language="text")
-            st.dataframe(headers_frame(exchange.request.headers), hide_index=True,
-                         key=f"{key}.request_headers")
+            st.code(f"{exchange.request.method} {exchange.request.url}", language="text",
+                    wrap_lines=True)
+            code_block(f"Request headers ({len(exchange.request.headers)})",
+                       header_lines(exchange.request.headers), key=f"{key}.request_headers")
             body, language = present.pretty_body(exchange.request.body)
-            st.code(body, language=language)
+            code_block("Request body", body, language=language, key=f"{key}.request_body",
+                       expanded=expanded)
         with right:
             st.markdown("**Response**")
             if response is None:
                 st.caption("No response was received.")
             else:
-                size = f" · {response.size} bytes" + (" (truncated)" if response.truncated
-                                                      else "")
-                st.code(f"HTTP {response.status}{size}", language="text")
-                st.dataframe(headers_frame(response.headers), hide_index=True,
-                             key=f"{key}.response_headers")
+                st.code(f"HTTP {response.status} · {response.size} bytes"
+                        + (" (truncated)" if response.truncated else ""), language="text")
+                code_block(f"Response headers ({len(response.headers)})",
+                           header_lines(response.headers), key=f"{key}.response_headers")
                 body, language = present.pretty_body(response.body)
-                st.code(body, language=language)
+                code_block("Response body", body, language=language,
+                           key=f"{key}.response_body", expanded=expanded)
         if exchange.violations:
             st.markdown(f"**Contract violations ({len(exchange.violations)})**")
             st.dataframe(pd.DataFrame([{"path": v.path, "severity": v.severity.value,
