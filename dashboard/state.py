@@ -25,7 +25,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, Literal, NoReturn, ParamSpec, TypeVar, cast
@@ -357,6 +357,20 @@ def reset_widgets(prefix: str) -> None:
     successful save), so they start again from their defaults on the next run."""
     for key in [k for k in st.session_state if str(k).startswith(prefix)]:
         del st.session_state[key]
+
+
+def refill_widgets(marker: str, version: object, values: Mapping[str, Any]) -> bool:
+    """Prefill again when the source changed: when ``version`` (e.g. the record's
+    ``updated_at``) differs from the one noted under ``marker``, set each widget key of
+    ``values`` to its stored value, so the browser shows it instead of the previous one
+    (forgetting the key would not reach the browser); True when the widgets were refilled."""
+    noted = st.session_state.get(marker)
+    st.session_state[marker] = version
+    if noted is None or noted == version:
+        return False
+    for key, value in values.items():
+        st.session_state[key] = value
+    return True
 
 
 # -- background jobs ------------------------------------------------------------------------------

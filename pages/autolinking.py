@@ -54,6 +54,16 @@ WINDOWS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
 # -- per integration --------------------------------------------------------------------------
 
 
+REFILL = "refill"
+"""The fill marker of a row whose widgets must show the stored settings again."""
+
+
+def filled_key(integration_id: int) -> str:
+    """The session key noting which version of the settings a row's widgets were filled from
+    (see ``dashboard.state.refill_widgets``)."""
+    return f"autolink.filled.{integration_id}"
+
+
 def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
     """on_change of the toggle and the fields: store both, then say what changed."""
     enabled = bool(st.session_state.get(f"autolink.enabled.{integration_id}"))
@@ -63,8 +73,7 @@ def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
     except ServiceError as exc:
         message = getattr(exc, "fields", {}).get("autolink_fields") or str(exc)
         state.flash(f"Auto-linking of {name} was not changed: {message}.", "error")
-        for key in (f"autolink.enabled.{integration_id}", f"autolink.fields.{integration_id}"):
-            st.session_state.pop(key, None)  # back to the stored settings
+        st.session_state[filled_key(integration_id)] = REFILL  # back to the stored settings
         return
     state.changed()
     chosen = ", ".join(AUTOLINK_FIELD_LABELS[f] for f in fields) or "no field"
@@ -72,11 +81,16 @@ def save_autolink(actor: Actor, integration_id: int, name: str) -> None:
 
 
 def integration_settings(actor: Actor, views: Sequence[IntegrationView]) -> None:
-    """One bordered row per integration: toggle, fields, the rule sentence."""
+    """One bordered row per integration: toggle, fields, the rule sentence. The toggle and
+    fields show the stored settings again whenever they change (another tab, the
+    Integrations page, a refused change), not the values the browser held."""
     st.subheader("Per integration")
     if not views:
         st.info("No integration yet: add one on the Integrations page.")
     for view in views:
+        state.refill_widgets(filled_key(view.id), view.updated_at, {
+            f"autolink.enabled.{view.id}": view.autolink_enabled,
+            f"autolink.fields.{view.id}": list(view.autolink_fields)})
         with st.container(border=True, key=f"autolink.row.{view.id}"):
             name, toggle, fields = st.columns([2, 1, 3], vertical_alignment="center")
             with name:

@@ -173,10 +173,11 @@ def headers_editor(key: str, view: IntegrationView | None) -> list[HeaderSpec]:
     return specs
 
 
-def rate_cap_inputs(prefix: str, view: IntegrationView | None,
+def rate_cap_inputs(prefix: str, values: dict[str, Any],
                     slot: Callable[[str], None]) -> tuple[int, float]:
-    """The two adaptor-protection caps (0 = no cap), honoured by every worker together;
-    ``slot(field)`` places each field's error under it."""
+    """The two adaptor-protection caps (0 = no cap), honoured by every worker together, first
+    filled from ``values`` (see ``prefill``); ``slot(field)`` places each field's error under
+    it."""
     st.markdown("**Adaptor protection**", help="Caps on the requests sent to this adaptor, "
                 "all of Linker's processes together (backfills, workers, the console); "
                 "requests over a cap wait their turn. 0 means no cap.")
@@ -184,23 +185,52 @@ def rate_cap_inputs(prefix: str, view: IntegrationView | None,
     with left:
         concurrent = st.number_input(
             "Max concurrent requests", min_value=0, max_value=MAX_CONCURRENT_CAP, step=1,
-            value=int(view.max_concurrent_requests or 0) if view else 0,
+            value=values["max_concurrent"],
             key=prefix + "max_concurrent", help="Requests in flight at once; 0 = no cap")
         slot("max_concurrent_requests")
     with right:
         per_second = st.number_input(
             "Max requests per second", min_value=0.0, max_value=MAX_RATE_CAP, step=1.0,
-            value=float(view.max_requests_per_second or 0.0) if view else 0.0,
+            value=values["max_rps"],
             key=prefix + "max_rps", help="Requests started per second, evenly spaced; "
             "0 = no cap")
         slot("max_requests_per_second")
     return int(concurrent), float(per_second)
 
 
+def prefill(view: IntegrationView | None) -> dict[str, Any]:
+    """The form's first values (widget key suffix → value): ``view``'s settings, or the add
+    form's defaults. Secrets start at Keep, their new value empty."""
+    if view is None:
+        return {"name": "", "url": "", "username": "", "realm": "", "autolink_enabled": False,
+                "autolink_fields": [], "overwrite": False, "timeout": float(DEFAULT_TIMEOUT_S),
+                "max_concurrent": 0, "max_rps": 0.0}
+    return {"name": view.name, "url": view.url, "username": view.username,
+            "realm": view.realm, "autolink_enabled": view.autolink_enabled,
+            "autolink_fields": list(view.autolink_fields),
+            "overwrite": view.overwrite_existing, "timeout": float(view.timeout_s),
+            "max_concurrent": int(view.max_concurrent_requests or 0),
+            "max_rps": float(view.max_requests_per_second or 0.0),
+            "password.action": KEEP, "password.value": "",
+            "signing_key.action": KEEP, "signing_key.value": ""}
+
+
+def refill_when_changed(prefix: str, view: IntegrationView) -> None:
+    """When ``view`` was saved elsewhere (another tab, another admin, the Auto-linking page)
+    since its form was filled, fill the form again from the stored settings (unsaved edits
+    of it are dropped, with a note) instead of keeping the old values (which Save would
+    write back over the change)."""
+    values = {prefix + field: value for field, value in prefill(view).items()}
+    if state.refill_widgets(prefix + "filled", view.updated_at, values):
+        st.info(f"{view.name} was changed elsewhere since this form was filled: it shows the "
+                "stored settings again.")
+
+
 def integration_form(actor: Actor, view: IntegrationView | None) -> None:
     """The add form (``view`` None) or the edit form, with errors beside their fields."""
     prefix = f"integ.{view.id if view else 'new'}."
     form = prefix + "form"
+    values = prefill(view)
     slots: dict[str, DeltaGenerator] = {}
 
     def slot(name: str) -> None:
@@ -208,13 +238,15 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
 
     with st.container(border=True, key=prefix + "container"):
         st.subheader(f"Edit {text(view.name)}" if view else "Add an integration")
+        if view is not None:
+            refill_when_changed(prefix, view)
         left, right = st.columns(2)
         with left:
-            name = st.text_input("Name", value=view.name if view else "", key=prefix + "name",
+            name = st.text_input("Name", value=values["name"], key=prefix + "name",
                                  help="Unique, compared ignoring case")
             slot("name")
         with right:
-            url = st.text_input("Adaptor URL", value=view.url if view else "",
+            url = st.text_input("Adaptor URL", value=values["url"],
                                 key=prefix + "url", placeholder="https://adaptor.example.com/",
                                 help="https; plain http only for localhost / 127.0.0.1 / ::1")
             slot("url")
@@ -222,14 +254,14 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
         a, b, c = st.columns(3)
         with a:
             username = st.text_input("Basic auth username", key=prefix + "username",
-                                     value=view.username if view else "")
+                                     value=values["username"])
             slot("username")
         with b:
             password = secret_input("Basic auth password", prefix + "password",
                                     bool(view and view.password_set))
             slot("password")
         with c:
-            realm = st.text_input("Realm", value=view.realm if view else "",
+            realm = st.text_input("Realm", value=values["realm"],
                                   key=prefix + "realm")
             slot("realm")
         signing_key = secret_input("Signing key", prefix + "signing_key",
@@ -255,16 +287,16 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
         x, y, z = st.columns(3)
         with x:
             autolink_enabled = st.toggle("Auto-linking", key=prefix + "autolink_enabled",
-                                         value=view.autolink_enabled if view else False)
+                                         value=values["autolink_enabled"])
             slot("autolink_enabled")
             autolink_fields = st.multiselect(
                 "Auto-linking fields", list(AUTOLINK_FIELD_LABELS),
-                default=list(view.autolink_fields) if view else [],
+                default=values["autolink_fields"],
                 format_func=lambda f: AUTOLINK_FIELD_LABELS[f], key=prefix + "autolink_fields")
             slot("autolink_fields")
         with y:
             overwrite = st.toggle("Overwrite existing values", key=prefix + "overwrite",
-                                  value=view.overwrite_existing if view else False,
+                                  value=values["overwrite"],
                                   help="Pulled name and address replace the profile's own "
                                   "(otherwise only blank values are filled)")
             slot("overwrite_existing")
@@ -275,10 +307,10 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
         with z:
             timeout = st.number_input("Timeout (seconds)", min_value=MIN_TIMEOUT_S,
                                       max_value=MAX_TIMEOUT_S, step=0.5,
-                                      value=float(view.timeout_s if view else DEFAULT_TIMEOUT_S),
+                                      value=values["timeout"],
                                       key=prefix + "timeout")
             slot("timeout_s")
-        max_concurrent, max_rps = rate_cap_inputs(prefix, view, slot)
+        max_concurrent, max_rps = rate_cap_inputs(prefix, values, slot)
         general = st.empty()
         trial = None
         if view is None and actor.can(Permission.TEST_INTEGRATIONS):
@@ -325,6 +357,7 @@ def integration_form(actor: Actor, view: IntegrationView | None) -> None:
         else:
             remember_errors(form, None)
             state.reset_widgets(prefix)
+            forget_test_results()
             state.done(message)
     errors = field_errors(form)
     for field in errors:
@@ -429,9 +462,21 @@ def readonly_settings(view: IntegrationView) -> None:
 # -- actions ----------------------------------------------------------------------------------
 
 
+TEST_PREFIX = "integ.test."
+RESULT_SUFFIX = ".result"
+
+
+def forget_test_results() -> None:
+    """Drop the shown Test connection answers: a message belongs to the action that produced
+    it, so the next action (deactivate, save, another integration, ...) takes it away."""
+    for key in [k for k in st.session_state
+                if str(k).startswith(TEST_PREFIX) and str(k).endswith(RESULT_SUFFIX)]:
+        del st.session_state[key]
+
+
 def test_connection(actor: Actor, view: IntegrationView) -> None:
     """One probe search with a test email / phone; the exchange in the exchange viewer."""
-    key = f"integ.test.{view.id}"
+    key = f"{TEST_PREFIX}{view.id}"
     with st.expander("Test connection", expanded=True, key=key + ".expander"):
         st.caption("Sends one Basic search to the adaptor (also when the integration is "
                    "inactive) and shows the request and the answer.")
@@ -447,8 +492,8 @@ def test_connection(actor: Actor, view: IntegrationView) -> None:
                 show_error(exc)
             else:
                 state.changed()
-                st.session_state[key + ".result"] = exchange
-        result = st.session_state.get(key + ".result")
+                st.session_state[key + RESULT_SUFFIX] = exchange
+        result = st.session_state.get(key + RESULT_SUFFIX)
         if result is not None:
             if result.ok:
                 success(f"{view.name} answered in {millis(result.elapsed_ms)} with "
@@ -499,14 +544,21 @@ def status_actions(actor: Actor, view: IntegrationView) -> None:
 
     def deactivate() -> None:
         svc.integrations.deactivate(actor, view.id)
+        after_own_write()
         state.done(f"Deactivated {view.name}.")
 
     def reactivate() -> None:
         svc.integrations.activate(actor, view.id)
+        after_own_write()
         state.done(f"Reactivated {view.name}.")
+
+    def after_own_write() -> None:
+        forget_test_results()
+        st.session_state.pop(f"{key}.filled", None)  # this page's change: no refill, no note
 
     def delete() -> None:
         removed = svc.integrations.delete(actor, view.id)
+        forget_test_results()
         st.session_state.pop(SELECTED, None)
         state.done(f"Deleted {view.name} and its {removed.links} link(s).")
 
@@ -569,7 +621,7 @@ def choose_integration(by_id: dict[int, IntegrationView], can_edit: bool) -> int
     picker, add = st.columns([4, 1], vertical_alignment="bottom")
     with picker:
         selected: int | None = st.selectbox(
-            "Integration", options, key=SELECTED,
+            "Integration", options, key=SELECTED, on_change=forget_test_results,
             format_func=lambda i: "New integration" if i == NEW else (
                 f"{by_id[i].name}" + ("" if by_id[i].active else " (inactive)")))
     if can_edit and add.button("Add an integration", key="integrations.add",

@@ -348,6 +348,37 @@ def test_test_connection_shows_the_exchange(app_as: Callable[..., AppTest], serv
     assert any(f'"{person.external_id}"' in c for c in codes)      # pretty response body
 
 
+@pytest.mark.parametrize("action", ["deactivate", "save", "choose another"])
+def test_the_test_result_goes_with_the_next_action(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str, action: str) -> None:
+    """A message belongs to the action that produced it: after Test connection, Deactivate
+    (or Save, or choosing another integration) no longer shows the test's answer."""
+    view = make_integration(services, "Shop", shop_url)
+    other = make_integration(services, "Travel", shop_url)
+    at = app_as("admin", page=PAGE)
+    at.selectbox(key="integrations.selected").select(view.id).run()
+    key = f"integ.test.{view.id}"
+    at.text_input(key=key + ".email").input(shop_person("unique").email)
+    at.button(key=key + ".run").click().run()
+    assert any("Shop answered in" in s for s in texts(at.success))
+    if action == "deactivate":
+        at.button(key=f"integ.{view.id}.deactivate").click().run()
+        at.button(key=f"integ.{view.id}.deactivate.yes").click().run()
+        expected = "Deactivated Shop."
+    elif action == "save":
+        at.text_input(key=f"integ.{view.id}.realm").input("shop-realm")
+        at.button(key=f"integ.{view.id}.save").click().run()
+        expected = "Saved Shop."
+    else:
+        at.selectbox(key="integrations.selected").select(other.id).run()
+        at.selectbox(key="integrations.selected").select(view.id).run()
+        expected = None
+    assert not at.exception, at.exception
+    assert expected is None or expected in texts(at.success)
+    assert not any("answered in" in s for s in texts(at.success)), texts(at.success)
+    assert not any(m.startswith("**Exchange ") for m in texts(at.markdown))
+
+
 def test_failing_integration_shows_last_error_with_its_exchange(
         app_as: Callable[..., AppTest], services: Services) -> None:
     view = make_integration(services, "Dead", "http://127.0.0.1:9/", timeout_s=1.0)
