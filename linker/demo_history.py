@@ -11,11 +11,12 @@ the population behind them: matched by email, by phone only (a record that carri
 email), in several systems, ambiguous (an email two Shop accounts share), conflicting (two
 profiles of one person, each matching the same record), in no system, some with non-ASCII names.
 
-Each exchange is what a real lookup would have recorded: the request is built and signed by the
-lookup client (``LookupClient.prepare``: the contract's body, Accept, Content-Type, Gladly-Time,
-the correlation and trace ids, Basic credentials, Gladly-Authorization over every signed header)
-with the demo's credentials, then masked by the integration's Redactor as a real exchange is
-stored; every exchange starts at its own moment (to the microsecond), with Gladly-Time matching.
+Each exchange is what a real lookup would have recorded: the contract's body (``linker.contract``
+builders) and the headers the lookup client sends (``LookupClient.prepare``: Accept,
+Content-Type, Gladly-Time, the correlation and trace ids, Basic credentials, Gladly-Authorization
+over every signed header) with the demo's credentials, masked by the integration's Redactor as a
+real exchange is stored (see ``_Wire``); every exchange starts at its own moment (to the
+microsecond), with Gladly-Time matching.
 
 Everything derives from ``seed``: the same seed writes the same rows (ids included). Seeding is
 done once per database (an audit event marks it); reset the demo to write it again.
@@ -38,11 +39,12 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
+from linker import signing
 from linker.adaptor import Dataset, Person, Record, load_dataset, people
 from linker.contract import LookupRequest
 from linker.contract.requests import autolink_request, detailed_request, search_request
 from linker.demo import DEMO_INTEGRATIONS
-from linker.lookup import AdaptorTarget, LookupClient
+from linker.lookup import AdaptorTarget, LookupClient, correlation_id, trace_id
 from linker.redaction import MASK, Redactor
 from linker.store.database import Database
 from linker.store.models import (
@@ -75,6 +77,9 @@ MANUAL_LINK_SHARE = 0.6
 UNLINK_SHARE = 0.03
 AGENT_SEARCHES = 400
 """Extra "all unlinked systems" searches by agents spread over the month."""
+CORRELATION_HEADER = "Gladly-Correlation-Id"
+TRACE_HEADER = "X-B3-Traceid"
+LENGTH_HEADER = "Content-Length"
 _HISTORY_SECRET = "demo-history-secret"
 """The password or signing key of an integration the demo does not define (masked anyway)."""
 _FLAKY_ERRORS = (("http_status", 500), ("http_status", 503), ("http_status", 500),
@@ -128,21 +133,39 @@ class _Profile:
 
 
 class _Wire:
-    """The lookup client building and signing requests at a given moment with a given id."""
+    """Request headers and bodies as the lookup client builds them and a real exchange stores
+    them (signature and credentials masked).
+
+    Per integration, ``LookupClient.prepare`` builds and signs one request, masked by the
+    integration's Redactor: every header, in the order sent, with the signed-header list and
+    the masked credentials. Each exchange then gets its own Gladly-Time, ids and body length,
+    from the client's own functions; the signature is stored masked, so it is not recomputed
+    (tests/integration/test_demo_history_exchanges.py checks every seeded request against a
+    full ``prepare``)."""
 
     def __init__(self) -> None:
-        self._at = datetime.now(UTC)
-        self._id = bytes(16)
-        self._client = LookupClient(now=lambda: self._at, new_id=lambda: self._id)
+        self._templates: dict[int, dict[str, str]] = {}
 
     def request(self, system: SystemSpec, request: LookupRequest, at: datetime,
                 raw_id: bytes) -> tuple[dict[str, str], str]:
-        """The headers and body of ``request`` sent to ``system`` at ``at``, as a real
-        exchange stores them (signature and credentials masked)."""
-        self._at, self._id = at, raw_id
-        prepared = self._client.prepare(system.target, request)
-        return (system.redactor.headers(prepared.header_pairs()),
-                system.redactor.text(prepared.body.decode("utf-8")))
+        """The headers and body of ``request`` sent to ``system`` at ``at`` with ``raw_id``."""
+        body = request.body()
+        headers = dict(self._templates.get(system.id) or self._template(system, request))
+        headers[signing.TIME_HEADER] = signing.format_time(at)
+        headers[CORRELATION_HEADER] = correlation_id(raw_id)
+        headers[TRACE_HEADER] = trace_id(raw_id)
+        headers[LENGTH_HEADER] = str(len(body))
+        return headers, system.redactor.text(body.decode("utf-8"))
+
+    def _template(self, system: SystemSpec, request: LookupRequest) -> dict[str, str]:
+        prepared = LookupClient().prepare(system.target, request)
+        headers = system.redactor.headers(prepared.header_pairs())
+        missing = {signing.TIME_HEADER, CORRELATION_HEADER, TRACE_HEADER, LENGTH_HEADER} - set(
+            headers)
+        if missing:  # the client changed what it sends: the history must follow
+            raise RuntimeError(f"the lookup client no longer sends {sorted(missing)}")
+        self._templates[system.id] = headers
+        return headers
 
 
 @dataclass
@@ -393,7 +416,7 @@ def _exchange(rng: random.Random, rows: _Rows, system: SystemSpec, profile: _Pro
     rows.add("exchanges", {
         "id": exchange_id, "integration_id": system.id, "integration_name": system.name,
         "customer_id": profile.id, "actor": actor, "kind": kind, "trigger": trigger,
-        "correlation_id": headers["Gladly-Correlation-Id"], "started_at": started,
+        "correlation_id": headers[CORRELATION_HEADER], "started_at": started,
         "elapsed_ms": elapsed_ms, "method": "POST", "url": system.url,
         "request_headers": headers, "request_body": body, "response_status": status,
         "response_headers": _response_headers(started, elapsed_ms, answer) if status else None,

@@ -64,11 +64,25 @@ def test_seeded_exchanges_start_at_distinct_moments(ctx: ServiceContext) -> None
     assert all(row.started_at.replace(tzinfo=UTC) <= NOW for row in rows)
 
 
+def recorded_by_the_client(row: ExchangeRecord) -> dict[str, str]:
+    """The headers the lookup client builds for the row's request, moment and id, masked the
+    way a real exchange is stored."""
+    demo = next(i for i in DEMO_INTEGRATIONS if i.name == row.integration_name)
+    target = AdaptorTarget(url=row.url, name=demo.name, username=demo.username,
+                           password=demo.password, signing_key=demo.signing_key)
+    raw_id = base64.urlsafe_b64decode(row.correlation_id + "==")
+    client = LookupClient(now=lambda: row.started_at.replace(tzinfo=UTC),
+                          new_id=lambda: raw_id)
+    prepared = client.prepare(target, LookupRequest.model_validate_json(row.request_body))
+    return target.redactor().headers(prepared.header_pairs())
+
+
 def test_seeded_requests_carry_what_a_real_request_carries(ctx: ServiceContext) -> None:
     rows = seeded(ctx)
     loyalty_url = next(r.url for r in rows if r.integration_name == "Loyalty")
     real = real_loyalty_request(loyalty_url)
     for row in rows:
+        assert row.request_headers == recorded_by_the_client(row), row.id
         headers, body = row.request_headers, row.request_body
         started = row.started_at.replace(tzinfo=UTC)
         if row.integration_name == "Loyalty":
