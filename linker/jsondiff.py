@@ -3,6 +3,7 @@
     diff = diff_bodies(original_body, replayed_body)
     diff.mode            # "json" when both bodies are JSON, else "text"
     diff.changes         # Change(path="$.results[0].name", op=CHANGED, old="Ann", new="Anna")
+    change.has_before    # False for an added path (old is no value, not JSON null)
     diff.text_lines      # unified diff lines in text mode
 
 Paths use ``$`` for the root, ``.key`` for object keys (``["key"]`` when the key is not a plain
@@ -41,6 +42,16 @@ class Change:
     op: ChangeOp
     old: Any = None
     new: Any = None
+
+    @property
+    def has_before(self) -> bool:
+        """False for an added path: nothing was there (``old`` is no value, not JSON null)."""
+        return self.op is not ChangeOp.ADDED
+
+    @property
+    def has_after(self) -> bool:
+        """False for a removed path: nothing is there now (``new`` is no value)."""
+        return self.op is not ChangeOp.REMOVED
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""

@@ -423,9 +423,11 @@ def diff_view(diff: BodyDiff) -> None:
     if diff.mode == "json":
         st.markdown(f"**{len(diff.changes)} difference(s) in the response body**")
         st.dataframe(widgets.dataframe_of([{
-            "Path": c.path, "Change": c.op.value, "Before": present.value_text(c.old),
-            "After": present.value_text(c.new)} for c in diff.changes],
-            ["Path", "Change", "Before", "After"]), hide_index=True, key="log.diff")
+            "Path": c.path, "Change": c.op.value,
+            "Before": present.value_text(c.old) if c.has_before else "",
+            "After": present.value_text(c.new) if c.has_after else ""}
+            for c in diff.changes], ["Path", "Change", "Before", "After"]), hide_index=True,
+            key="log.diff")
     else:
         st.code("\n".join(diff.text_lines), language="diff")
 
@@ -508,20 +510,26 @@ def report_card(actor: Actor, card: ConformanceCard) -> None:
     (widgets.success if card.passed else widgets.error)(
         f"{card.integration_name} {verdict} the required checks ({summary}); "
         f"{present.millis(card.elapsed_ms)} in all.")
-    frame = widgets.dataframe_of([{
-        "Check": c.title, "Result": c.status.value, "Required": c.required,
-        "What was seen": c.message, "Exchange": c.exchange_id} for c in card.checks],
-        ["Check", "Result", "Required", "What was seen", "Exchange"])
-    st.dataframe(widgets.status_cells(frame, "Result"), hide_index=True, key="conf.card",
-                 column_config={"Exchange": st.column_config.NumberColumn(format="%d"),
-                                "What was seen": st.column_config.TextColumn(width="large")})
-    ids = [c.exchange_id for c in card.checks if c.exchange_id is not None]
+    checks_table(card)
+    ids = list(dict.fromkeys(c.exchange_id for c in card.checks if c.exchange_id is not None))
     if ids and actor.can(Permission.READ_EXCHANGE_LOG):
         shown = st.selectbox("Open the exchange of a check", [0, *ids], key="conf.exchange",
                              format_func=lambda i: "Choose an exchange…" if i == 0
                              else f"Exchange {i}")
         if shown:
             widgets.exchange_viewer(state.exchange(actor, int(shown)), key="conf.viewer")
+
+
+def checks_table(card: ConformanceCard) -> None:
+    """Every check in a static table (no inner scroll, long text wrapped): the adaptor's text
+    escaped, as ``st.table`` reads Markdown; no exchange (a skipped check) is an empty cell."""
+    frame = widgets.dataframe_of([{
+        "Check": present.text(c.title), "Result": c.status.value,
+        "Required": "required" if c.required else "optional",
+        "What was seen": present.text(c.message),
+        "Exchange": "" if c.exchange_id is None else str(c.exchange_id)} for c in card.checks],
+        ["Check", "Result", "Required", "What was seen", "Exchange"])
+    st.table(widgets.status_cells(frame, "Result"), hide_index=True)
 
 
 # -- the page -----------------------------------------------------------------------------------

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from linker.core.permissions import SYSTEM
 from linker.demo import DEMO_ACCOUNTS, DEMO_INTEGRATIONS, demo_customers
-from tests.e2e.browser import key_class
+from linker.services.exchanges import ExchangeService
+from tests.e2e import test_flows_e2e
+from tests.e2e.browser import demo_db, key_class
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_MISSING, DemoSite
-from tests.e2e.test_flows_e2e import sign_in_as
+from tests.e2e.test_flows_e2e import SKELETON, save_screenshot, sign_in_as
 from tests.e2e.test_workbench_e2e import TIMEOUT_MS, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(),
@@ -184,3 +187,77 @@ def test_the_opened_check_exchange_follows_the_report_card(page: Page,
 
     run_conformance(page, "Loyalty", FIRST.emails[0])
     expect(viewer.get_by_text(re.compile(r"· Shop · "))).to_have_count(0)
+
+
+def unclipped(code: Locator) -> bool:
+    """True when a code block shows its lines whole (wrapped: no horizontal overflow)."""
+    return bool(code.locator("pre").evaluate("e => e.scrollWidth <= e.clientWidth"))
+
+
+def section(page: Page, key: str) -> Locator:
+    """The collapsible section with key ``key``."""
+    return page.locator(f"{key_class(key)}[data-testid='stExpander'], "
+                        f"{key_class(key)} [data-testid='stExpander']").first
+
+
+def test_the_viewer_folds_bodies_and_shows_long_values_whole(page: Page,
+                                                              demo_site: DemoSite) -> None:
+    open_debugger(page, demo_site)
+    page.get_by_role("tab", name="Exchange log").click()
+    wait_for_app(page)
+    opened = open_log_row(page, 0)
+    with demo_db(demo_site) as ctx:
+        signature = ExchangeService(ctx).get(SYSTEM, opened).request.headers[
+            "Gladly-Authorization"]
+
+    body = section(page, "log.viewer.response_body")
+    expect(body).to_be_visible()
+    expect(body.get_by_test_id("stCode")).to_be_hidden()  # folded until asked for
+    body.get_by_text("Response body").click()
+    expect(body.get_by_test_id("stCode")).to_be_visible()
+
+    headers = section(page, "log.viewer.request_headers")
+    headers.get_by_text(re.compile(r"^Request headers")).click()
+    code = headers.get_by_test_id("stCode")
+    expect(code).to_contain_text(f"Gladly-Authorization: {signature}")
+    assert unclipped(code)
+
+    curl = section(page, "log.curl")
+    curl.get_by_text("Copy as cURL").click()
+    command = curl.get_by_test_id("stCode").first
+    expect(command).to_contain_text("--data-raw")
+    assert unclipped(command)
+
+
+def test_the_conformance_card_shows_every_check_whole(page: Page, demo_site: DemoSite) -> None:
+    open_debugger(page, demo_site)
+    page.get_by_role("tab", name="Conformance").click()
+    wait_for_app(page)
+    run_conformance(page, "Shop", FIRST.emails[0])
+    card = page.get_by_test_id("stTable")
+    rows = card.locator("tbody tr")
+    expect(rows).to_have_count(11)
+    assert card.evaluate("e => e.scrollHeight <= e.clientHeight + 1")  # no inner scroll
+    cells = card.locator("td")
+    assert all(cells.evaluate_all("cs => cs.map(c => c.scrollWidth <= c.clientWidth)"))
+    skipped = rows.filter(has_text="no known phone given")
+    expect(skipped.locator("td").last).to_have_text("")
+
+
+def test_a_readme_screenshot_waits_for_the_code_blocks(page: Page, demo_site: DemoSite,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(test_flows_e2e, "SCREENSHOTS", tmp_path)
+    open_debugger(page, demo_site)
+    find_profile(page, FIRST.emails[0], FIRST.name)
+    choose_adaptor(page, "Shop")
+    page.get_by_role("button", name=re.compile("^.*Test$")).click()
+    expect(page.get_by_role("heading", name="What the profile would get")).to_be_visible(
+        timeout=TIMEOUT_MS)
+    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+    print(f"page height after Basic + Detailed: {height} px")
+    save_screenshot(page, "debugger.png")
+    # what was captured: no grey placeholder where a code block belongs
+    assert page.locator(SKELETON).count() == 0
+    assert page.get_by_test_id("stCode").count() > 0
+    assert (tmp_path / "debugger.png").stat().st_size > 0

@@ -123,12 +123,22 @@ def test_developer_runs_basic_detailed_then_replays_from_the_log(
         r"body"))).to_be_visible(timeout=TIMEOUT_MS)
 
 
+SKELETON = "[data-testid='stSkeleton']:visible"
+"""A grey placeholder: code blocks show one until their highlighter has loaded."""
+
+
+def wait_for_rendered(page: Page) -> None:
+    """Wait until the app is idle and no placeholder is showing (polled with a deadline)."""
+    wait_for_app(page)
+    expect(page.locator(SKELETON)).to_have_count(0, timeout=TIMEOUT_MS)
+
+
 def save_screenshot(page: Page, name: str) -> None:
-    """The page in one tall image for the README."""
+    """The page in one tall image for the README, once every code block has rendered."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     page.set_viewport_size({"width": 1440, "height": 2000})
-    wait_for_app(page)
+    wait_for_rendered(page)
     page.screenshot(path=str(SCREENSHOTS / name))
     if size is not None:
         page.set_viewport_size(size)

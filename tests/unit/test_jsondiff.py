@@ -66,3 +66,12 @@ def test_bodies_nested_past_the_depth_cap_are_diffed_as_text() -> None:
         deep = '{"a":' + "[" * depth + "]" * depth + "}"
         diff = diff_bodies('{"a":[]}', deep)
         assert diff.mode == "text" and not diff.same
+
+
+
+def test_an_added_path_has_no_before_and_a_removed_one_no_after() -> None:
+    changed, removed, added = diff_values({"a": None, "gone": 1}, {"a": 2, "new": None})
+    assert (added.op, added.has_before, added.has_after) == (ChangeOp.ADDED, False, True)
+    assert (removed.op, removed.has_before, removed.has_after) == (ChangeOp.REMOVED, True, False)
+    # a null that was really there is a value before
+    assert (changed.op, changed.old, changed.has_before) == (ChangeOp.CHANGED, None, True)
