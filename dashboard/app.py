@@ -3,7 +3,9 @@
 Every run: page config → who is signed in (session, OIDC ``st.user``, or the dev override;
 a password session is re-checked against its account, see ``password_session_actor``) →
 the navigation of that role's pages only (a page missing from the navigation cannot be opened,
-not even by URL) → the sidebar with the user, role and Sign out → flash messages → the page.
+not even by URL: its address holds a hidden stand-in that says why on the landing page, Health,
+which sits at the root address and also answers at ``/health``) → the sidebar with the user,
+role and Sign out → flash messages → the page.
 Signed-out sessions see only the sign-in form, but at every page's address: a bookmarked
 ``/debugger?exchange=5`` shows the form there, and signing in reruns the same page (a page's
 identity is its ``url_path``), so the user lands where the bookmark pointed, query included,
@@ -35,7 +37,6 @@ _OIDC_REFUSAL = "_app_oidc_refusal"
 _ACCOUNT_NOTICE = "_app_account_notice"
 _TOKEN = "_app_session_token"
 _CLEAR_COOKIE = "_app_clear_cookie"
-_REQUESTED_PAGE = "_app_requested_page"
 SIGN_IN_PATH = "sign-in"
 SESSION_COOKIE = "linker_session"
 """The browser cookie holding the console session token (see linker.services.console_sessions:
@@ -193,15 +194,45 @@ def signed_out_pages() -> list[Any]:
         for spec in auth.PAGES]
 
 
-def requested_page_notice(actor: Actor) -> None:
-    """After a sign-in at a page's address the role may not open: say so (the frame then shows
-    the role's landing page)."""
-    key = st.session_state.pop(_REQUESTED_PAGE, None)
-    spec = auth.PAGES_BY_KEY.get(str(key)) if key else None
-    if spec is not None and spec not in auth.pages_for(actor.role):
+def not_allowed_at(spec: auth.PageSpec, actor: Actor, landing: Any) -> Callable[[], None]:
+    """The stand-in at the address of ``spec``'s page for a role that may not open it (a
+    bookmark, a typed address, a sign-in there): say why on the role's landing page."""
+    def render() -> None:
         role = actor.role.value.replace("_", " ")
         state.flash(f"{present.text(actor.username)} ({role}) may not open {spec.title}, "
                     "the page you asked for; ask an admin for a role that allows it.", "warning")
+        st.switch_page(landing)
+
+    render.__name__ = f"not_allowed_{spec.key}"
+    return render
+
+
+def to_landing(landing: Any) -> Callable[[], None]:
+    """The stand-in at the landing page's own name (``/health``): the landing page sits at
+    the root address, so its name would otherwise be Streamlit's "Page not found"."""
+    def render() -> None:
+        st.switch_page(landing)
+
+    render.__name__ = "to_landing"
+    return render
+
+
+def signed_in_pages(actor: Actor) -> list[Any]:
+    """The navigation of a signed-in session: the role's pages (the first one, the landing
+    page, at the root address), then hidden stand-ins at the landing page's name and at the
+    address of every page the role may not open, which lead to the landing page (with a
+    note saying why for the latter); they never show the page itself."""
+    allowed = auth.pages_for(actor.role)
+    pages = [st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
+                     url_path="" if index == 0 else spec.key, default=index == 0)
+             for index, spec in enumerate(allowed)]
+    landing = pages[0]
+    hidden = [st.Page(to_landing(landing), title=allowed[0].title, url_path=allowed[0].key,
+                      visibility="hidden")]
+    hidden += [st.Page(not_allowed_at(spec, actor, landing), title=spec.title,
+                       url_path=spec.key, visibility="hidden")
+               for spec in auth.PAGES if spec not in allowed]
+    return pages + hidden
 
 
 def sign_in_form(requested: auth.PageSpec | None = None) -> None:
@@ -239,9 +270,8 @@ def sign_in_form(requested: auth.PageSpec | None = None) -> None:
         else:
             auth.sign_in(actor, auth.SOURCE_PASSWORD)
             remember_sign_in(actor)
-            if requested is not None:
-                st.session_state[_REQUESTED_PAGE] = requested.key
-            st.rerun()  # same page address and query: the requested page opens
+            st.rerun()  # same page address and query: the requested page opens (or, when the
+            # role may not open it, its stand-in says so on the landing page)
     oidc = auth.oidc_config(secrets())
     if oidc is not None:
         st.divider()
@@ -278,11 +308,7 @@ def main() -> None:
         st.navigation(signed_out_pages(), position="hidden").run()
         return
     state.start_probe_ticker()
-    pages = {spec.key: st.Page(PAGES_DIR / spec.script, title=spec.title, icon=spec.icon,
-                               url_path=spec.key, default=index == 0)
-             for index, spec in enumerate(auth.pages_for(actor.role))}
-    navigation = st.navigation(list(pages.values()), position="sidebar")
-    requested_page_notice(actor)
+    navigation = st.navigation(signed_in_pages(actor), position="sidebar")
     sidebar(actor)
     state.show_flashes()
     navigation.run()

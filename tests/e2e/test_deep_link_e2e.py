@@ -60,3 +60,38 @@ def test_a_bookmark_the_role_may_not_open_lands_on_health_and_says_why(
         timeout=TIMEOUT_MS)
     expect(page.get_by_text(re.compile("may not open Integrations, the page you asked for"))
            ).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def sign_in_then_open(page: Page, site: DemoSite, account: DemoAccount, path: str) -> None:
+    """Sign in at the console's root, then type ``path`` in the address bar (a new load of
+    the page: the session cookie keeps the sign-in)."""
+    page.context.clear_cookies()
+    page.goto(site.url)
+    wait_for_app(page)
+    sign_in_here(page, account)
+    expect(page.get_by_role("heading", name="Health", exact=True)).to_be_visible(
+        timeout=TIMEOUT_MS)
+    page.goto(f"{site.url}/{path}")
+    wait_for_app(page)
+
+
+def test_a_signed_in_deep_link_the_role_may_not_open_lands_on_health_and_says_why(
+        page: Page, demo_site: DemoSite) -> None:
+    sign_in_then_open(page, demo_site, AGENT, "debugger?exchange=5")
+    expect(page.get_by_role("heading", name="Health", exact=True)).to_be_visible(
+        timeout=TIMEOUT_MS)
+    expect(page.get_by_text(re.compile("may not open Adaptor debugger, the page you asked for"))
+           ).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Lookup Adaptor Debugger")).to_have_count(0)
+
+
+@pytest.mark.parametrize("account", DEMO_ACCOUNTS, ids=lambda a: a.username)
+def test_the_health_address_opens_health_for_every_role(page: Page, demo_site: DemoSite,
+                                                        account: DemoAccount) -> None:
+    sign_in_then_open(page, demo_site, account, "health")
+    expect(page.get_by_role("heading", name="Health", exact=True)).to_be_visible(
+        timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_text(re.compile("may not open"))).to_have_count(0)
