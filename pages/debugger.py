@@ -366,7 +366,7 @@ def open_exchange(actor: Actor, exchange_id: int) -> None:
         exchange = svc.exchange_log.get(actor, exchange_id)
     except ServiceError as exc:
         widgets.show_error(exc)
-        close_exchange()
+        st.session_state.pop(OPEN, None)
         return
     st.subheader(f"Exchange {exchange_id}")
     widgets.exchange_viewer(exchange, key="log.viewer")

@@ -254,8 +254,6 @@ def test_a_readme_screenshot_waits_for_the_code_blocks(page: Page, demo_site: De
     page.get_by_role("button", name=re.compile("^.*Test$")).click()
     expect(page.get_by_role("heading", name="What the profile would get")).to_be_visible(
         timeout=TIMEOUT_MS)
-    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
-    print(f"page height after Basic + Detailed: {height} px")
     save_screenshot(page, "debugger.png")
     # what was captured: no grey placeholder where a code block belongs
     assert page.locator(SKELETON).count() == 0
