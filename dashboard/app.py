@@ -32,6 +32,9 @@ from linker.services.passwords import HashingBusy  # noqa: E402
 from linker.services.signin import TooManyAttempts  # noqa: E402
 
 PAGES_DIR = ROOT / "pages"
+FAVICON = ROOT / "dashboard" / "static" / "favicon.png"
+"""The tab icon, served from the console's own origin (a ``:material/...`` icon made every
+page load ask fonts.gstatic.com for it)."""
 _DEV_NOTICE = "_app_dev_notice"
 _OIDC_REFUSAL = "_app_oidc_refusal"
 _ACCOUNT_NOTICE = "_app_account_notice"
@@ -299,7 +302,7 @@ def sidebar(actor: Actor) -> None:
 
 def main() -> None:
     """One run of the frame."""
-    st.set_page_config(page_title="Linker", page_icon=":material/link:", layout="wide")
+    st.set_page_config(page_title="Linker", page_icon=str(FAVICON), layout="wide")
     actor = resolve_actor()
     auth.set_current_actor(actor)
     if actor is None:
