@@ -37,10 +37,11 @@ How it works:
 - *Cancel*: the ``cancel`` event is checked before each batch is launched; the batches in
   flight (the one ending and the one launched behind it) complete.
 - *Per-profile results*: the summary lists the attempts one by one (``results``), bounded to
-  ``max_results`` (default 1,000) so memory stays flat over any number of profiles. When there
-  are more, the telling outcomes (``linked``, ``ambiguous``, ``conflict``, ``error``) are kept
-  before the others, earlier attempts before later ones, and ``results_left_out`` says how
-  many were dropped.
+  ``max_results`` (default 1,000) so memory stays flat over any number of profiles, listed
+  would-be links first, then ambiguous, conflicting and failed attempts, then the others
+  (each group in the order made). When there are more, the telling outcomes (``linked``,
+  ``ambiguous``, ``conflict``, ``error``) are kept before the others, earlier attempts before
+  later ones, and ``results_left_out`` says how many were dropped.
 """
 
 from __future__ import annotations
@@ -93,8 +94,11 @@ from linker.store.exchanges import record_exchange
 MAX_CONCURRENCY = 256
 MAX_RESULTS = 1000
 """Default bound of the per-attempt results a summary lists."""
-TELLING = frozenset({Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR})
-"""Outcomes listed first when there are more attempts than ``max_results``."""
+LISTED_FIRST = (Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.CONFLICT, Outcome.ERROR)
+"""The telling outcomes, in the order a summary lists them: would-be links first, then
+ambiguous, conflicting and failed attempts; every other outcome after them."""
+TELLING = frozenset(LISTED_FIRST)
+"""Outcomes kept first when there are more attempts than ``max_results``."""
 MAX_PG_WRITERS = 2
 """Writer threads on PostgreSQL: batches are set-wise, so a second one only overlaps a
 transaction's round trips with the other's Python work; more would split the batches."""
@@ -173,8 +177,15 @@ class _ResultLog:
         return self.seen - len(self._heap)
 
     def entries(self) -> tuple[BackfillAttempt, ...]:
-        """The kept attempts in the order they were made."""
-        return tuple(entry for _, _, entry in sorted(self._heap, key=lambda i: -i[1]))
+        """The kept attempts in ``LISTED_FIRST`` order (would-be links first), the other
+        outcomes last; each group in the order the attempts were made."""
+        return tuple(entry for _, _, entry in sorted(
+            self._heap, key=lambda i: (listing_rank(i[2].outcome), -i[1])))
+
+
+def listing_rank(outcome: Outcome) -> int:
+    """Where an outcome's attempts come in a summary's listing (see ``LISTED_FIRST``)."""
+    return LISTED_FIRST.index(outcome) if outcome in TELLING else len(LISTED_FIRST)
 
 
 @dataclass(frozen=True)
@@ -194,8 +205,9 @@ class BackfillSummary:
     elapsed_s: float
     cancelled: bool
     results: tuple[BackfillAttempt, ...] = ()
-    """The attempts one by one, in the order made, at most ``max_results`` of them: telling
-    outcomes (linked, ambiguous, conflict, error) are kept before the others."""
+    """The attempts one by one, at most ``max_results`` of them, in ``LISTED_FIRST`` order
+    (would-be links first; each outcome's in the order made): telling outcomes (linked,
+    ambiguous, conflict, error) are kept before the others."""
     results_left_out: int = 0
     """Attempts made but not listed in ``results`` (0 when every attempt is listed)."""
     healed: int = 0

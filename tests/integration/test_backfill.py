@@ -36,6 +36,7 @@ from linker.services.backfill import (
     BackfillService,
     BackfillSummary,
     in_shard,
+    listing_rank,
     parse_shard,
     run_key,
 )
@@ -201,7 +202,11 @@ def test_results_are_bounded_keeping_the_telling_outcomes(world: World) -> None:
     assert more.results_left_out == len(pop.candidates) - telling - 1
     outcomes = [r.outcome for r in more.results]
     assert sum(o in TELLING for o in outcomes) == telling
-    assert [r.customer_id for r in more.results] == sorted(r.customer_id for r in more.results)
+    ranks = [listing_rank(o) for o in outcomes]  # would-be links first, each in order made
+    assert ranks == sorted(ranks)
+    for rank in set(ranks):
+        ids = [r.customer_id for r in more.results if listing_rank(r.outcome) == rank]
+        assert ids == sorted(ids)
 
     none = backfill(world, dry_run=True, max_results=0)
     assert none.results == () and none.results_left_out == len(pop.candidates)
@@ -219,6 +224,20 @@ def test_result_log_memory_is_bounded() -> None:
     assert len(entries) == 1000 and log.left_out == 19_000
     assert all(e.outcome is Outcome.LINKED for e in entries)  # 2,858 telling ones: first 1,000
     assert [e.customer_id for e in entries] == [f"c{i:05d}" for i in range(0, 7000, 7)]
+
+
+def test_results_list_would_be_links_first_then_the_other_telling_outcomes() -> None:
+    """The page's caption says would-be links come first: the listing is ordered so, then
+    ambiguous, conflicting, failed and the rest, each in the order the attempts were made."""
+    arrivals = [Outcome.NO_MATCH, Outcome.ERROR, Outcome.NO_MATCH, Outcome.CONFLICT,
+                Outcome.LINKED, Outcome.AMBIGUOUS, Outcome.SKIPPED, Outcome.LINKED]
+    log = ResultLog(100)
+    for i, outcome in enumerate(arrivals):
+        log.add(BackfillAttempt(f"c{i}", f"P {i}", "Shop", outcome, "why"))
+    assert [(e.outcome, e.customer_id) for e in log.entries()] == [
+        (Outcome.LINKED, "c4"), (Outcome.LINKED, "c7"), (Outcome.AMBIGUOUS, "c5"),
+        (Outcome.CONFLICT, "c3"), (Outcome.ERROR, "c1"), (Outcome.NO_MATCH, "c0"),
+        (Outcome.NO_MATCH, "c2"), (Outcome.SKIPPED, "c6")]
 
 
 # ---------------------------------------------------------------------------------- real run
