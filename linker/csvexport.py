@@ -21,6 +21,15 @@ def safe_cell(value: Any) -> str:
     return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
 
 
+def pasted_value(value: str) -> str:
+    """A value pasted back from one of these exports, as it was before ``safe_cell``: the one
+    leading apostrophe before a formula character is dropped (``'-6QKY…`` → ``-6QKY…``);
+    anything else is returned unchanged."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A CSV document (header line first, ``\\r\\n`` line ends) with every cell neutralised."""
     out = io.StringIO()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from linker.core.permissions import Actor, Permission
-from linker.csvexport import csv_text
+from linker.csvexport import csv_text, pasted_value
 from linker.services.context import ServiceContext
 from linker.services.reports import AuditEntry
 from linker.store import audit as audit_store
@@ -52,6 +52,8 @@ class AuditLogService:
         after the cursor ``before``."""
         actor.require(Permission.VIEW_AUDIT, "view the audit log")
         limit = max(1, min(limit, PAGE_SIZE_MAX))
+        if filters.customer_id:  # an id pasted from a CSV export: "'-6QKY…" is "-6QKY…"
+            filters = replace(filters, customer_id=pasted_value(filters.customer_id.strip()))
         with self.ctx.db.session(readonly=True) as s:
             events = audit_store.events_page(s, filters, before, limit + 1)
             entries = [AuditEntry(e.id, e.at, e.actor, e.role, e.action, e.entity_type,

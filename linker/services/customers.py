@@ -32,6 +32,7 @@ from linker.core.contact import (
 from linker.core.csv_rows import CSV_COLUMNS, CandidateRow, RejectedRow
 from linker.core.identity import InvalidContact, normalize_email, normalize_phone
 from linker.core.permissions import Actor, Permission
+from linker.csvexport import pasted_value
 from linker.services.audit import record_audit
 from linker.services.autolinking import AutolinkResult, ProfileSnapshot, autolink_customer
 from linker.services.context import ServiceContext
@@ -258,8 +259,11 @@ class CustomerService:
              name: str | None = None, limit: int = 50) -> list[CustomerSummary]:
         """Profiles matching every criterion given (newest first): email exact on the normalised
         form, phone exact on E.164 (any type), name case-insensitive substring. With no
-        criterion, the newest profiles."""
+        criterion, the newest profiles. A value pasted from a CSV export keeps working: its
+        formula-neutralising apostrophe is dropped (``csvexport.pasted_value``)."""
         actor.require(Permission.VIEW_CUSTOMERS, "view customers")
+        email, phone, name = (None if v is None else pasted_value(v.strip())
+                              for v in (email, phone, name))
         normalized = e164 = None
         if email is not None and email.strip():
             try:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from linker.core.permissions import Actor, Role
+from linker.csvexport import safe_cell
 from linker.services.audit_log import AuditFilter, AuditLogService
 from linker.services.context import ServiceContext
 from linker.store.models import AuditEvent, Integration
@@ -89,6 +90,18 @@ def test_order_is_by_time_then_id(ctx: ServiceContext, seeded: dict[str, int]) -
 def test_filters(ctx: ServiceContext, seeded: dict[str, int], filters: AuditFilter,
                  expected: list[str]) -> None:
     assert actions(AuditLogService(ctx).page(LEAD, filters)) == expected
+
+
+def test_customer_filter_takes_an_id_pasted_from_a_csv_export(
+        ctx: ServiceContext, seeded: dict[str, int]) -> None:
+    """A customer id starting with "-" comes back from a CSV export as "'-…" (safe_cell);
+    pasted into the filter it still finds the profile's events."""
+    with ctx.db.session() as s:
+        s.add(AuditEvent(at=NOW - timedelta(minutes=5), actor="agent1", role="agent",
+                         action="link.created", entity_type="customer", entity_id="-6QKYdash"))
+    assert safe_cell("-6QKYdash") == "'-6QKYdash"
+    page = AuditLogService(ctx).page(LEAD, AuditFilter(customer_id="'-6QKYdash"))
+    assert [e.entity_id for e in page.entries] == ["-6QKYdash"]
 
 
 def test_integration_filter_finds_events_naming_it(ctx: ServiceContext,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from linker.adaptor import create_app, load_dataset
 from linker.core.autolink import Outcome
 from linker.core.permissions import SYSTEM
+from linker.csvexport import safe_cell
 from linker.lookup import LookupClient
 from linker.services.context import ServiceContext
 from linker.services.customers import CustomerService, ImportReport, PhoneInput
@@ -146,6 +147,18 @@ def test_the_autolink_request_sends_the_email_the_rule_compares(customers: Custo
 
 
 # -- find and get ----------------------------------------------------------------------------
+
+
+def test_find_takes_values_pasted_from_a_csv_export(customers: CustomerService) -> None:
+    """Linker's CSV exports put an apostrophe before a cell starting with a formula character
+    (safe_cell); such a value pasted into Find still finds the profile."""
+    eve = customers.create(SYSTEM, "=Eve Formula", ["-eve@example.com"],
+                           [("+14155552672", "MOBILE")]).customer
+    assert safe_cell("-eve@example.com") == "'-eve@example.com"
+    assert [c.id for c in customers.find(SYSTEM, email="'-eve@example.com")] == [eve.id]
+    assert [c.id for c in customers.find(SYSTEM, phone="'+14155552672")] == [eve.id]
+    assert [c.id for c in customers.find(SYSTEM, name="'=Eve")] == [eve.id]
+    assert customers.find(SYSTEM, name="''=Eve") == []  # only the one apostrophe goes
 
 
 def test_find(customers: CustomerService) -> None:
