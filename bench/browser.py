@@ -539,9 +539,10 @@ def prepare_existing(ctx: ServiceContext, urls: dict[str, str],
 
 @contextmanager
 def running_site(database_url: str = "", latency_ms: int = 30,
-                 log: Callable[[str], None] = print) -> Iterator[Site]:
+                 log: Callable[[str], None] = print,
+                 server_env: dict[str, str] | None = None) -> Iterator[Site]:
     """Adaptors, the database (the seeded demo, or ``database_url`` prepared) and Streamlit on
-    free loopback ports, stopped on exit."""
+    free loopback ports (``server_env`` added to its environment), stopped on exit."""
     integrations = bench_integrations(latency_ms)
     home = Path(tempfile.mkdtemp(prefix="linker-browser-bench-"))
     settings = (Settings(home=home, database_url=database_url, secret_key=None) if database_url
@@ -561,7 +562,8 @@ def running_site(database_url: str = "", latency_ms: int = 30,
         log(f"database: {display_url(settings.database_url)} (prepared in "
             f"{time.perf_counter() - start:.1f} s); adaptors answer in ~{latency_ms} ms")
         port = free_port()
-        process = start_dashboard(settings, port, env={"LINKER_DEV_ROLE": None},
+        env: dict[str, str | None] = {"LINKER_DEV_ROLE": None, **(server_env or {})}
+        process = start_dashboard(settings, port, env=env,
                                   log=home / "dashboard.log")
         try:
             url = dashboard_url(port)
@@ -697,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"use {BIG_DB.relative_to(ROOT)} (bench/gen_big_db.py)")
     parser.add_argument("--only", default="", help="only the actions whose name holds this")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set in Streamlit's environment, e.g. "
+                             "STREAMLIT_RUNNER_POST_SCRIPT_GC=false (repeatable)")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is absent", file=sys.stderr)
@@ -708,7 +713,11 @@ def main(argv: list[str] | None = None) -> int:
     facts = {"machine": describe_machine(), "commit": git_commit(), "load_before": load()}
     print(f"{facts['machine']}\ncommit: {facts['commit']}; load before: {facts['load_before']}")
     rounds = []
-    with running_site(url, args.latency_ms) as site, chromium() as browser:
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    if server_env:
+        print(f"server environment: {server_env}")
+    with running_site(url, args.latency_ms, server_env=server_env) as site, \
+            chromium() as browser:
         for n in range(args.repeat):
             print(f"repetition {n + 1} of {args.repeat}", flush=True)
             rounds.append(repetition(site, browser, args.only))
