@@ -17,7 +17,7 @@ from linker.core.permissions import SYSTEM
 from linker.core.probes import ProbeSettingsInput
 from linker.services.facade import Services
 from linker.services.probes import TICK_S
-from tests.apptest.conftest import make_integration, shop_person, table, texts
+from tests.apptest.conftest import make_integration, shop_person, texts
 
 
 def ok(at: AppTest) -> AppTest:
@@ -112,7 +112,7 @@ def test_the_debugger_opens_the_linked_report_card(app_as: Callable[..., AppTest
     at = ok(at.run())
     assert at.selectbox(key="conf.integration").value == probed["dead"]
     assert at.selectbox(key="conf.history").value == probed["dead_card"]
-    card = table(at, "Check", "Result")
+    card = at.table[0].value  # the report card is a static table
     assert card["Result"].iloc[0] == "fail"
     assert any("Dead fails the required checks" in e for e in texts(at.error))
 
