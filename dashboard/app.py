@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth, present, state  # noqa: E402
+from dashboard import auth, present, state, warmup  # noqa: E402,F401  (warmup: once per process)
 from linker.core.permissions import Actor  # noqa: E402
 from linker.services.console_sessions import SESSION_TTL  # noqa: E402
 from linker.services.passwords import HashingBusy  # noqa: E402
