@@ -109,7 +109,8 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
     phones with their type, address, and one note per suppressed integration.
 
     With ``on_allow_autolink`` each suppression note gets an "Allow auto-linking again" button
-    (key ``{key}.allow.{integration_id}``) that calls it with the suppression.
+    (key ``{key}.allow.{integration_id}``) whose click calls it with the suppression, as the
+    button's callback (before the run that follows the click: it draws nothing itself).
     """
     with st.container(border=True, key=f"{key}.card"):
         if isinstance(customer, CustomerSummary):
@@ -144,10 +145,10 @@ def customer_card(customer: CustomerView | CustomerSummary, *, key: str,
             note = st.container(horizontal=True, vertical_alignment="center")
             with note:
                 info(present.suppression_note(suppression), icon=":material/link_off:")
-                if on_allow_autolink is not None and st.button(
-                        "Allow auto-linking again",
-                        key=f"{key}.allow.{suppression.integration_id}"):
-                    on_allow_autolink(suppression)
+                if on_allow_autolink is not None:
+                    st.button("Allow auto-linking again",
+                              key=f"{key}.allow.{suppression.integration_id}",
+                              on_click=on_allow_autolink, args=(suppression,))
 
 
 def _card_title(name: str, tooltip: str | None) -> None:
@@ -390,17 +391,18 @@ def keyset_pager(cursors: list[Any], next_cursor: Any, *, shown: str, first: tup
                  following: tuple[str, str], on_next: Callable[[], None] | None = None) -> None:
     """``Page N · shown`` and two buttons over keyset pages: ``first`` (label, key) back to
     the first page, ``following`` (label, key) to the page after ``next_cursor`` (disabled
-    when None). ``cursors`` is the session's list of the cursors of the pages before."""
+    when None). ``cursors`` is the session's list of the cursors of the pages before. The
+    cursor moves in the buttons' callbacks, so a click is one script run."""
+    def to_following() -> None:
+        cursors.append(next_cursor)
+        if on_next is not None:
+            on_next()
+
     with st.container(horizontal=True, vertical_alignment="center"):
         st.caption(f"Page {len(cursors) + 1} · {shown}")
-        if st.button(first[0], key=first[1], disabled=not cursors):
-            cursors.clear()
-            st.rerun()
-        if st.button(following[0], key=following[1], disabled=next_cursor is None):
-            cursors.append(next_cursor)
-            if on_next is not None:
-                on_next()
-            st.rerun()
+        st.button(first[0], key=first[1], disabled=not cursors, on_click=cursors.clear)
+        st.button(following[0], key=following[1], disabled=next_cursor is None,
+                  on_click=to_following)
 
 
 def status_cells(frame: pd.DataFrame, *columns: str) -> Any:

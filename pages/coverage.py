@@ -81,8 +81,11 @@ def _reset_pages() -> None:
     st.session_state.pop("coverage.why", None)
 
 
+@st.fragment
 def worklist_section(actor: Actor, coverage: Coverage) -> None:
-    """Pick an integration and a reason; one page of profiles; the why; the CSV export."""
+    """Pick an integration and a reason; one page of profiles; the why; the CSV export. A
+    fragment: a click here (a page, a filter, a why) reruns only the worklists, not the
+    summary and the trend chart above."""
     st.subheader("Worklists: profiles not linked")
     names = {i.integration_id: i.name for i in coverage.integrations}
     if not names:

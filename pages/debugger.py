@@ -14,6 +14,9 @@ Widget keys (for tests):
 - conformance: ``conf.integration``, ``conf.email``, ``conf.phone``, ``conf.run``,
   ``conf.history``; ``?run=<id>`` opens one report card directly (the Health page's probe
   links).
+
+The exchange log tab is a fragment: a page change, a filter or a row opened there reruns and
+re-sends that tab only (Newer / Older move the cursor in callbacks: one run per click).
 """
 
 from __future__ import annotations
@@ -289,8 +292,23 @@ def show_exchange(exchange_id: int) -> None:
     st.query_params["exchange"] = str(exchange_id)
 
 
+def _newer_page() -> None:
+    """Newer: back one page (a callback, so the click takes one run)."""
+    cursors: list[str | None] = st.session_state.setdefault(CURSORS, [])
+    if cursors:
+        cursors.pop()
+
+
+def _older_page(next_cursor: str) -> None:
+    """Older: the page after ``next_cursor`` (a callback, so the click takes one run)."""
+    st.session_state.setdefault(CURSORS, []).append(next_cursor)
+
+
+@st.fragment
 def exchange_log_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
-    """Filters, one page of the log (newest first), Newer / Older, export, the viewer."""
+    """Filters, one page of the log (newest first), Newer / Older, export, the viewer. A
+    fragment: a click here (a page, a filter, a row, Replay) reruns and re-sends only this tab,
+    not the workflows' last run or the conformance card."""
     filters = log_filters(views)
     cursors: list[str | None] = st.session_state.setdefault(CURSORS, [])
     after = cursors[-1] if cursors else None
@@ -311,14 +329,11 @@ def exchange_log_tab(actor: Actor, views: Sequence[IntegrationView]) -> None:
         log_table(page.rows)
     nav = st.container(horizontal=True)
     with nav:
-        if st.button("Newer", key="log.newer", icon=":material/chevron_left:",
-                     disabled=not cursors):
-            cursors.pop()
-            st.rerun()
-        if st.button("Older", key="log.older", icon=":material/chevron_right:",
-                     disabled=page.next_cursor is None):
-            cursors.append(str(page.next_cursor))
-            st.rerun()
+        st.button("Newer", key="log.newer", icon=":material/chevron_left:",
+                  disabled=not cursors, on_click=_newer_page)
+        st.button("Older", key="log.older", icon=":material/chevron_right:",
+                  disabled=page.next_cursor is None, on_click=_older_page,
+                  args=(str(page.next_cursor),))
         if actor.can(Permission.EXPORT_EXCHANGES):
             st.download_button("Export JSONL (redacted)", key="log.export",
                                data=lambda: export_file(actor, filters),
