@@ -1,7 +1,8 @@
 """Health overview (every role; the landing page): one tile per integration with status,
 success rate, p50/p95 latency, calls and the last error over a window; charts of latency over
-time and errors by kind per integration. The tiles and charts refresh themselves every
-``REFRESH_S`` seconds (``st.fragment(run_every=…)``) without reloading the page.
+time and errors by kind per integration. The tiles refresh themselves every ``REFRESH_S``
+seconds and the charts every ``CHARTS_REFRESH_S`` seconds, each in its own fragment
+(``st.fragment(run_every=…)``), without reloading the page.
 
 Each tile also shows the integration's scheduled conformance probe (last probe, p95 against
 its SLO, degraded and why, next due) and, for roles that may read report cards, a link to the
@@ -29,6 +30,9 @@ from linker.services.health import WINDOWS, HealthOverview, HealthTile, threshol
 from linker.services.probes import ProbeStatus
 
 REFRESH_S = 5
+"""Seconds between two refreshes of the tiles."""
+CHARTS_REFRESH_S = 30
+"""Seconds between two refreshes of the charts (the read cache's lifetime, too)."""
 TILES_PER_ROW = 3
 ERROR_COLORS = ("#ff4b4b", "#ff8c00", "#803df5", "#f2c300", "#1c83e1", "#a3a8b8", "#21c354")
 
@@ -135,11 +139,24 @@ def _bucket_words(overview: HealthOverview) -> str:
     return f"{minutes} minutes" if minutes < 60 else f"{minutes // 60} hour(s)"
 
 
+def overview_or_none(actor: Actor, window: str, *, show: bool) -> HealthOverview | None:
+    """The window's overview (the shared 30-second read cache); None when it cannot be read
+    (the error shown when ``show``: by the tiles, not a second time by the charts)."""
+    try:
+        return state.health_overview(actor, window)
+    except (ServiceError, PermissionDenied) as exc:
+        if show:
+            show_error(exc)
+        return None
+
+
 @st.fragment(run_every=REFRESH_S)
 def live(actor: Actor, window: str) -> None:
-    """Tiles and charts; re-run by itself every ``REFRESH_S`` seconds."""
+    """The tiles; re-run by itself every ``REFRESH_S`` seconds."""
+    overview = overview_or_none(actor, window, show=True)
+    if overview is None:
+        return
     try:
-        overview = state.health_overview(actor, window)
         probes = {p.integration_id: p for p in state.probe_statuses(actor)}
     except (ServiceError, PermissionDenied) as exc:
         show_error(exc)
@@ -148,8 +165,18 @@ def live(actor: Actor, window: str) -> None:
         st.info("No integration yet: an admin adds them on the Integrations page.")
         return
     st.caption(f"{overview.window.label}: {present.when(overview.since)} to "
-               f"{present.when(overview.until)} · refreshes every {REFRESH_S} s")
+               f"{present.when(overview.until)} · tiles refresh every {REFRESH_S} s, charts "
+               f"every {CHARTS_REFRESH_S} s")
     tiles(overview.tiles, actor, probes)
+
+
+@st.fragment(run_every=CHARTS_REFRESH_S)
+def live_charts(actor: Actor, window: str) -> None:
+    """The two charts; re-run by themselves every ``CHARTS_REFRESH_S`` seconds (two plotly
+    figures are most of a tick's bytes: the tiles' ticks leave them alone)."""
+    overview = overview_or_none(actor, window, show=False)
+    if overview is None or not overview.tiles:
+        return
     left, right = st.columns(2)
     with left:
         latency_chart(overview)
@@ -165,6 +192,7 @@ def main() -> None:
     window = st.radio("Window", list(WINDOWS), index=1, key="health.window", horizontal=True,
                       format_func=lambda w: WINDOWS[w].label)
     live(actor, window)
+    live_charts(actor, window)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """A pager click is one script run, of the paged part only (issue 22, speed): the exchange
 log's Older / Newer rerun the log tab's fragment once, the Coverage worklist's Next page /
 First page rerun the worklist's fragment once, the Audit log's Older / Newest rerun the page
-once. Runs are counted as the browser benchmark counts them: the ``newSession`` messages the
+once; on Health, the tiles' 5-second tick re-sends the tiles, not the two charts. Runs are
+counted as the browser benchmark counts them: the ``newSession`` messages the
 server sends on the websocket (a run stopped by ``st.rerun`` and its rerun are two), each with
 the fragments it ran (none: the whole page)."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,18 +29,26 @@ ADMIN = next(a for a in DEMO_ACCOUNTS if a.username == "admin")
 
 class Runs:
     """The script runs the server started for ``page``: per run, the fragments it ran
-    (an empty tuple: the whole script)."""
+    (an empty tuple: the whole script), the element types it sent and whether it finished."""
 
     def __init__(self, page: Page) -> None:
         self.started: list[tuple[str, ...]] = []
+        self.sent: list[list[str]] = []
+        self.finished = 0
         page.on("websocket", lambda ws: ws.on("framereceived", self._received))
 
     def _received(self, payload: str | bytes) -> None:
         if isinstance(payload, str):
             return
         msg = ForwardMsg.FromString(payload)
-        if msg.WhichOneof("type") == "new_session":
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
             self.started.append(tuple(msg.metadata.run.fragment_ids))
+            self.sent.append([])
+        elif kind == "delta" and self.sent and msg.delta.WhichOneof("type") == "new_element":
+            self.sent[-1].append(str(msg.delta.new_element.WhichOneof("type")))
+        elif kind == "script_finished":
+            self.finished = len(self.started)
 
     def after(self, mark: int) -> list[tuple[str, ...]]:
         """The runs started since ``mark`` (a length of ``started``)."""
@@ -98,3 +108,19 @@ def test_an_audit_log_page_change_is_one_run(page: Page, demo_site: DemoSite) ->
     assert len(older) == 1, older
     newest = page_turn(page, runs, "audit.newest", r"^Page 1 · ")
     assert len(newest) == 1, newest
+
+
+def test_a_health_tick_resends_the_tiles_not_the_charts(page: Page, demo_site: DemoSite) -> None:
+    runs = Runs(page)
+    sign_in_as(page, demo_site, ADMIN)  # lands on Health
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2, timeout=TIMEOUT_MS)
+    wait_for_app(page)
+    mark = len(runs.started)
+    deadline = time.monotonic() + 30
+    while not any(runs.started[i] for i in range(mark, runs.finished)):
+        assert time.monotonic() < deadline, "no fragment tick within 30 s"
+        page.wait_for_timeout(100)  # the next poll; frames are delivered meanwhile
+    tick = next(i for i in range(mark, runs.finished) if runs.started[i])
+    assert len(runs.started[tick]) == 1, runs.started[tick]
+    assert "metric" in runs.sent[tick], runs.sent[tick]  # the tiles came again
+    assert "plotly_chart" not in runs.sent[tick], runs.sent[tick]
