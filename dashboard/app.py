@@ -40,6 +40,9 @@ _OIDC_REFUSAL = "_app_oidc_refusal"
 _ACCOUNT_NOTICE = "_app_account_notice"
 _TOKEN = "_app_session_token"
 _CLEAR_COOKIE = "_app_clear_cookie"
+_SIGN_IN_REFUSAL = "_app_sign_in_refusal"
+"""Why the last Sign in click was refused (message, whether the form ends there), shown once
+by the run that follows it."""
 SIGN_IN_PATH = "sign-in"
 SESSION_COOKIE = "linker_session"
 """The browser cookie holding the console session token (see linker.services.console_sessions:
@@ -255,26 +258,17 @@ def sign_in_form(requested: auth.PageSpec | None = None) -> None:
     if requested is not None:
         st.caption(f"Sign in to open {requested.title}.")
     with st.form("sign_in", border=True):
-        username = st.text_input("Username", key="sign_in.username", autocomplete="username")
-        password = st.text_input("Password", type="password", key="sign_in.password",
-                                 autocomplete="current-password")
-        submitted = st.form_submit_button("Sign in", type="primary", key="sign_in.submit")
-    if submitted:
-        actor = None
-        try:
-            if username.strip() and password:
-                actor = state.services().users.authenticate(username, password,
-                                                             client=client_address())
-        except (TooManyAttempts, HashingBusy) as exc:
-            st.error(str(exc)[0].upper() + str(exc)[1:])
+        st.text_input("Username", key="sign_in.username", autocomplete="username")
+        st.text_input("Password", type="password", key="sign_in.password",
+                      autocomplete="current-password")
+        st.form_submit_button("Sign in", type="primary", key="sign_in.submit",
+                              on_click=sign_in_clicked)
+    refused = st.session_state.pop(_SIGN_IN_REFUSAL, None)
+    if refused is not None:
+        message, final = refused
+        st.error(message)
+        if final:
             return
-        if actor is None:
-            st.error("Wrong username or password.")
-        else:
-            auth.sign_in(actor, auth.SOURCE_PASSWORD)
-            remember_sign_in(actor)
-            st.rerun()  # same page address and query: the requested page opens (or, when the
-            # role may not open it, its stand-in says so on the landing page)
     oidc = auth.oidc_config(secrets())
     if oidc is not None:
         st.divider()
@@ -282,6 +276,28 @@ def sign_in_form(requested: auth.PageSpec | None = None) -> None:
             st.button(f"Sign in with {provider or 'single sign-on'}",
                       key=f"sign_in.oidc.{provider}", on_click=st.login,
                       args=(provider,) if provider else ())
+
+
+def sign_in_clicked() -> None:
+    """Callback of Sign in: check the account; signed in, the run that follows the click
+    builds the role's navigation at the same page address and query, so the requested page
+    opens (or, when the role may not open it, its stand-in says so on the landing page).
+    Refused: the form says why (too many attempts and a busy server end the form there)."""
+    username = str(st.session_state.get("sign_in.username", ""))
+    password = str(st.session_state.get("sign_in.password", ""))
+    actor = None
+    try:
+        if username.strip() and password:
+            actor = state.services().users.authenticate(username, password,
+                                                         client=client_address())
+    except (TooManyAttempts, HashingBusy) as exc:
+        st.session_state[_SIGN_IN_REFUSAL] = (str(exc)[0].upper() + str(exc)[1:], True)
+        return
+    if actor is None:
+        st.session_state[_SIGN_IN_REFUSAL] = ("Wrong username or password.", False)
+        return
+    auth.sign_in(actor, auth.SOURCE_PASSWORD)
+    remember_sign_in(actor)
 
 
 def sidebar(actor: Actor) -> None:

@@ -11,10 +11,12 @@ Usage in a page::
     svc.integrations.create(actor, spec)
     state.done("Saved Shop")                             # clear read caches, flash, rerun
     state.done("Linked", scope=state.PROFILE_WRITE)      # ... but keep the settings readers
+    st.button("Link", on_click=link)  # where link() writes, then state.after_write("Linked"):
+                                      # the click's own run shows it (no second run)
 
 Rules: reads go through a ``@reader`` below (add one for a new read model); every write is
-followed by ``changed()`` (``done`` does it), so no page shows stale data after its own
-change. A write to one profile (link, unlink, refresh, suppression, open) passes
+followed by ``changed()`` (``done`` and ``after_write`` do it), so no page shows stale data
+after its own change. A write to one profile (link, unlink, refresh, suppression, open) passes
 ``scope=PROFILE_WRITE``: it drops every read model but the integration settings ones. Long work
 (a backfill) runs as a ``start_job`` background job the page polls with ``job(name)``.
 """
@@ -342,13 +344,20 @@ def show_flashes() -> None:
         getattr(st, kind)(message)
 
 
-def done(message: str | None = None, kind: FlashKind = "success",
-         scope: Scope | None = None) -> NoReturn:
-    """After a write: clear the read caches ``scope`` names (as ``changed``), flash
-    ``message``, and rerun the app."""
+def after_write(message: str | None = None, kind: FlashKind = "success",
+                scope: Scope | None = None) -> None:
+    """After a write made in a widget callback (``on_click=``): clear the read caches
+    ``scope`` names (as ``changed``) and flash ``message`` for the run that follows the
+    click, which then shows the result (one run a click, no ``st.rerun``)."""
     changed(scope)
     if message:
         flash(message, kind)
+
+
+def done(message: str | None = None, kind: FlashKind = "success",
+         scope: Scope | None = None) -> NoReturn:
+    """After a write in the script: as ``after_write``, then rerun the app."""
+    after_write(message, kind, scope)
     st.rerun()
 
 

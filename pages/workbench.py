@@ -78,6 +78,9 @@ FORM_SERIAL = "wb.search.form_serial"
 opened, closed, linked, unlinked): the fields' keys carry it."""
 SEARCH_SERIAL = "wb.search.serial"
 """Bumped by every search: the results table's and the system picker's keys carry it."""
+NOTES = "wb.notes"
+"""What a click's callback left to be shown, per place on the page (``note``): the run that
+follows shows it where the action's controls are; the run's end forgets the rest."""
 
 
 class Searched(NamedTuple):
@@ -112,6 +115,26 @@ def system_key(searched: Searched, row: int) -> str:
     return f"wb.link.system.{searched.customer_id}.{searched.serial}.{row}"
 
 
+# -- what a click's callback leaves for the run that follows ------------------------------------
+
+
+def note(place: str, message: str | ServiceError | None,
+         kind: state.FlashKind = "error") -> None:
+    """Keep ``message`` (an error, or text of ``kind``) to be shown at ``place`` by the run
+    that follows the click (a callback draws nothing itself)."""
+    if message is not None:
+        st.session_state.setdefault(NOTES, {}).setdefault(place, []).append((kind, message))
+
+
+def show_notes(place: str) -> None:
+    """Show (once) what the click's callback left for ``place``."""
+    for kind, message in st.session_state.get(NOTES, {}).pop(place, []):
+        if isinstance(message, ServiceError):
+            widgets.show_error(message)
+        else:
+            getattr(widgets, kind)(message)
+
+
 # -- integrations --------------------------------------------------------------------------------
 
 
@@ -123,22 +146,29 @@ def integrations(actor: Actor) -> list[SystemChoice]:
 # -- opening a profile ---------------------------------------------------------------------------
 
 
-def open_profile(svc: Services, actor: Actor, customer_id: str) -> None:
+def open_profile(svc: Services, actor: Actor, customer_id: str) -> ServiceError | None:
     """Make ``customer_id`` the open profile: ``profiles.open`` refreshes stale data and
-    auto-links it, and what it did is kept to be shown."""
+    auto-links it, and what it did is kept to be shown; the error when it failed."""
     forget_search()
     state.reset_widgets("wb.why.")
     st.session_state[CUSTOMER] = customer_id
     st.query_params["customer"] = customer_id
+    problem: ServiceError | None = None
     try:
         st.session_state[OPENED] = svc.profiles.open(actor, customer_id)
     except NotFound as exc:
         close_profile()
-        widgets.show_error(exc)
+        problem = exc
     except ServiceError as exc:
         st.session_state.pop(OPENED, None)
-        widgets.show_error(exc)
+        problem = exc
     state.changed(state.PROFILE_WRITE)
+    return problem
+
+
+def open_clicked(svc: Services, actor: Actor, customer_id: str, place: str) -> None:
+    """Callback of an Open button: open the profile; an error is shown at ``place``."""
+    note(place, open_profile(svc, actor, customer_id))
 
 
 def close_profile() -> None:
@@ -233,7 +263,10 @@ def find_section(svc: Services, actor: Actor) -> None:
         widgets.show_error(exc)
         return
     if submitted and criteria is not None and len(found) == 1:
-        open_profile(svc, actor, found[0].id)
+        problem = open_profile(svc, actor, found[0].id)
+        if problem is not None:
+            widgets.show_error(problem)
+    show_notes("find")
     if not found:
         widgets.info(f"No customer matches {label}." if criteria else "No customers yet.")
         return
@@ -252,9 +285,8 @@ def found_row(svc: Services, actor: Actor, summary: CustomerSummary) -> None:
         st.markdown(f"{present.bold(summary.name or '(no name)')} · "
                     f"{present.text(contact or 'no contact data')}{link}")
         current = st.session_state.get(CUSTOMER) == summary.id
-        if st.button("Open", key=f"wb.open.{summary.id}", disabled=current):
-            open_profile(svc, actor, summary.id)
-            st.rerun()
+        st.button("Open", key=f"wb.open.{summary.id}", disabled=current, on_click=open_clicked,
+                  args=(svc, actor, summary.id, "find"))
 
 
 class NewCustomer(NamedTuple):
@@ -268,37 +300,46 @@ class NewCustomer(NamedTuple):
 
 def create_section(svc: Services, actor: Actor) -> None:
     """Create a profile (name, email, phone with type); auto-linking runs at once. When it
-    looks like an existing customer, say which (with Open) and ask before creating another."""
+    looks like an existing customer, say which (with Open) and ask before creating another.
+    The buttons' callbacks do the work (``create_clicked``), so a click is one run."""
     errors = widgets.field_errors("wb.create")
     pending: tuple[NewCustomer, list[LookAlike]] | None = st.session_state.get(PENDING)
     with st.expander("New profile", expanded=bool(errors or pending), key="wb.create.open"):
         with st.form("wb.create", border=False):
-            name = st.text_input("Name", key="wb.create.name")
+            st.text_input("Name", key="wb.create.name")
             widgets.field_error(errors, "name")
-            email = st.text_input("Email", key="wb.create.email")
+            st.text_input("Email", key="wb.create.email")
             widgets.field_error(errors, "emails")
             number_col, type_col = st.columns([3, 1])
-            phone = number_col.text_input("Phone", key="wb.create.phone",
-                                          placeholder="+1 415 555 0134")
-            phone_type = type_col.selectbox("Type", PHONE_TYPES, key="wb.create.phone_type")
+            number_col.text_input("Phone", key="wb.create.phone", placeholder="+1 415 555 0134")
+            type_col.selectbox("Type", PHONE_TYPES, key="wb.create.phone_type")
             widgets.field_error(errors, "phones", "address")
-            submitted = st.form_submit_button("Create and auto-link", key="wb.create.submit",
-                                              type="primary")
-        if submitted:
-            draft = NewCustomer(name, email, phone, str(phone_type))
-            try:
-                alikes = find_lookalikes(svc.customers, actor, name,
-                                         [email] if email.strip() else [],
-                                         [phone] if phone.strip() else [])
-            except ServiceError as exc:
-                widgets.show_error(exc)
-                return
-            if not alikes:
-                create_customer(svc, actor, draft)
-                return
-            st.session_state[PENDING] = pending = (draft, alikes)
+            st.form_submit_button("Create and auto-link", key="wb.create.submit",
+                                  type="primary", on_click=create_clicked, args=(svc, actor))
+        show_notes("create")
         if pending is not None:
             confirm_lookalike(svc, actor, *pending)
+
+
+def create_clicked(svc: Services, actor: Actor) -> None:
+    """Callback of Create: create at once, or, when the new profile looks like existing
+    customers, keep it pending to ask first."""
+    values = st.session_state
+    draft = NewCustomer(str(values.get("wb.create.name", "")),
+                        str(values.get("wb.create.email", "")),
+                        str(values.get("wb.create.phone", "")),
+                        str(values.get("wb.create.phone_type", PHONE_TYPES[0])))
+    try:
+        alikes = find_lookalikes(svc.customers, actor, draft.name,
+                                 [draft.email] if draft.email.strip() else [],
+                                 [draft.phone] if draft.phone.strip() else [])
+    except ServiceError as exc:
+        note("create", exc)
+        return
+    if alikes:
+        st.session_state[PENDING] = (draft, alikes)
+    else:
+        create_customer(svc, actor, draft)
 
 
 def confirm_lookalike(svc: Services, actor: Actor, draft: NewCustomer,
@@ -311,33 +352,46 @@ def confirm_lookalike(svc: Services, actor: Actor, draft: NewCustomer,
                                  if v)
             widgets.warning(f"Looks like an existing customer: {alike.customer.name or '(no name)'}"
                             f" ({alike.reason}" + (f"; {contact}" if contact else "") + ").")
-            if st.button(f"Open {present.text(alike.customer.name or alike.customer.id)}",
-                         key=f"wb.create.lookalike.open.{alike.customer.id}", type="tertiary",
-                         icon=":material/open_in_new:"):
-                st.session_state.pop(PENDING, None)
-                open_profile(svc, actor, alike.customer.id)
-                st.rerun()
+            st.button(f"Open {present.text(alike.customer.name or alike.customer.id)}",
+                      key=f"wb.create.lookalike.open.{alike.customer.id}", type="tertiary",
+                      icon=":material/open_in_new:", on_click=open_lookalike,
+                      args=(svc, actor, alike.customer.id))
         again, cancel = st.columns(2)
-        if again.button("Create another profile anyway", key="wb.create.lookalike.confirm"):
-            st.session_state.pop(PENDING, None)
-            create_customer(svc, actor, draft)
-        if cancel.button("Cancel", key="wb.create.lookalike.cancel"):
-            st.session_state.pop(PENDING, None)
-            st.rerun()
+        again.button("Create another profile anyway", key="wb.create.lookalike.confirm",
+                     on_click=create_anyway, args=(svc, actor, draft))
+        cancel.button("Cancel", key="wb.create.lookalike.cancel", on_click=forget_pending)
+
+
+def forget_pending() -> None:
+    """Callback of the look-alike prompt's Cancel: nothing is created."""
+    st.session_state.pop(PENDING, None)
+
+
+def open_lookalike(svc: Services, actor: Actor, customer_id: str) -> None:
+    """Callback of a look-alike's Open: drop the pending create and open that profile."""
+    forget_pending()
+    open_clicked(svc, actor, customer_id, "create")
+
+
+def create_anyway(svc: Services, actor: Actor, draft: NewCustomer) -> None:
+    """Callback of "Create another profile anyway"."""
+    forget_pending()
+    create_customer(svc, actor, draft)
 
 
 def create_customer(svc: Services, actor: Actor, draft: NewCustomer) -> None:
-    """Create the profile, open it and say what auto-linking did (errors beside the fields)."""
+    """Create the profile, open it and say what auto-linking did (errors beside the fields);
+    called from a callback: the run that follows shows it all."""
     try:
         created = svc.customers.create(
             actor, draft.name, [draft.email] if draft.email.strip() else [],
             [PhoneInput(draft.phone, draft.phone_type)] if draft.phone.strip() else [])
     except InvalidInput as exc:
         widgets.remember_errors("wb.create", exc)
-        st.rerun()
+        return
     except ServiceError as exc:
         widgets.remember_errors("wb.create", None)
-        widgets.show_error(exc)
+        note("create", exc)
         return
     widgets.remember_errors("wb.create", None)
     state.reset_widgets("wb.create.")
@@ -346,7 +400,7 @@ def create_customer(svc: Services, actor: Actor, draft: NewCustomer) -> None:
     st.query_params["customer"] = created.customer.id
     st.session_state[OPENED] = created
     st.session_state.pop(FOUND, None)
-    state.done(scope=state.PROFILE_WRITE)
+    state.after_write(scope=state.PROFILE_WRITE)
 
 
 # -- the open profile ------------------------------------------------------------------------------
@@ -365,17 +419,17 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
     st.divider()
     head = st.container(horizontal=True, vertical_alignment="center")
     head.subheader(f"Customer: {present.text(view.name or '(no name)')}")
-    if head.button("Close", key="wb.close"):
-        close_profile()
-        st.rerun()
+    head.button("Close", key="wb.close", on_click=close_profile)
 
     def allow_again(suppression: SuppressionView) -> None:
-        act(lambda: svc.linking.clear_suppression(actor, view.id, suppression.integration_id),
+        act("card", lambda: svc.linking.clear_suppression(actor, view.id,
+                                                         suppression.integration_id),
             f"Auto-linking to {suppression.integration_name} is allowed again; it runs the "
             "next time the profile is opened.")
 
     widgets.customer_card(view, key="wb.card", on_allow_autolink=allow_again if can_link
                           else None)
+    show_notes("card")
     done = st.session_state.get(OPENED)
     if done is not None:
         show_what_happened(done)
@@ -386,16 +440,17 @@ def profile_section(svc: Services, actor: Actor, customer_id: str,
     why_section(actor, view, known)
 
 
-def act(call: Callable[[], object], message: str, kind: state.FlashKind = "success") -> None:
-    """Run a write on the open profile; on success clear caches, flash ``message`` and rerun;
-    else show why."""
+def act(place: str, call: Callable[[], object], message: str,
+        kind: state.FlashKind = "success") -> None:
+    """In a click's callback, run a write on the open profile; on success clear caches and
+    flash ``message`` for the run that follows, else show why at ``place``."""
     forget_opened()
     try:
         call()
     except ServiceError as exc:
-        widgets.show_error(exc)
+        note(place, exc)
         return
-    state.done(message, kind, state.PROFILE_WRITE)
+    state.after_write(message, kind, state.PROFILE_WRITE)
 
 
 def linked_systems(svc: Services, actor: Actor, view: CustomerView, can_link: bool) -> None:
@@ -441,16 +496,16 @@ def unlink_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) ->
 
 
 def refresh_one(svc: Services, actor: Actor, customer_id: str, link: LinkView) -> None:
-    """Refresh one linked system now and say how it went."""
+    """Callback of Refresh: refresh one linked system now and say how it went."""
     forget_opened()
     try:
         outcomes = svc.refresh.refresh(actor, customer_id, link.integration_id)
     except ServiceError as exc:
-        widgets.show_error(exc)
+        note(f"refresh.{link.integration_id}", exc)
         return
     failed = any(not o.ok for o in outcomes)
-    state.done(" ".join(refresh_lines(outcomes)) or "Nothing to refresh.",
-               "warning" if failed else "success", state.PROFILE_WRITE)
+    state.after_write(" ".join(refresh_lines(outcomes)) or "Nothing to refresh.",
+                      "warning" if failed else "success", state.PROFILE_WRITE)
 
 
 def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkView,
@@ -463,9 +518,10 @@ def linked_system(svc: Services, actor: Actor, view: CustomerView, link: LinkVie
         st.markdown(f"{present.bold(link.integration_name)} · external id "
                     f"{present.code(link.external_customer_id)} · "
                     f"{present.text(how)} {present.when(link.created_at)}")
-        if can_link and link.integration_active and st.button(
-                "Refresh", key=f"wb.refresh.{iid}", icon=":material/refresh:"):
-            refresh_one(svc, actor, view.id, link)
+        if can_link and link.integration_active:
+            st.button("Refresh", key=f"wb.refresh.{iid}", icon=":material/refresh:",
+                      on_click=refresh_one, args=(svc, actor, view.id, link))
+            show_notes(f"refresh.{iid}")
         if can_link:
             widgets.confirm_button(
                 "Unlink", key=f"wb.unlink.{iid}",
@@ -642,23 +698,31 @@ def link_choice(svc: Services, actor: Actor, view: CustomerView, row: SearchRow,
                 key: str) -> None:
     """Choose the system of the picked row (picker keyed ``key``) and link."""
     hits = {hit_label(h, view.id): h for h in row.systems}
-    choice = st.selectbox("System to link", list(hits), key=key)
-    if not st.button("Link", key="wb.link.submit", type="primary", icon=":material/link:"):
-        return
-    hit = hits[str(choice)]
+    st.selectbox("System to link", list(hits), key=key)
+    st.button("Link", key="wb.link.submit", type="primary", icon=":material/link:",
+              on_click=link_clicked, args=(svc, actor, view.id, hits, key))
+    show_notes("link")
+
+
+def link_clicked(svc: Services, actor: Actor, customer_id: str, hits: dict[str, SystemHit],
+                 key: str) -> None:
+    """Callback of Link: link the system chosen in the picker keyed ``key`` and say how it
+    went (with the refresh linking made)."""
+    hit = hits[str(st.session_state[key])]
     forget_opened()
     try:
-        outcome = svc.linking.link(actor, view.id, hit.integration_id, hit.external_customer_id)
+        outcome = svc.linking.link(actor, customer_id, hit.integration_id,
+                                   hit.external_customer_id)
     except ServiceError as exc:
-        widgets.show_error(exc)
+        note("link", exc)
         return
     forget_search()
     message = f"Linked to {hit.integration_name} (external id {hit.external_customer_id})."
     refresh = outcome.refresh
     if refresh is not None:
         message += " " + " ".join(refresh_lines([refresh]))
-    state.done(message, "success" if refresh is None or refresh.ok else "warning",
-               state.PROFILE_WRITE)
+    state.after_write(message, "success" if refresh is None or refresh.ok else "warning",
+                      state.PROFILE_WRITE)
 
 
 # -- why (not) linked ------------------------------------------------------------------------------
@@ -710,7 +774,9 @@ def main() -> None:
                         "linking needs the agent or admin role.")
     wanted = st.query_params.get("customer")
     if wanted and wanted != st.session_state.get(CUSTOMER):
-        open_profile(svc, actor, wanted)
+        problem = open_profile(svc, actor, wanted)
+        if problem is not None:
+            widgets.show_error(problem)
     if actor.can(Permission.EDIT_CUSTOMERS):
         find_col, create_col = st.columns([3, 2])
         with find_col:
@@ -731,6 +797,7 @@ def main() -> None:
             widgets.show_error(exc)
             known = []
         profile_section(svc, actor, customer_id, known)
+    st.session_state.pop(NOTES, None)  # what no place showed belonged to this click only
 
 
 if __name__ == "__main__":
