@@ -33,10 +33,11 @@ def customers_created_per_day(s: Session, start: datetime) -> dict[str, int]:
 
 
 def first_linked_before(s: Session, start: datetime) -> int:
-    """How many profiles (that still have a link) got their first link before ``start``."""
-    first_links = _first_links()
-    return int(s.scalar(select(func.count()).select_from(first_links)
-                        .where(first_links.c.at < start)) or 0)
+    """How many profiles (that still have a link) got their first link before ``start``: the
+    profiles with a link made before it (a range of the ``created_at`` index, not a grouping
+    of every link)."""
+    return int(s.scalar(select(func.count(func.distinct(Link.customer_id)))
+                        .where(Link.created_at < start)) or 0)
 
 
 def first_linked_per_day(s: Session, start: datetime) -> dict[str, int]:
@@ -45,10 +46,33 @@ def first_linked_per_day(s: Session, start: datetime) -> dict[str, int]:
 
 
 def unlinked_reason_counts(s: Session, integration_id: int) -> dict[str, int]:
-    """Profiles not linked to the integration, per reason (only reasons that occur)."""
-    sub = _unlinked(integration_id)[0].subquery()
-    rows = s.execute(select(sub.c.reason, func.count()).group_by(sub.c.reason)).all()
-    return {str(r): int(n) for r, n in rows}
+    """Profiles not linked to the integration, per reason (only reasons that occur), without
+    reading every profile (at 100,000 profiles a join of each with its links, suppression,
+    latest attempt and email took most of the Coverage page's time): the suppressed and the
+    tried are counted from the integration's suppressions and attempts, and "never tried" is
+    the rest of the profiles without a link (profiles minus the integration's links; a link,
+    a suppression or an attempt always has its profile: foreign keys)."""
+    unlinked = customer_count(s) - int(s.scalar(
+        select(func.count()).select_from(Link).where(Link.integration_id == integration_id))
+        or 0)
+    suppressed = int(s.scalar(select(func.count()).select_from(Suppression).where(
+        Suppression.integration_id == integration_id,
+        _no_link(Suppression.customer_id, integration_id))) or 0)
+    latest = (select(func.max(AutolinkOutcome.id).label("oid"))
+              .where(AutolinkOutcome.integration_id == integration_id)
+              .group_by(AutolinkOutcome.customer_id).subquery())
+    rows = s.execute(
+        select(AutolinkOutcome.outcome, func.count())
+        .join(latest, latest.c.oid == AutolinkOutcome.id)
+        .where(_no_link(AutolinkOutcome.customer_id, integration_id),
+               ~select(Suppression.customer_id).where(
+                   Suppression.customer_id == AutolinkOutcome.customer_id,
+                   Suppression.integration_id == integration_id).exists())
+        .group_by(AutolinkOutcome.outcome)).all()
+    counts = {str(o): int(n) for o, n in rows}
+    counts["suppressed"] = suppressed
+    counts["never_tried"] = unlinked - sum(counts.values())
+    return {reason: n for reason, n in counts.items() if n}
 
 
 def unlinked_page(s: Session, integration_id: int, reason: str | None, after: str | None,
@@ -62,6 +86,12 @@ def unlinked_page(s: Session, integration_id: int, reason: str | None, after: st
     if after is not None:
         query = query.where(Customer.id > after)
     return s.execute(query.order_by(Customer.id).limit(limit)).all()
+
+
+def _no_link(customer_id: Any, integration_id: int) -> Any:
+    """The profile ``customer_id`` (a column) has no link to the integration."""
+    return ~select(Link.id).where(Link.customer_id == customer_id,
+                                  Link.integration_id == integration_id).exists()
 
 
 def _first_links() -> Any:

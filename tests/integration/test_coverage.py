@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from linker.core.permissions import Actor, Role
 from linker.services.context import ServiceContext
@@ -122,3 +124,41 @@ def test_trend_of_the_linked_share(ctx: ServiceContext, seeded: dict[str, int]) 
 def test_summary_matches_the_report(ctx: ServiceContext, seeded: dict[str, int]) -> None:
     summary = CoverageService(ctx).summary(LEAD)
     assert (summary.customers, summary.linked) == (12, 2)
+
+
+def statements(ctx: ServiceContext, read: Callable[[], object]) -> list[str]:
+    """The SQL statements ``read`` sent to the database."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        read()
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_reason_counts_join_no_profile_to_its_email_and_links(ctx: ServiceContext,
+                                                              seeded: dict[str, int]) -> None:
+    # 100,000 profiles (issue 22): the counts joined every profile to its links, suppression,
+    # latest attempt and first email, only to count reasons; the worklist page still shows
+    # them.
+    sent = statements(ctx, lambda: CoverageService(ctx).reason_counts(LEAD, seeded["shop"]))
+    counting = [q for q in sent if "count(" in q.lower()]
+    assert counting and not [q for q in counting if "customer_emails" in q
+                             or "LEFT OUTER JOIN" in q.upper()], counting
+    page = statements(ctx, lambda: CoverageService(ctx).worklist(LEAD, seeded["shop"]))
+    assert any("customer_emails" in q for q in page)
+
+
+def test_the_trend_counts_earlier_first_links_without_grouping_every_link(
+        ctx: ServiceContext, seeded: dict[str, int]) -> None:
+    # The profiles first linked before the window are the profiles with a link made before
+    # it: a range of the created_at index, not a GROUP BY over every link.
+    sent = statements(ctx, lambda: CoverageService(ctx).trend(LEAD, 2))
+    before = [q for q in sent if "links" in q and "GROUP BY" not in q.upper()
+              and "count(" in q.lower()]
+    assert before, sent
