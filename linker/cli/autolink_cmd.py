@@ -27,6 +27,7 @@ from linker.cli.common import (
 from linker.core.outcomes import outcome_label
 from linker.services.backfill import (
     MAX_CONCURRENCY,
+    BackfillPhase,
     BackfillProgress,
     BackfillService,
     BackfillSummary,
@@ -106,16 +107,37 @@ def integration_ids(ctx: ServiceContext, names: Sequence[str]) -> list[int]:
 
 
 class ProgressBar:
-    """A one-line text progress bar redrawn in place on a terminal (every 10 % otherwise)."""
+    """A one-line text progress bar redrawn in place on a terminal (every 10 % otherwise).
+
+    Before the first batch, ``phase`` shows the run's steps (healing, finding the profiles,
+    with the time each has taken so far), then the bar at 0 of N."""
 
     def __init__(self, stream: TextIO, *, dry_run: bool) -> None:
         self.stream = stream
         self.dry_run = dry_run
         self.tty = stream.isatty()
         self._last_tenth = -1
+        self._last_step: BackfillPhase | None = None
 
     def __call__(self, p: BackfillProgress) -> None:
         """Draw the state after a batch."""
+        self._draw(p)
+
+    def phase(self, p: BackfillProgress) -> None:
+        """Show a step before the first batch (on a terminal each report; otherwise the
+        step's first), then the bar once the profiles are known (``TRYING``)."""
+        if p.phase is BackfillPhase.TRYING:
+            self._draw(p)
+            return
+        first = p.phase is not self._last_step
+        self._last_step = p.phase
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + p.step_text())
+        elif first:
+            self.stream.write(p.step_text() + "\n")
+        self.stream.flush()
+
+    def _draw(self, p: BackfillProgress) -> None:
         rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
         filled = int(BAR_WIDTH * p.fraction)
         shown = ", ".join(f"{outcome_label(k, dry_run=self.dry_run)} {v}"
@@ -213,7 +235,8 @@ def run_backfill(args: argparse.Namespace) -> int:
             try:
                 summary = BackfillService(ctx).run(
                     CLI_ACTOR, integration_ids=ids, dry_run=args.dry_run,
-                    concurrency=args.concurrency, progress=bar, cancel=cancel)
+                    concurrency=args.concurrency, progress=bar, cancel=cancel,
+                    phases=bar.phase)
             finally:
                 bar.close()
         print_summary(summary)

@@ -34,6 +34,9 @@ How it works:
 - *Dry run*: sends the same auto-link requests and reports what would happen, but records
   nothing except the exchanges (trigger ``backfill``, actor ``<user> (backfill dry run)``): no
   link, no outcome, no progress. It ignores the progress of interrupted runs.
+- *Progress*: ``progress`` hears each batch, in order; ``phases`` the steps before the first
+  (healing, with links done of total; finding the profiles; then 0 of N), each with its start
+  time, so a display moves even while one query runs.
 - *Cancel*: the ``cancel`` event is checked before each batch is launched; the batches in
   flight (the one ending and the one launched behind it) complete.
 - *Per-profile results*: the summary lists the attempts one by one (``results``), bounded to
@@ -57,6 +60,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -119,19 +123,48 @@ P = TypeVar("P")
 R = TypeVar("R")
 
 
+class BackfillPhase(StrEnum):
+    """What a run is doing: its steps before the first batch, then trying the profiles."""
+
+    HEALING = "healing interrupted links"
+    """Refreshing links of earlier runs that have no pulled data (real runs only)."""
+    FINDING = "finding profiles to try"
+    """Reading which profiles are not linked to every chosen integration."""
+    TRYING = "trying profiles"
+    """The batches: ``done`` of ``total`` profiles."""
+
+
 @dataclass(frozen=True)
 class BackfillProgress:
-    """Where a running backfill is: profiles done of the total, and outcomes so far."""
+    """Where a running backfill is: profiles done of the total, and outcomes so far.
+
+    Before the first batch (``phase`` HEALING or FINDING) ``done`` and ``total`` count that
+    step's items (links healed of those to heal; nothing while finding) and ``since`` is when
+    the step began (``time.time()``), so a display can say how long it has taken."""
 
     done: int
     total: int
     counts: dict[str, int]
     elapsed_s: float
+    phase: BackfillPhase = BackfillPhase.TRYING
+    since: float | None = None
+    """Wall-clock start of the step (``time.time()``); None for the batches' reports."""
 
     @property
     def fraction(self) -> float:
-        """Share of the profiles done (1.0 when there is nothing to do)."""
+        """Share of the step done (1.0 when there is nothing to do; 0.0 while finding)."""
+        if self.phase is BackfillPhase.FINDING:
+            return 0.0
         return self.done / self.total if self.total else 1.0
+
+    def step_text(self, now: float | None = None) -> str:
+        """The step in words with how long it has taken so far (``now``: ``time.time()``),
+        e.g. ``finding profiles to try… 12 s``; while trying profiles, ``done of total``."""
+        if self.phase is BackfillPhase.TRYING:
+            return f"{self.done} of {self.total} profiles"
+        took = max(0.0, (time.time() if now is None else now) - (self.since or 0.0))
+        items = f": {self.done:,} of {self.total:,} links" if self.total else ""
+        return f"{self.phase.value}{items}… {took:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -381,6 +414,27 @@ class BackfillChoice:
     name: str
 
 
+class _StepTeller:
+    """Reports a run's steps before its first batch to the ``phases`` callback of ``run``."""
+
+    def __init__(self, report: Callable[[BackfillProgress], None] | None) -> None:
+        self.report = report
+        self.phase: BackfillPhase | None = None
+        self.since = time.time()
+
+    def __call__(self, phase: BackfillPhase, done: int = 0, total: int = 0) -> None:
+        """Tell that the run is at ``phase`` (``done`` of ``total`` of its items)."""
+        if phase is not self.phase:
+            self.phase, self.since = phase, time.time()
+        if self.report is not None:
+            self.report(BackfillProgress(done, total, _zeros(), time.time() - self.since,
+                                         phase, self.since))
+
+    def healing(self, done: int, total: int) -> None:
+        """The healing step's progress (links refreshed of those without data)."""
+        self(BackfillPhase.HEALING, done, total)
+
+
 class BackfillService:
     """Auto-links existing unlinked profiles in bulk (see the module docstring)."""
 
@@ -400,16 +454,21 @@ class BackfillService:
         cancel: threading.Event | None = None,
         batch_size: int | None = None,
         max_results: int = MAX_RESULTS,
+        phases: Callable[[BackfillProgress], None] | None = None,
     ) -> BackfillSummary:
         """Auto-link every unlinked profile of the chosen integrations (all eligible by default).
 
         ``concurrency`` bounds requests in flight (1..256); ``progress`` is called after every
-        batch, in order (in the calling thread); ``cancel`` is checked before each batch is
-        launched (the two in flight complete); ``max_results`` bounds the per-attempt
-        ``results`` of the summary (0 lists none). Raises
-        PermissionDenied without RUN_BACKFILL and InvalidInput for bad arguments or unusable
-        integrations. Several processes split a backfill with ``BackfillJobs`` (chunk jobs,
-        or one shard per process)."""
+        batch, in order (in the calling thread); ``phases`` is called, in the calling thread,
+        with the steps before the first batch: ``HEALING`` (real runs: before the links
+        without data are read, once they are known and after each round of refreshes),
+        ``FINDING`` (before the profiles are read), then ``TRYING`` 0 of N as soon as the
+        profiles are known (a display passes one function as both); ``cancel`` is checked
+        before each batch is launched (the two in flight complete); ``max_results`` bounds
+        the per-attempt ``results`` of the summary (0 lists none). Raises PermissionDenied
+        without RUN_BACKFILL and InvalidInput for bad arguments or unusable integrations.
+        Several processes split a backfill with ``BackfillJobs`` (chunk jobs, or one shard
+        per process)."""
         actor.require(Permission.RUN_BACKFILL, "run an auto-link backfill")
         problems: dict[str, str] = {}
         if not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -423,14 +482,18 @@ class BackfillService:
         integrations = self._integrations(integration_ids)
         state = _Run(actor, integrations, dry_run, concurrency,
                      run_key([i.id for i in integrations]), max_results)
+        tell = _StepTeller(phases)
         lease = acquire(self.ctx.db, [(i.id, i.name) for i in integrations],
                         holder_name(actor.username), self.ctx.now())
         with LeaseKeeper(self.ctx.db, lease, self.ctx.now) as keeper, Registered(
                 self.ctx.db, self.ctx.now, new_run_id(), [i.name for i in integrations],
                 "dry run" if dry_run else "", lease.holder, 0, cancel) as live:
-            healed, heal_failed = (0, 0) if dry_run else self._heal(state, None, live.cancel)
+            healed, heal_failed = (0, 0) if dry_run else self._heal(
+                state, None, live.cancel, tell=tell.healing)
+            tell(BackfillPhase.FINDING)
             pending, resumed = self._pending(state)
             live.report(0, len(pending))
+            tell(BackfillPhase.TRYING, 0, len(pending))
             size = batch_size or max(64, concurrency * 16)
             summary = run_sync(lambda: self._run_async(state, pending, resumed, size,
                                                        live.tracking(progress), live.cancel,
@@ -527,24 +590,31 @@ class BackfillService:
 
     def _heal(self, state: _Run, shard: tuple[int, int] | None,
               cancel: threading.Event | None, only: tuple[str, str] | None = None, *,
-              before: datetime | None = None, since: datetime | None = None
-              ) -> tuple[int, int]:
+              before: datetime | None = None, since: datetime | None = None,
+              tell: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         """Refresh links to the run's integrations that have no successfully pulled data
         (a run killed between linking and its DETAILED lookup leaves such links); ``shard``,
         ``only``, ``before`` and ``since`` limit it to the shard's profiles, to those with
-        ids from ``only[0]`` to ``only[1]`` and to links made before / since a time."""
+        ids from ``only[0]`` to ``only[1]`` and to links made before / since a time.
+        ``tell(done, total)`` hears where it is: 0 of 0 before the links are read, 0 of N
+        once they are (when there are any), then after each round."""
+        tell = tell or (lambda done, total: None)
+        tell(0, 0)
         with self.ctx.db.session(readonly=True) as session:
             rows = runs_store.links_without_data(
                 session, [i.id for i in state.integrations], only, created_before=before,
                 created_since=since)
         pairs = [(cid, iid) for cid, iid in rows if in_shard(cid, shard)]
         healed = failed = 0
+        if pairs:
+            tell(0, len(pairs))
         for start in range(0, len(pairs), HEAL_BATCH):
             if cancel is not None and cancel.is_set():
                 break
             outcomes = refresh_pairs(self.ctx, state.actor, pairs[start:start + HEAL_BATCH])
             healed += sum(1 for o in outcomes if o.ok)
             failed += sum(1 for o in outcomes if not o.ok)
+            tell(healed + failed, len(pairs))
         return healed, failed
 
     # -- planning -------------------------------------------------------------------------
