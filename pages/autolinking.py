@@ -40,7 +40,12 @@ from dashboard.widgets import (
 from linker.core.autolink import Outcome
 from linker.core.outcomes import outcome_label
 from linker.core.permissions import Actor, Permission
-from linker.services.backfill import BackfillAttempt, BackfillProgress, BackfillSummary
+from linker.services.backfill import (
+    BackfillAttempt,
+    BackfillPhase,
+    BackfillProgress,
+    BackfillSummary,
+)
 from linker.services.backfill_jobs import RunStatus
 from linker.services.errors import ServiceError
 from linker.services.integrations import IntegrationView
@@ -194,7 +199,7 @@ def start_backfill(actor: Actor, integration_ids: list[int], dry_run: bool) -> N
 
     def work(report: Callable[[Any], None], cancel: threading.Event) -> BackfillSummary:
         return svc.backfill.run(actor, integration_ids=integration_ids, dry_run=dry_run,
-                                progress=report, cancel=cancel)
+                                progress=report, phases=report, cancel=cancel)
 
     label = "dry run" if dry_run else "backfill"
     if not dry_run:
@@ -279,7 +284,9 @@ def result_row(result: BackfillAttempt, label: Callable[[str], str]) -> dict[str
 
 @st.fragment(run_every=1.0)
 def backfill_progress() -> None:
-    """The running job's progress bar and Cancel, refreshed every second."""
+    """The running job's progress bar and Cancel, refreshed every second: the step the run
+    is at before its first batch (healing, finding the profiles, with its time so far), then
+    profiles done of the total."""
     job = state.job(JOB)
     if job is None:
         return
@@ -287,12 +294,14 @@ def backfill_progress() -> None:
         st.rerun()  # the whole page shows the summary
     progress = job.progress
     started = f"{job.label.capitalize()} started by {job.started_by} at {when(job.started_at)}"
-    if isinstance(progress, BackfillProgress):
+    if not isinstance(progress, BackfillProgress):
+        st.progress(0.0, text=f"{started}: starting…")
+    elif progress.phase is BackfillPhase.TRYING:
         linked = progress.counts.get("linked", 0)
-        st.progress(progress.fraction, text=f"{started}: {progress.done} of {progress.total} "
-                    f"profiles, {linked} linked so far")
-    else:
-        st.progress(0.0, text=f"{started}: finding the profiles to process…")
+        st.progress(progress.fraction, text=f"{started}: {progress.step_text()}, {linked} "
+                    "linked so far")
+    else:  # a step before the first batch, with the time it has taken (redrawn every second)
+        st.progress(progress.fraction, text=f"{started}: {progress.step_text()}")
     if job.cancel.is_set():
         st.caption("Cancelling after the batches in flight…")
     elif st.button("Cancel", key="backfill.cancel", icon=":material/cancel:"):

@@ -4,14 +4,19 @@ first) against the real reference adaptor; every other role cannot reach the pag
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from linker.adaptor import BackgroundServer, create_app, load_dataset, parse_fault
 from linker.core.permissions import SYSTEM
+from linker.services.backfill import BackfillService
 from linker.services.facade import Services
 from linker.store.models import BackfillRun
 from tests.apptest.conftest import (
@@ -258,3 +263,56 @@ def test_backfill_dry_run_lists_each_profile(app_as: Callable[..., AppTest],
     assert list(rows["Customer"]) == [by_name["Taken"]["Customer"]]
     assert list(rows["Outcome"]) == ["conflict"]
     assert any(c.startswith("1 of the 4 listed attempt(s) shown") for c in texts(at.caption))
+
+
+def test_backfill_progress_names_the_step_before_the_first_batch(
+        app_as: Callable[..., AppTest], services: Services, shop_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the run finds its profiles the bar says so, with the time it has taken; once they
+    are known (the first batch still running) it says 0 of N."""
+    make_integration(services, "Shop", shop_url, autolink_enabled=True,
+                     autolink_fields=("email",))
+    unique = shop_person("unique")
+    import_people(services, (unique.name, unique.email))
+    finding, first_batch = hold(monkeypatch, "_pending"), hold(monkeypatch, "_plan")
+    at = app_as("admin", page=PAGE)
+    at.button(key="backfill.dry_run").click().run()
+    try:
+        run_until(at, lambda a: finding.reached.is_set()
+                  and "finding profiles to try" in bar_text(a), "the finding step")
+        assert re.search(r"Dry run started by admin-user .*: finding profiles to try… \d+ s$",
+                         bar_text(at)), bar_text(at)
+        finding.release.set()
+        run_until(at, lambda a: first_batch.reached.is_set()
+                  and ": 0 of 1 profiles" in bar_text(a), "0 of 1 profiles")
+    finally:
+        finding.release.set()
+        first_batch.release.set()
+    run_until(at, lambda a: any("Dry run of Shop" in m for m in texts(a.markdown)),
+              "the dry run summary")
+
+
+@dataclass
+class Held:
+    """A service step held until the test releases it."""
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+def hold(monkeypatch: pytest.MonkeyPatch, method: str) -> Held:
+    """Hold ``BackfillService.<method>`` (the run's thread) until released."""
+    held, original = Held(), getattr(BackfillService, method)
+
+    def waiting(*args: Any) -> Any:
+        held.reached.set()
+        held.release.wait(DEADLINE_S)
+        return original(*args)
+
+    monkeypatch.setattr(BackfillService, method, waiting)
+    return held
+
+
+def bar_text(at: AppTest) -> str:
+    """The progress bar's text ("" when there is none)."""
+    return str(at.progress[0].proto.text) if at.progress else ""
