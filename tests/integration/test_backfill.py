@@ -160,7 +160,9 @@ def test_dry_run_lists_each_profile_with_its_reason(world: World) -> None:
     assert summary.results_left_out == 0
     by_customer = {r.customer_id: r for r in summary.results}
     assert len(summary.results) == len(by_customer) == len(pop.candidates)
-    assert [r.customer_id for r in summary.results] == sorted(pop.candidates)  # order made
+    # would-be links first, then the other telling outcomes, then the rest; each in order made
+    assert [r.customer_id for r in summary.results] == sorted(
+        pop.candidates, key=lambda c: (listing_rank(by_customer[c].outcome), c))
     assert {r.integration_name for r in summary.results} == {"Shop"}
     exchange_ids = {e.id for e in world.exchanges()}
 
