@@ -89,6 +89,9 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 ADMIN = next(a for a in DEMO_ACCOUNTS if a.username == "admin")
 BIG_DB = ROOT / ".linker" / "big.db"
+EXISTING_HOME = ROOT / ".linker" / "browser-bench-home"
+"""LINKER_HOME of runs on an existing database: its secret key decrypts what the first run
+stored (a new database from bench/gen_big_db.py holds no secret yet)."""
 TIMEOUT_MS = 60_000
 QUIET_MS = 300
 PAGES = {"Health": "Health", "Link workbench": "Link workbench", "Integrations": "Integrations",
@@ -544,7 +547,11 @@ def running_site(database_url: str = "", latency_ms: int = 30,
     """Adaptors, the database (the seeded demo, or ``database_url`` prepared) and Streamlit on
     free loopback ports (``server_env`` added to its environment), stopped on exit."""
     integrations = bench_integrations(latency_ms)
-    home = Path(tempfile.mkdtemp(prefix="linker-browser-bench-"))
+    # An existing database keeps one home, so its secret key (which encrypted the integrations'
+    # secrets on the first run) is found again; the seeded demo gets a new one each time.
+    home = (EXISTING_HOME if database_url
+            else Path(tempfile.mkdtemp(prefix="linker-browser-bench-")))
+    home.mkdir(parents=True, exist_ok=True)
     settings = (Settings(home=home, database_url=database_url, secret_key=None) if database_url
                 else demo_settings(home))
     with DemoAdaptors(dict.fromkeys((i.key for i in integrations), 0),
