@@ -117,24 +117,25 @@ class ProgressBar:
         self.dry_run = dry_run
         self.tty = stream.isatty()
         self._last_tenth = -1
-        self._last_step: BackfillPhase | None = None
+        self._last_step: tuple[BackfillPhase, int] | None = None
 
     def __call__(self, p: BackfillProgress) -> None:
         """Draw the state after a batch."""
         self._draw(p)
 
     def phase(self, p: BackfillProgress) -> None:
-        """Show a step before the first batch (on a terminal each report; otherwise the
-        step's first), then the bar once the profiles are known (``TRYING``)."""
+        """Show a step before the first batch (on a terminal each report; otherwise when the
+        step changes and at every tenth of its items), then the bar once the profiles are
+        known (``TRYING``)."""
         if p.phase is BackfillPhase.TRYING:
             self._draw(p)
             return
-        first = p.phase is not self._last_step
-        self._last_step = p.phase
+        step = (p.phase, int(p.fraction * 10) if p.total else -1)
         if self.tty:
             self.stream.write("\r\x1b[2K" + p.step_text())
-        elif first:
+        elif step != self._last_step:
             self.stream.write(p.step_text() + "\n")
+        self._last_step = step
         self.stream.flush()
 
     def _draw(self, p: BackfillProgress) -> None:

@@ -5,10 +5,12 @@ those steps before its progress bar."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
+from linker.cli.autolink_cmd import ProgressBar
 from linker.cli.main import main
 from linker.services.backfill import BackfillPhase, BackfillProgress
 from tests.integration.test_backfill import (
@@ -78,3 +80,17 @@ def test_cli_prints_the_steps_before_the_bar(served: tuple[World, object],
     zero = re.search(r"^\[-+\]\s+0% 0/14 profiles", err, re.MULTILINE)
     assert finding and zero, err
     assert finding.start() < zero.start() < err.index("14/14 profiles")
+
+
+def test_cli_healing_lines_off_a_terminal_come_at_each_tenth() -> None:
+    import io
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, dry_run=False)
+    for done, total in [(0, 0), (0, 100), (5, 100), (10, 100), (19, 100), (64, 100)]:
+        bar.phase(BackfillProgress(done, total, {}, 0.0, HEALING, since=time.time()))
+    bar.phase(BackfillProgress(0, 0, {}, 0.0, FINDING, since=time.time()))
+    lines = [re.sub(r"… \d+ s$", "…", line) for line in stream.getvalue().splitlines()]
+    assert lines == ["healing interrupted links…", "healing interrupted links: 0 of 100 links…",
+                     "healing interrupted links: 10 of 100 links…",
+                     "healing interrupted links: 64 of 100 links…", "finding profiles to try…"]
