@@ -3,6 +3,9 @@
 Agents and admins do everything here; support leads read (find, open, the card, pulled data,
 "Why (not) linked?") without any control that changes something. Every action is one service
 call (``dashboard.state.services()``); this page only lays out what the services return.
+A button that writes does it in its ``on_click`` callback, so a click costs one script run:
+the run that follows shows the result (the flash message, or the error the callback kept
+with ``note`` for ``show_notes`` to show where the action's controls are).
 
 Widget keys (the AppTest and e2e tests use them):
 

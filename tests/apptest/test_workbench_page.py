@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from linker.adaptor.datasets import DEFAULT_SIZE
-from linker.core.permissions import SYSTEM
+from linker.core.permissions import SYSTEM, Actor, Role
 from linker.demo import DEMO_INTEGRATIONS, DemoAdaptors, DemoCustomer, seed_demo
 from linker.services.facade import Services
 from tests.apptest.conftest import shown, texts
@@ -522,3 +522,24 @@ def test_what_opening_did_is_no_longer_shown_after_a_link(
     at = ok(at.button(key="wb.link.submit").click().run())
     assert any(s.startswith("Linked to Shop") for s in texts(at.success)), texts(at.success)
     assert not opening_shown(at), opening_shown(at)
+
+
+def test_a_link_that_collides_says_why_beside_link_once(
+        workbench: Callable[[str], AppTest], seeded: Services) -> None:
+    # Link writes in the button's callback: its error is shown by the run that follows the
+    # click, where Link is (the results stay), and not again on a later run.
+    at = find(workbench("agent"), "Email", GRACE.emails[0])
+    at.selectbox(key="wb.search.in").select("Shop")
+    at = ok(at.button(key="wb.search.submit").click().run())
+    at = select_row_0(at)
+    external_id = system_picker(at).options[0].split(" · ")[1]
+    other = seeded.customers.create(SYSTEM, "Someone Else", []).customer.id
+    seeded.linking.link(Actor("admin-user", Role.ADMIN), other, integration_id(seeded, "Shop"),
+                        external_id)
+    at = ok(at.button(key="wb.link.submit").click().run())
+    assert texts(at.error) == [f"external record {external_id} is already linked to Someone "
+                               f"Else (id {other}) in Shop; unlink it there first"]
+    assert not at.success
+    assert len(results_keys(at)) == 1
+    at = ok(at.run())
+    assert not at.error
