@@ -177,6 +177,9 @@ class Timing:
     finished: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    browser_s: float = 0.0
+    """The renderer's main thread busy meanwhile (chromium's TaskDuration: script, style,
+    layout, paint), from the DevTools protocol's Performance domain."""
 
 
 class Wire:
@@ -218,6 +221,21 @@ def watch(page: Page) -> Wire:
     page.add_init_script(OBSERVER)
     page.on("websocket", lambda ws: ws.on("framereceived", wire.received))
     return wire
+
+
+class RendererClock:
+    """How long the page's renderer main thread has been busy (seconds), read through the
+    DevTools protocol (``Performance.getMetrics``: ``TaskDuration``), so an action's front-end
+    share is the difference of two readings."""
+
+    def __init__(self, page: Page) -> None:
+        self.session = page.context.new_cdp_session(page)
+        self.session.send("Performance.enable")
+
+    def busy_s(self) -> float:
+        """Seconds of main-thread tasks so far."""
+        metrics = self.session.send("Performance.getMetrics")["metrics"]
+        return float(next((m["value"] for m in metrics if m["name"] == "TaskDuration"), 0.0))
 
 
 def quiet(page: Page) -> None:
@@ -465,11 +483,13 @@ def all_actions(url: str, profile: Profile) -> list[Action]:
 # -- timing -------------------------------------------------------------------------------------
 
 
-def measure(page: Page, wire: Wire, clock: ExchangeClock, action: Action) -> Timing:
+def measure(page: Page, wire: Wire, clock: ExchangeClock, action: Action,
+            renderer: RendererClock | None = None) -> Timing:
     """Prepare (untimed), click, wait until settled, and read the figures."""
     action.prepare(page)
     quiet(page)
     clock.since_mark()
+    renderer_before = renderer.busy_s() if renderer else 0.0
     before = page.evaluate("window.__bench.begin()")
     wire.reset()
     action.click(page)
@@ -486,18 +506,20 @@ def measure(page: Page, wire: Wire, clock: ExchangeClock, action: Action) -> Tim
     return Timing(action.name, (seen["end"] - seen["start"]) / 1000, wire.sessions, runs,
                   seen["running"] / 1000, exchanges, busy, wire.messages, wire.size / 1024,
                   wire.deltas, seen["elements"], seen["nodes"], dict(wire.finished),
-                  dict(wire.kinds))
+                  dict(wire.kinds),
+                  browser_s=(renderer.busy_s() - renderer_before) if renderer else 0.0)
 
 
 def run_actions(page: Page, wire: Wire, clock: ExchangeClock, actions: Sequence[Action],
                 only: str = "", log: Callable[[str], None] = print) -> list[Timing]:
     """Measure each action; a failure is recorded and printed, and the run goes on."""
     timings: list[Timing] = []
+    renderer = RendererClock(page)
     for action in actions:
         if only and only not in action.name and not action.name.startswith("sign in"):
             continue
         try:
-            timing = measure(page, wire, clock, action)
+            timing = measure(page, wire, clock, action, renderer)
             log(f"  {action.name:<40} {timing.seconds * 1000:>6.0f} ms"  # type: ignore[operator]
                 f"  runs {timing.runs}")
         except Exception as exc:  # the bench goes on; the table shows the failure
@@ -654,7 +676,7 @@ def summary(rounds: Sequence[Sequence[Timing]]) -> list[dict[str, Any]]:
         if secs:
             row.update(median=median(secs), min=min(secs), max=max(secs))
             for key in ("runs", "seen_runs", "running_s", "exchanges", "adaptor_s", "messages",
-                        "kbytes", "deltas", "elements", "nodes"):
+                        "kbytes", "deltas", "elements", "nodes", "browser_s"):
                 row[key] = median([getattr(t, key) for t in ok])
             row["added"] = median([t.seconds - t.adaptor_s for t in ok  # type: ignore[operator]
                                    ])
@@ -665,17 +687,17 @@ def summary(rounds: Sequence[Sequence[Timing]]) -> list[dict[str, Any]]:
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The summary as a Markdown table (milliseconds)."""
     lines = ["| action | median | min–max | runs (server / seen) | adaptors | added | "
-             "KB sent | deltas | elements |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "browser main thread | KB sent | deltas | elements |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if not r["n"]:
-            lines.append(f"| {r['action']} | failed: {r['errors'][0][:80]} | | | | | | | |")
+            lines.append(f"| {r['action']} | failed: {r['errors'][0][:80]} | | | | | | | | |")
             continue
         lines.append(
             f"| {r['action']} | {r['median'] * 1000:.0f} | {r['min'] * 1000:.0f}–"
             f"{r['max'] * 1000:.0f} | {r['runs']:g} / {r['seen_runs']:g} | "
             f"{r['adaptor_s'] * 1000:.0f} ({r['exchanges']:g}) | {r['added'] * 1000:.0f} | "
-            f"{r['kbytes']:.0f} | {r['deltas']:g} | "
+            f"{r['browser_s'] * 1000:.0f} | {r['kbytes']:.0f} | {r['deltas']:g} | "
             f"{r['elements']:g} |" + (f" {len(r['errors'])} failed" if r["errors"] else ""))
     return "\n".join(lines)
 

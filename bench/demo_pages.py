@@ -165,7 +165,7 @@ def workbench_round(url: str, email: str) -> dict[str, tuple[float, int, float, 
     at.run()
     at = step("search Shop", lambda: at.button(key="wb.search.submit").click().run())
     [table] = [d.key for d in at.dataframe if str(d.key).startswith("wb.results.")]
-    at.session_state[table] = SELECT_ROW_0  # the results table is keyed per profile and search
+    at.session_state[str(table)] = SELECT_ROW_0  # the results table is keyed per profile and search
     at.run()
     at = step("link (+ its detailed lookup)", lambda: at.button(key="wb.link.submit").click().run())
     with clock.engine.connect() as connection:

@@ -35,6 +35,7 @@ def test_the_browser_bench_times_sign_in_a_page_and_a_workbench_action(
         assert not timing.error, timing
         assert timing.seconds is not None and timing.seconds > 0, timing
         assert timing.runs >= 1 and timing.messages >= 1 and timing.elements >= 1, timing
+        assert timing.browser_s > 0, timing  # the renderer drew what the run sent
     # Opening the profile auto-links nothing new but refreshes Shop and Loyalty: their
     # exchanges are the adaptors' share.
     assert timings[2].exchanges >= 1 and timings[2].adaptor_s > 0, timings[2]
