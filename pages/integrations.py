@@ -222,8 +222,8 @@ def refill_when_changed(prefix: str, view: IntegrationView) -> None:
     write back over the change)."""
     values = {prefix + field: value for field, value in prefill(view).items()}
     if state.refill_widgets(prefix + "filled", view.updated_at, values):
-        st.info(f"{view.name} was changed elsewhere since this form was filled: it shows the "
-                "stored settings again.")
+        st.info(f"{text(view.name)} was changed elsewhere since this form was filled: it shows "
+                "the stored settings again.")
 
 
 def integration_form(actor: Actor, view: IntegrationView | None) -> None:
